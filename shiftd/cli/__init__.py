@@ -1,0 +1,1 @@
+"""Command-line entry points: ``shiftd`` (run, demo, check-config) and ``shiftctl``."""

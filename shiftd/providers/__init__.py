@@ -1,0 +1,1 @@
+"""Metric providers for analysis, one module per provider behind a small Protocol."""

@@ -1,0 +1,1 @@
+"""The daemon: root task group, event queue, reconciler, writers, timers and signal handling."""
