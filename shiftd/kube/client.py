@@ -1,0 +1,477 @@
+"""The Kubernetes API client: raw-JSON REST and watch over kubernetes_asyncio's transport.
+
+kubernetes_asyncio supplies the connection setup (kubeconfig or in-cluster configuration,
+TLS, bearer tokens and their refresh) and its aiohttp session; requests go through
+``ApiClient.call_api`` with ``_preload_content=False`` so that bodies are read as bytes and
+parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
+fields they do not know (Argo and Istio custom resources are all unknown fields) and are slow.
+
+Every request has a timeout, takes a token from the QPS/burst bucket (watches excepted), and
+is reported once to ``on_request(verb, status_code)`` (0 when no HTTP answer came). Failures
+raise the exceptions of :mod:`shiftd.kube.errors`. The client does not retry writes; retrying
+is the caller's policy. Idempotent reads (get, list) are retried a few times, quickly, when
+the connection fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType, TracebackType
+from typing import Any, Literal, Self, TypeAlias, cast, get_args
+
+import aiohttp
+import anyio
+import orjson
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+
+from shiftd.kube.errors import (
+    ConnectionFailed,
+    RequestTimeout,
+    TransportError,
+    error_from_response,
+    error_from_status,
+)
+from shiftd.kube.ratelimit import TokenBucket
+from shiftd.kube.resources import ResourceKind
+
+__all__ = [
+    "JsonLinesDecoder",
+    "JsonObject",
+    "KubeClient",
+    "PatchType",
+    "RequestHook",
+    "WatchEvent",
+    "WatchEventType",
+]
+
+logger = logging.getLogger(__name__)
+
+JsonObject: TypeAlias = dict[str, Any]
+ObjectList: TypeAlias = list[JsonObject]
+Query: TypeAlias = list[tuple[str, str]]
+PatchType = Literal["merge", "json", "strategic", "apply"]
+WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete"]
+RequestHook: TypeAlias = Callable[[str, int], None]
+
+PATCH_CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType(
+    {
+        "merge": "application/merge-patch+json",
+        "json": "application/json-patch+json",
+        "strategic": "application/strategic-merge-patch+json",
+        # JSON is YAML, so an apply configuration can be sent as the JSON dict it is.
+        "apply": "application/apply-patch+yaml",
+    }
+)
+_WATCH_EVENT_TYPES = frozenset(get_args(WatchEventType))
+# A watch whose server-side timeout has passed by this much without the server closing it
+# is treated as a dead connection.
+_WATCH_READ_GRACE = 30.0
+_LIST_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One event of a watch stream; for ERROR the object is a ``Status``."""
+
+    type: WatchEventType
+    object: JsonObject
+
+
+class JsonLinesDecoder:
+    """Splits a byte stream into JSON documents, one per line, as watch responses send them.
+
+    Chunks may cut a document anywhere; ``feed`` returns the documents completed so far and
+    keeps the rest. Raises ``orjson.JSONDecodeError`` (a ``ValueError``) on a malformed line.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        if b"\n" not in chunk:
+            self._pending += chunk
+            return []
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        return [orjson.loads(line) for line in lines if line.strip()]
+
+    def finish(self) -> list[Any]:
+        """The last document, if the stream ended without a trailing newline."""
+        rest, self._pending = self._pending.strip(), b""
+        return [orjson.loads(rest)] if rest else []
+
+
+class KubeClient:
+    """Talks to one API server. Objects in and out are plain dicts as the API spells them.
+
+    Create it inside a running event loop (it opens an aiohttp session) and close it with
+    ``close()`` or by using it as an async context manager.
+    """
+
+    def __init__(
+        self,
+        configuration: k8s_client.Configuration,
+        *,
+        qps: float = 20.0,
+        burst: int = 40,
+        on_request: RequestHook | None = None,
+        request_timeout: float = 30.0,
+        watch_timeout: int = 290,
+        field_manager: str = "shiftd",
+        read_attempts: int = 3,
+    ) -> None:
+        """``request_timeout`` bounds each non-watch request (and a watch's connect);
+        ``watch_timeout`` is the server-side timeoutSeconds of a watch that gives none."""
+        self._api = k8s_client.ApiClient(configuration)
+        self._api.user_agent = "shiftd"
+        self._limiter = TokenBucket(qps=qps, burst=burst)
+        self._on_request = on_request
+        self._request_timeout = request_timeout
+        self._watch_timeout = watch_timeout
+        self._field_manager = field_manager
+        self._read_attempts = max(1, read_attempts)
+
+    @classmethod
+    async def from_settings(
+        cls,
+        *,
+        kubeconfig: str | None,
+        context: str | None,
+        in_cluster: bool,
+        qps: float,
+        burst: int,
+        on_request: RequestHook | None = None,
+        request_timeout: float = 30.0,
+    ) -> KubeClient:
+        """A client for the in-cluster service account, or a kubeconfig file and context.
+
+        ``kubeconfig=None`` means the default location (``$KUBECONFIG`` or ~/.kube/config);
+        ``context=None`` means its current context.
+        """
+        configuration = k8s_client.Configuration()
+        if in_cluster:
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        else:
+            await k8s_config.load_kube_config(
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        return cls(
+            configuration,
+            qps=qps,
+            burst=burst,
+            on_request=on_request,
+            request_timeout=request_timeout,
+        )
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject:
+        return await self._read("get", kind.object_path(namespace, name))
+
+    async def list(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[ObjectList, str]:
+        """All matching objects (with apiVersion/kind filled in) and the list's resourceVersion.
+
+        Large collections are fetched in pages; the resourceVersion is that of the snapshot
+        the pages were cut from. An expired continue token raises ``Gone``.
+        """
+        base: Query = [("limit", str(_LIST_PAGE_SIZE))]
+        if label_selector:
+            base.append(("labelSelector", label_selector))
+        if field_selector:
+            base.append(("fieldSelector", field_selector))
+        items: ObjectList = []
+        resource_version = ""
+        token = ""
+        while True:
+            query = [*base, ("continue", token)] if token else base
+            page = await self._read("list", kind.collection_path(namespace), query=query)
+            metadata = page.get("metadata") or {}
+            resource_version = resource_version or str(metadata.get("resourceVersion") or "")
+            items.extend(page.get("items") or [])
+            token = str(metadata.get("continue") or "")
+            if not token:
+                break
+        for item in items:
+            item.setdefault("apiVersion", kind.api_version)
+            item.setdefault("kind", kind.kind)
+        return items, resource_version
+
+    async def watch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after ``resource_version``, until the server ends the stream.
+
+        ``timeout_seconds=None`` uses the client's ``watch_timeout``. A Status ERROR event
+        raises (``Gone`` for 410), so consumers only see ADDED/MODIFIED/DELETED/BOOKMARK.
+        Close the iterator when done early: ``async with aclosing(client.watch(...))``.
+        """
+        server_timeout = self._watch_timeout if timeout_seconds is None else timeout_seconds
+        query = [
+            ("watch", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", str(server_timeout)),
+        ]
+        if allow_bookmarks:
+            query.append(("allowWatchBookmarks", "true"))
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=self._request_timeout,
+            sock_read=server_timeout + _WATCH_READ_GRACE,
+        )
+        response = await self._send(
+            "watch", "GET", kind.collection_path(namespace), query=query, client_timeout=timeout
+        )
+        async with response:
+            if response.status >= 400:
+                body = await _read_body(response)
+                raise error_from_response(response.status, body, http_reason=response.reason or "")
+            decoder = JsonLinesDecoder()
+            while True:
+                chunk = await _read_chunk(response)
+                try:
+                    documents = decoder.feed(chunk) if chunk else decoder.finish()
+                except orjson.JSONDecodeError as exc:
+                    raise TransportError(f"malformed watch event: {exc}") from exc
+                for document in documents:
+                    yield _watch_event(document, kind)
+                if not chunk:
+                    return
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self, kind: ResourceKind, namespace: str | None, body: JsonObject
+    ) -> JsonObject:
+        return await self._request(
+            "create",
+            "POST",
+            kind.collection_path(namespace),
+            query=self._write_query(),
+            body=body,
+        )
+
+    async def replace(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        body: JsonObject,
+        *,
+        subresource: str | None = None,
+    ) -> JsonObject:
+        """PUT; guarded by ``metadata.resourceVersion`` when the body carries one."""
+        return await self._request(
+            "update",
+            "PUT",
+            kind.object_path(namespace, name, subresource),
+            query=self._write_query(),
+            body=body,
+        )
+
+    async def patch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        patch: JsonObject | ObjectList,
+        *,
+        patch_type: PatchType,
+        subresource: str | None = None,
+    ) -> JsonObject:
+        """PATCH with the content type of ``patch_type``.
+
+        ``"apply"`` is server-side apply as field manager ``shiftd`` with ``force=true``
+        (a controller owns the fields it applies). Custom resources answer ``"strategic"``
+        with ``UnsupportedMediaType``.
+        """
+        query = self._write_query()
+        if patch_type == "apply":
+            query.append(("force", "true"))
+        return await self._request(
+            "patch",
+            "PATCH",
+            kind.object_path(namespace, name, subresource),
+            query=query,
+            body=patch,
+            content_type=PATCH_CONTENT_TYPES[patch_type],
+        )
+
+    async def delete(
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
+    ) -> None:
+        query = [("propagationPolicy", propagation_policy)] if propagation_policy else []
+        await self._request("delete", "DELETE", kind.object_path(namespace, name), query=query)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _write_query(self) -> Query:
+        return [("fieldManager", self._field_manager)]
+
+    async def _read(
+        self, verb: Verb, path: str, *, query: Sequence[tuple[str, str]] = ()
+    ) -> JsonObject:
+        """A GET, retried a few times if the connection fails (it is idempotent)."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(ConnectionFailed),
+            stop=stop_after_attempt(self._read_attempts),
+            wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
+            sleep=anyio.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._request(verb, "GET", path, query=query)
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    async def _request(
+        self,
+        verb: Verb,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: JsonObject | ObjectList | None = None,
+        content_type: str = "application/json",
+    ) -> JsonObject:
+        """One rate-limited request whose JSON response body is returned."""
+        await self._limiter.acquire()
+        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
+        response = await self._send(
+            verb,
+            method,
+            path,
+            query=query,
+            body=body,
+            content_type=content_type,
+            client_timeout=timeout,
+        )
+        async with response:
+            data = await _read_body(response)
+        if response.status >= 400:
+            raise error_from_response(response.status, data, http_reason=response.reason or "")
+        if not data:
+            return {}
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise TransportError(f"{method} {path}: response is not JSON: {exc}") from exc
+        return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+    async def _send(
+        self,
+        verb: Verb,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]],
+        client_timeout: aiohttp.ClientTimeout,
+        body: JsonObject | ObjectList | None = None,
+        content_type: str = "application/json",
+    ) -> aiohttp.ClientResponse:
+        """Send a request and return the open response once its status line has arrived."""
+        try:
+            response: aiohttp.ClientResponse = await self._api.call_api(
+                path,
+                method,
+                query_params=list(query),
+                header_params={"Accept": "application/json", "Content-Type": content_type},
+                body=body,
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=client_timeout,
+            )
+        except TimeoutError as exc:
+            self._report(verb, 0)
+            raise RequestTimeout(f"{method} {path}: timed out") from exc
+        except aiohttp.ClientError as exc:
+            self._report(verb, 0)
+            raise ConnectionFailed(f"{method} {path}: {exc}") from exc
+        self._report(verb, response.status)
+        return response
+
+    def _report(self, verb: Verb, status: int) -> None:
+        if self._on_request is not None:
+            self._on_request(verb, status)
+
+
+async def _read_body(response: aiohttp.ClientResponse) -> bytes:
+    try:
+        return await response.read()
+    except TimeoutError as exc:
+        raise RequestTimeout(f"reading {response.url}: timed out") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectionFailed(f"reading {response.url}: {exc}") from exc
+
+
+async def _read_chunk(response: aiohttp.ClientResponse) -> bytes:
+    """The next bytes of a streamed body; ``b""`` at its end."""
+    try:
+        return await response.content.readany()
+    except TimeoutError as exc:
+        raise RequestTimeout(f"watch {response.url}: no data within the read timeout") from exc
+    except aiohttp.ClientError as exc:
+        raise ConnectionFailed(f"watch {response.url}: {exc}") from exc
+
+
+def _watch_event(document: Any, kind: ResourceKind) -> WatchEvent:
+    if not isinstance(document, dict):
+        raise TransportError(f"malformed watch event: {document!r}")
+    event_type = document.get("type")
+    obj = document.get("object")
+    if event_type not in _WATCH_EVENT_TYPES or not isinstance(obj, dict):
+        raise TransportError(f"malformed watch event: {document!r}")
+    if event_type == "ERROR":
+        raise error_from_status(obj, http_status=500)
+    obj.setdefault("apiVersion", kind.api_version)
+    obj.setdefault("kind", kind.kind)
+    return WatchEvent(type=cast(WatchEventType, event_type), object=obj)

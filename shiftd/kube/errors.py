@@ -1,0 +1,110 @@
+"""What can go wrong talking to the Kubernetes API, as one exception tree.
+
+The client turns every failed request into one of these, so callers never see aiohttp or
+kubernetes_asyncio exceptions::
+
+    KubeError
+    ├── TransportError          no HTTP answer: the request never completed (status code 0)
+    │   ├── ConnectionFailed    could not connect, or the connection broke mid-response
+    │   └── RequestTimeout      the client-side timeout ran out
+    └── ApiError                the API server answered with an error Status
+        ├── NotFound            404: no such object (or namespace)
+        ├── Conflict            409: stale resourceVersion, or the object already exists
+        ├── Gone                410: a watch/list resourceVersion is too old; relist
+        ├── UnsupportedMediaType 415: e.g. strategic-merge patch on a custom resource
+        └── Invalid             422: the object failed validation
+
+Retrying is the caller's policy; the only retries inside the client are a few quick ones
+for ``ConnectionFailed`` on idempotent reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class KubeError(Exception):
+    """Base of everything the Kubernetes client raises."""
+
+
+class TransportError(KubeError):
+    """The request did not get an HTTP response."""
+
+
+class ConnectionFailed(TransportError):
+    """Connecting failed, or the connection was lost before the response was complete."""
+
+
+class RequestTimeout(TransportError):
+    """The client-side request timeout ran out."""
+
+
+class ApiError(KubeError):
+    """The API server answered with an error; ``reason`` is the Status reason (e.g. "NotFound")."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(status, reason, message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.reason}: {self.message}"
+
+
+class NotFound(ApiError):
+    """404."""
+
+
+class Conflict(ApiError):
+    """409: the object changed since it was read, or it already exists."""
+
+
+class Gone(ApiError):
+    """410: the requested resourceVersion is no longer available; list again."""
+
+
+class UnsupportedMediaType(ApiError):
+    """415: the patch type is not supported for this resource."""
+
+
+class Invalid(ApiError):
+    """422: the object was rejected by validation."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    404: NotFound,
+    409: Conflict,
+    410: Gone,
+    415: UnsupportedMediaType,
+    422: Invalid,
+}
+
+
+def error_from_status(
+    status: dict[str, Any], *, http_status: int = 0, http_reason: str = ""
+) -> ApiError:
+    """The exception for a ``Status`` object (from an error response or a watch ERROR event).
+
+    The Status ``code`` wins over the HTTP status: a watch that expired arrives as HTTP 200
+    carrying a Status with code 410.
+    """
+    code = status.get("code")
+    code = code if isinstance(code, int) and code > 0 else http_status
+    reason = str(status.get("reason") or http_reason)
+    message = str(status.get("message") or "")
+    return _BY_STATUS.get(code, ApiError)(code, reason, message)
+
+
+def error_from_response(http_status: int, body: bytes, *, http_reason: str = "") -> ApiError:
+    """The exception for an HTTP error response, whose body is normally a ``Status``."""
+    try:
+        parsed = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if isinstance(parsed, dict) and parsed.get("kind") == "Status":
+        return error_from_status(parsed, http_status=http_status, http_reason=http_reason)
+    text = body.decode("utf-8", errors="replace").strip()
+    return _BY_STATUS.get(http_status, ApiError)(http_status, http_reason, text)
