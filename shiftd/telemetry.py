@@ -1,0 +1,275 @@
+"""The daemon's own Prometheus metrics and its /metrics, /healthz and /readyz endpoints.
+
+One :class:`Telemetry` is created at start-up and passed to whoever updates it (reconciler,
+informers, Kubernetes client); it holds its own ``CollectorRegistry``, so nothing here is
+global and tests can create as many as they like. The runtime starts the HTTP server with
+``await task_group.start(telemetry.serve, ...)`` and marks readiness with
+``telemetry.set_ready(True)`` once its caches are synced.
+
+Metric names follow Argo Rollouts where it has one (``rollout_info``,
+``rollout_info_replicas_*``, ``rollout_reconcile``, ``rollout_reconcile_error``,
+``controller_clientset_k8s_request_total``) so that existing dashboards keep working; the
+rest carry a ``shiftd_`` prefix. One difference: the Python client exposes every counter with a
+``_total`` suffix, so Argo's ``rollout_reconcile_error`` reads ``rollout_reconcile_error_total``
+here.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import anyio
+from aiohttp import web
+from anyio.abc import TaskStatus
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from shiftd import __version__
+
+__all__ = ["Telemetry"]
+
+log = logging.getLogger(__name__)
+
+# Reconcile durations are mostly milliseconds; the upper buckets catch slow API servers.
+_RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Telemetry:
+    """Metrics registry, readiness flag and event-loop heartbeat of one daemon.
+
+    ``clock`` (monotonic seconds) is injectable so that tests can make the heartbeat stale
+    without sleeping. /healthz fails when the heartbeat task has not run for ``stale_after``
+    seconds: the event loop is blocked or starved.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: str = __version__,
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat_interval: float = 1.0,
+        stale_after: float = 10.0,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._clock = clock
+        self._heartbeat_interval = heartbeat_interval
+        self._stale_after = stale_after
+        self._last_heartbeat = clock()
+        self._ready = False
+        # (namespace, name) -> the (phase, strategy) labels currently exported for it, so that
+        # a phase change replaces the rollout_info series instead of adding a second one.
+        self._info_labels: dict[tuple[str, str], tuple[str, str]] = {}
+
+        registry = self.registry
+        self.rollout_info = Gauge(
+            "rollout_info",
+            "Information about a Rollout; always 1.",
+            ["namespace", "name", "phase", "strategy"],
+            registry=registry,
+        )
+        self.replicas_desired = Gauge(
+            "rollout_info_replicas_desired",
+            "Desired replicas of a Rollout (spec.replicas).",
+            ["namespace", "name"],
+            registry=registry,
+        )
+        self.replicas_available = Gauge(
+            "rollout_info_replicas_available",
+            "Available replicas of a Rollout, stable and canary together.",
+            ["namespace", "name"],
+            registry=registry,
+        )
+        self.canary_weight = Gauge(
+            "shiftd_rollout_canary_weight",
+            "Percentage of traffic currently routed to the canary.",
+            ["namespace", "name"],
+            registry=registry,
+        )
+        self.reconcile_duration = Histogram(
+            "rollout_reconcile",
+            "Time taken by one reconcile of a Rollout, in seconds.",
+            ["namespace", "name"],
+            buckets=_RECONCILE_BUCKETS,
+            registry=registry,
+        )
+        self.reconcile_errors = Counter(
+            "rollout_reconcile_error",
+            "Reconciles of a Rollout that failed with an error.",
+            ["namespace", "name"],
+            registry=registry,
+        )
+        self.k8s_requests = Counter(
+            "controller_clientset_k8s_request",
+            "Requests made to the Kubernetes API server, by verb and HTTP status code.",
+            ["verb", "status_code"],
+            registry=registry,
+        )
+        self.event_queue_depth = Gauge(
+            "shiftd_event_queue_depth",
+            "Rollout keys waiting in the event queue.",
+            registry=registry,
+        )
+        self.watch_restarts = Counter(
+            "shiftd_watch_restarts",
+            "Watches that ended and were restarted (timeouts, dropped connections, 410 Gone).",
+            ["kind"],
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "shiftd_build_info",
+            "shiftd build information; always 1.",
+            ["version", "python"],
+            registry=registry,
+        )
+        self.build_info.labels(version=version, python=platform.python_version()).set(1)
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def observe_rollout(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        phase: str,
+        strategy: str,
+        weight: float,
+        desired: int,
+        available: int,
+    ) -> None:
+        """Record the current state of one Rollout (after each reconcile)."""
+        key = (namespace, name)
+        labels = (phase, strategy)
+        previous = self._info_labels.get(key)
+        if previous is not None and previous != labels:
+            self.rollout_info.remove(namespace, name, *previous)
+        self._info_labels[key] = labels
+        self.rollout_info.labels(namespace, name, phase, strategy).set(1)
+        self.replicas_desired.labels(namespace, name).set(desired)
+        self.replicas_available.labels(namespace, name).set(available)
+        self.canary_weight.labels(namespace, name).set(weight)
+
+    def forget_rollout(self, namespace: str, name: str) -> None:
+        """Drop every series of a Rollout that was deleted or is no longer ours."""
+        previous = self._info_labels.pop((namespace, name), None)
+        if previous is not None:
+            self.rollout_info.remove(namespace, name, *previous)
+        for metric in (
+            self.replicas_desired,
+            self.replicas_available,
+            self.canary_weight,
+            self.reconcile_duration,
+            self.reconcile_errors,
+        ):
+            metric.remove(namespace, name)
+
+    def observe_reconcile(self, namespace: str, name: str, seconds: float) -> None:
+        self.reconcile_duration.labels(namespace, name).observe(seconds)
+
+    def count_reconcile_error(self, namespace: str, name: str) -> None:
+        self.reconcile_errors.labels(namespace, name).inc()
+
+    @contextmanager
+    def time_reconcile(self, namespace: str, name: str) -> Iterator[None]:
+        """Observe the duration of the block; count an error if it raises ``Exception``.
+
+        Cancellation is not an error: the reconcile is simply redone later.
+        """
+        started = self._clock()
+        try:
+            yield
+        except Exception:
+            self.count_reconcile_error(namespace, name)
+            raise
+        finally:
+            self.observe_reconcile(namespace, name, self._clock() - started)
+
+    def count_request(self, verb: str, status_code: int) -> None:
+        """Count one API request; fits ``KubeClient``'s ``on_request`` callback."""
+        self.k8s_requests.labels(verb, str(status_code)).inc()
+
+    def set_queue_depth(self, depth: int) -> None:
+        self.event_queue_depth.set(depth)
+
+    def count_watch_restart(self, kind: str) -> None:
+        self.watch_restarts.labels(kind).inc()
+
+    # -- health ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def set_ready(self, ready: bool) -> None:
+        """Mark the daemon ready (caches synced, reconciling) or not ready."""
+        self._ready = ready
+
+    @property
+    def alive(self) -> bool:
+        """True while the heartbeat task keeps running."""
+        return self._clock() - self._last_heartbeat <= self._stale_after
+
+    def metrics_text(self) -> bytes:
+        """The registry in the Prometheus text exposition format."""
+        return bytes(generate_latest(self.registry))
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/metrics", self._handle_metrics)
+        app.router.add_get("/healthz", self._handle_healthz)
+        app.router.add_get("/readyz", self._handle_readyz)
+        return app
+
+    async def serve(
+        self,
+        *,
+        address: str,
+        port: int,
+        task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve the endpoints on ``address:port`` and beat the heartbeat until cancelled.
+
+        Reports the bound port through ``task_status`` (so ``port=0`` is usable in tests).
+        """
+        runner = web.AppRunner(
+            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, address, port)
+            await site.start()
+            bound_port = int(runner.addresses[0][1])
+            log.info(
+                "serving /metrics /healthz /readyz", extra={"address": f"{address}:{bound_port}"}
+            )
+            task_status.started(bound_port)
+            while True:
+                self._last_heartbeat = self._clock()
+                await anyio.sleep(self._heartbeat_interval)
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await runner.cleanup()
+
+    async def _handle_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics_text(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _handle_healthz(self, request: web.Request) -> web.Response:
+        if self.alive:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="event loop heartbeat is stale\n")
+
+    async def _handle_readyz(self, request: web.Request) -> web.Response:
+        if self._ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
