@@ -16,7 +16,7 @@ the connection fails.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, Literal, Self, TypeAlias, cast, get_args
@@ -241,7 +241,7 @@ class KubeClient:
         label_selector: str | None = None,
         timeout_seconds: int | None = None,
         allow_bookmarks: bool = True,
-    ) -> AsyncIterator[WatchEvent]:
+    ) -> AsyncGenerator[WatchEvent, None]:
         """Changes after ``resource_version``, until the server ends the stream.
 
         ``timeout_seconds=None`` uses the client's ``watch_timeout``. A Status ERROR event

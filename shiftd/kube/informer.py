@@ -1,0 +1,283 @@
+"""The list+watch cache of one resource kind: how watches feed shiftd's in-memory view.
+
+An ``Informer`` lists its kind (across all namespaces, or once per namespace it is given),
+then watches from the list's resourceVersion and keeps the newest version of every object,
+telling ``on_change(event_type, object)`` about each change. It never gives up:
+
+* a watch that the server ends (its timeoutSeconds ran out) is reopened from the last
+  resourceVersion seen, bookmarks included, so nothing made in between is missed;
+* ``Gone`` (410: that version has been compacted away) relists, replaces the cache, and
+  reports DELETED for objects that disappeared and ADDED/MODIFIED for the ones that changed;
+* connection failures and API errors (the API server restarting) back off exponentially with
+  jitter, capped at a few seconds, and try again, forever.
+
+``on_restart()`` is called each time a watch is re-established after an error or a 410.
+Callbacks run inline in the informer's task and must not block or raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias
+
+import anyio
+from anyio.abc import TaskStatus
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential,
+    wait_random,
+)
+
+from shiftd.kube.client import JsonObject, WatchEvent
+from shiftd.kube.errors import ConnectionFailed, Gone, KubeError
+from shiftd.kube.resources import ResourceKind
+
+__all__ = ["Informer", "ListWatchClient"]
+
+logger = logging.getLogger(__name__)
+
+ObjectList: TypeAlias = list[JsonObject]
+ChangeHandler: TypeAlias = Callable[[str, JsonObject], None]
+# A watch that ends this fast with no events counts as failed, so that it backs off.
+_SHORT_WATCH = 1.0
+
+
+class ListWatchClient(Protocol):
+    """The two calls an informer needs; ``KubeClient`` provides them."""
+
+    async def list(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[ObjectList, str]: ...
+
+    def watch(
+        self,
+        kind: ResourceKind,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int | None = None,
+        allow_bookmarks: bool = True,
+    ) -> AsyncGenerator[WatchEvent, None]: ...
+
+
+@dataclass
+class _Scope:
+    """One list+watch: a namespace, or ``None`` for all of them (or a cluster-scoped kind)."""
+
+    namespace: str | None
+    # The version to resume watching from; "" means the next attempt must list first.
+    resource_version: str = ""
+
+
+def _resource_version(obj: JsonObject) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _is_older(candidate: str, cached: str) -> bool:
+    """Whether ``candidate`` is certainly older than ``cached``.
+
+    resourceVersions are opaque strings; they are compared only when both are integers (as
+    etcd's are). Anything else is taken as new.
+    """
+    try:
+        return int(candidate) < int(cached)
+    except ValueError:
+        return False
+
+
+def _key(obj: JsonObject) -> tuple[str | None, str]:
+    metadata = obj.get("metadata") or {}
+    return metadata.get("namespace"), str(metadata.get("name") or "")
+
+
+class Informer:
+    """Keeps an up-to-date cache of one kind. Create it inside the event loop; run ``run()``
+    in a task group (``await tg.start(informer.run)`` returns once the cache is filled)."""
+
+    def __init__(
+        self,
+        client: ListWatchClient,
+        kind: ResourceKind,
+        *,
+        namespaces: Sequence[str] | None,
+        on_change: ChangeHandler,
+        on_restart: Callable[[], None] | None = None,
+        label_selector: str | None = None,
+        watch_timeout: int = 240,
+        max_backoff: float = 6.0,
+    ) -> None:
+        """``namespaces=None`` watches all namespaces with one watch; a list watches each of
+        them separately (ignored for cluster-scoped kinds). ``watch_timeout`` is the
+        server-side timeoutSeconds after which a watch is reopened."""
+        self._client = client
+        self._kind = kind
+        if namespaces is None or not kind.namespaced:
+            self._scopes = [_Scope(None)]
+        else:
+            self._scopes = [_Scope(ns) for ns in dict.fromkeys(namespaces)]
+        self._on_change = on_change
+        self._on_restart = on_restart
+        self._label_selector = label_selector
+        self._watch_timeout = watch_timeout
+        self._backoff = wait_exponential(multiplier=0.2, max=max_backoff) + wait_random(0, 0.5)
+        # namespace (None for cluster-scoped objects) -> name -> newest object seen
+        self._cache: dict[str | None, dict[str, JsonObject]] = {}
+        self.synced = anyio.Event()
+
+    @property
+    def kind(self) -> ResourceKind:
+        return self._kind
+
+    def get(self, namespace: str | None, name: str) -> JsonObject | None:
+        return self._cache.get(namespace, {}).get(name)
+
+    def items(self, namespace: str | None = None) -> ObjectList:
+        """Cached objects of one namespace, or (``None``) of all."""
+        if namespace is not None:
+            return list(self._cache.get(namespace, {}).values())
+        return [obj for bucket in self._cache.values() for obj in bucket.values()]
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """List, report started (``synced`` is set), then watch until cancelled."""
+        async with anyio.create_task_group() as initial:
+            for scope in self._scopes:
+                initial.start_soon(self._initial_list, scope)
+        self.synced.set()
+        task_status.started()
+        async with anyio.create_task_group() as watches:
+            for scope in self._scopes:
+                watches.start_soon(self._watch_forever, scope)
+
+    # -- the loops -----------------------------------------------------------------------
+
+    def _retrying(self, *, before_sleep: Callable[[RetryCallState], None]) -> AsyncRetrying:
+        return AsyncRetrying(
+            retry=retry_if_exception_type(KubeError),
+            wait=self._wait,
+            sleep=anyio.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        # A first 410 is routine (the watch fell behind compaction): relist right away.
+        if retry_state.attempt_number == 1 and isinstance(_failure(retry_state), Gone):
+            return 0.0
+        return float(self._backoff(retry_state))
+
+    async def _initial_list(self, scope: _Scope) -> None:
+        async for attempt in self._retrying(before_sleep=self._log_list_failure):
+            with attempt:
+                await self._relist(scope)
+
+    async def _watch_forever(self, scope: _Scope) -> None:
+        while True:
+            async for attempt in self._retrying(before_sleep=self._restarting):
+                with attempt:
+                    await self._watch_once(scope)
+            # The server closed the stream (timeoutSeconds): watch again from where we are.
+
+    async def _watch_once(self, scope: _Scope) -> None:
+        if not scope.resource_version:
+            await self._relist(scope)
+        stream = self._client.watch(
+            self._kind,
+            scope.namespace,
+            resource_version=scope.resource_version,
+            label_selector=self._label_selector,
+            timeout_seconds=self._watch_timeout,
+        )
+        started, delivered = anyio.current_time(), 0
+        try:
+            async with aclosing(stream) as events:
+                async for event in events:
+                    delivered += 1
+                    self._apply(scope, event)
+        except Gone:
+            scope.resource_version = ""
+            raise
+        if not delivered and anyio.current_time() - started < _SHORT_WATCH:
+            # A server that keeps closing watches at once would otherwise be hammered.
+            raise ConnectionFailed("the watch was closed as soon as it was opened")
+
+    def _log_list_failure(self, retry_state: RetryCallState) -> None:
+        logger.warning(
+            "listing %s failed (attempt %d), retrying: %s",
+            self._kind.plural,
+            retry_state.attempt_number,
+            _failure(retry_state),
+        )
+
+    def _restarting(self, retry_state: RetryCallState) -> None:
+        failure = _failure(retry_state)
+        if isinstance(failure, Gone):
+            logger.info("watch of %s expired (410), relisting", self._kind.plural)
+        else:
+            logger.warning("watch of %s failed, reconnecting: %s", self._kind.plural, failure)
+        if self._on_restart is not None:
+            self._on_restart()
+
+    # -- cache updates -------------------------------------------------------------------
+
+    def _apply(self, scope: _Scope, event: WatchEvent) -> None:
+        obj = event.object
+        version = _resource_version(obj)
+        if version:
+            scope.resource_version = version
+        if event.type not in ("ADDED", "MODIFIED", "DELETED"):
+            return  # BOOKMARK: only the version matters
+        namespace, name = _key(obj)
+        bucket = self._cache.setdefault(namespace, {})
+        cached = bucket.get(name)
+        if cached is not None and _is_older(version, _resource_version(cached)):
+            return
+        if event.type == "DELETED":
+            bucket.pop(name, None)
+            if not bucket:
+                del self._cache[namespace]
+        else:
+            bucket[name] = obj
+        self._on_change(event.type, obj)
+
+    async def _relist(self, scope: _Scope) -> None:
+        """List the scope, make the cache exactly that, and report the differences."""
+        objects, version = await self._client.list(
+            self._kind, scope.namespace, label_selector=self._label_selector
+        )
+        fresh: dict[str | None, dict[str, JsonObject]] = {}
+        for obj in objects:
+            namespace, name = _key(obj)
+            fresh.setdefault(namespace, {})[name] = obj
+        if scope.namespace is None:
+            previous, self._cache = self._cache, fresh
+        else:
+            previous = {scope.namespace: self._cache.pop(scope.namespace, {})}
+            self._cache.update(fresh)
+        scope.resource_version = version
+        for namespace, bucket in previous.items():
+            for name, obj in bucket.items():
+                if name not in fresh.get(namespace, {}):
+                    self._on_change("DELETED", obj)
+        for namespace, bucket in fresh.items():
+            for name, obj in bucket.items():
+                before = previous.get(namespace, {}).get(name)
+                if before is None:
+                    self._on_change("ADDED", obj)
+                elif _resource_version(before) != _resource_version(obj):
+                    self._on_change("MODIFIED", obj)
+
+
+def _failure(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None else None
