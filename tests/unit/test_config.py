@@ -6,11 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shiftd.config import ConfigError, Settings, load_settings, parse_settings
 from shiftd.model.durations import parse_duration
 
-EXAMPLE = Path(__file__).parents[2] / "config" / "shiftd.yaml"
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "config" / "shiftd.yaml"
+CONFIGMAP = ROOT / "deploy" / "configmap.yaml"
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -31,6 +34,13 @@ def load_error(tmp_path: Path, text: str) -> str:
 
 def test_the_documented_example_loads_and_equals_the_defaults() -> None:
     assert load_settings(EXAMPLE) == Settings()
+
+
+def test_the_deployed_configmap_holds_a_valid_in_cluster_config() -> None:
+    configmap = yaml.safe_load(CONFIGMAP.read_text(encoding="utf-8"))
+    settings = parse_settings(yaml.safe_load(configmap["data"]["shiftd.yaml"]), source="configmap")
+    assert settings.kubernetes.in_cluster is True
+    assert settings.listen.address == "0.0.0.0"
 
 
 def test_an_empty_file_means_all_defaults(tmp_path: Path) -> None:
