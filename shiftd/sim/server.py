@@ -1,0 +1,479 @@
+"""The HTTP face of the emulator: kube-apiserver routes, verbs, patches and watches on aiohttp.
+
+``ApiServer`` turns requests into ``Store`` operations and their results into the JSON a real
+server sends: objects with the requested ``apiVersion``, ``<Kind>List`` documents, discovery
+documents, ``Status`` errors, and watch streams of ``{"type", "object"}`` lines over chunked
+HTTP. It also keeps the test hooks' state: the request log and injected failures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+import yaml
+from aiohttp import web
+
+from shiftd.sim import patching
+from shiftd.sim.errors import ApiStatusError, bad_request, expired, not_found, status_body
+from shiftd.sim.kinds import ResourceType
+from shiftd.sim.selectors import Predicate, field_selector, label_selector
+from shiftd.sim.store import Change, Expired, Store, Watcher
+
+Obj = dict[str, Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
+_TRUE = frozenset({"true", "1"})
+_STRATEGIC_ON_CUSTOM = (
+    "the body of the request was in an unknown format - accepted media types include: "
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request the emulator answered, for tests and benchmarks to count."""
+
+    method: str
+    path: str
+    content_type: str
+    status: int
+    watch: bool = False
+
+
+@dataclass(slots=True)
+class _InjectedFailure:
+    method: str
+    path: re.Pattern[str]
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a resource URL addresses."""
+
+    rtype: ResourceType
+    version: str
+    namespace: str | None
+    name: str | None
+    subresource: str | None
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _not_found_path() -> ApiStatusError:
+    return ApiStatusError(404, "the server could not find the requested resource")
+
+
+class ApiServer:
+    """The aiohttp application serving one ``Store``."""
+
+    def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
+        self.store = store
+        self.bookmark_interval = bookmark_interval
+        self.request_log: list[LoggedRequest] = []
+        self._failures: list[_InjectedFailure] = []
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
+        app.router.add_get("/version{slash:/?}", self._version)
+        app.router.add_get("/api{slash:/?}", self._core_versions)
+        app.router.add_get("/apis{slash:/?}", self._groups)
+        app.router.add_route("*", "/api/{version}{rest:(/.*)?}", self._core)
+        app.router.add_route("*", "/apis/{group}{rest:(/.*)?}", self._named)
+        return app
+
+    def fail_next(self, method: str, path_regex: str, status: int) -> None:
+        self._failures.append(_InjectedFailure(method.upper(), re.compile(path_regex), status))
+
+    # --- middleware: errors, logging, injected failures --------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        watch = request.query.get("watch", "").lower() in _TRUE
+        try:
+            self._maybe_fail(request)
+            response = await handler(request)
+        except ApiStatusError as error:
+            response = _json(error.body, error.code)
+        except web.HTTPNotFound:
+            response = _json(_not_found_path().body, 404)
+        except web.HTTPMethodNotAllowed:
+            response = _json(status_body(405, f"the server does not allow this method on the "
+                                              f"requested resource ({request.method})"), 405)
+        self.request_log.append(LoggedRequest(
+            request.method, request.path, request.headers.get("Content-Type", ""),
+            response.status, watch,
+        ))
+        return response
+
+    def _maybe_fail(self, request: web.Request) -> None:
+        for failure in self._failures:
+            if failure.method == request.method and failure.path.search(request.path):
+                self._failures.remove(failure)
+                raise ApiStatusError(failure.status, "injected failure for a test")
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return _json({
+            "major": "1", "minor": "31", "gitVersion": "v1.31.0-shiftd-emulator",
+            "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+            "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22.5", "compiler": "gc",
+            "platform": "linux/amd64",
+        })
+
+    async def _core_versions(self, request: web.Request) -> web.Response:
+        return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        return _json(self.store.registry.api_group_list())
+
+    async def _core(self, request: web.Request) -> web.StreamResponse:
+        return await self._resource("", request.match_info["version"], request)
+
+    async def _named(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info["group"]
+        rest = request.match_info["rest"].strip("/")
+        if not rest:
+            if request.method != "GET":
+                raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+            document = self.store.registry.api_group(group)
+            if document is None:
+                raise _not_found_path()
+            return _json(document)
+        version, _, remainder = rest.partition("/")
+        return await self._resource(group, version, request, remainder)
+
+    async def _resource(
+        self, group: str, version: str, request: web.Request, rest: str | None = None
+    ) -> web.StreamResponse:
+        if rest is None:
+            rest = request.match_info["rest"].strip("/")
+        if not rest:
+            if request.method != "GET":
+                raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+            document = self.store.registry.resource_list(group, version)
+            if document is None:
+                raise _not_found_path()
+            return _json(document)
+        target = self._target(group, version, rest.split("/"))
+        return await self._dispatch(request, target)
+
+    def _target(self, group: str, version: str, segments: list[str]) -> _Target:
+        namespace: str | None = None
+        if (segments[0] == "namespaces" and len(segments) >= 3
+                and not (len(segments) == 3 and segments[2] in _NAMESPACE_SUBRESOURCES)):
+            namespace, segments = segments[1], segments[2:]
+        if len(segments) > 3:
+            raise _not_found_path()
+        rtype = self.store.registry.lookup(group, version, segments[0])
+        if rtype is None or (namespace is not None and not rtype.namespaced):
+            raise _not_found_path()
+        name = segments[1] if len(segments) > 1 else None
+        subresource = segments[2] if len(segments) > 2 else None
+        if subresource is not None and (subresource != "status" or not rtype.status_subresource):
+            raise _not_found_path()
+        return _Target(rtype, version, namespace, name, subresource)
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    async def _dispatch(self, request: web.Request, target: _Target) -> web.StreamResponse:
+        method = request.method
+        if target.name is None:
+            if method == "GET":
+                if request.query.get("watch", "").lower() in _TRUE:
+                    return await self._watch(request, target)
+                return self._list(request, target)
+            if method == "POST":
+                return self._create(target, await self._body(request))
+            if method == "DELETE":
+                return self._delete_collection(request, target)
+            raise web.HTTPMethodNotAllowed(method, ["GET", "POST", "DELETE"])
+        if method == "GET":
+            obj = self.store.get(target.rtype, target.namespace, target.name)
+            return _json(self._render(obj, target))
+        if method == "PUT":
+            obj = self.store.update(
+                target.rtype, target.namespace, target.name, await self._body(request),
+                version=target.version, subresource=target.subresource,
+            )
+            return _json(self._render(obj, target))
+        if method == "PATCH":
+            return await self._patch(request, target)
+        if method == "DELETE" and target.subresource is None:
+            return await self._delete(request, target)
+        raise web.HTTPMethodNotAllowed(method, ["GET", "PUT", "PATCH", "DELETE"])
+
+    async def _body(self, request: web.Request) -> Obj:
+        raw = await request.read()
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            raise bad_request(f"the body of the request is not valid JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request must be a JSON object")
+        return body
+
+    def _render(self, obj: Obj, target: _Target) -> Obj:
+        return {**obj, "apiVersion": target.rtype.api_version(target.version)}
+
+    def _create(self, target: _Target, body: Obj) -> web.Response:
+        if target.subresource is not None:
+            raise web.HTTPMethodNotAllowed("POST", ["GET", "PUT", "PATCH"])
+        obj = self.store.create(target.rtype, target.namespace, body, target.version)
+        return _json(self._render(obj, target), 201)
+
+    def _predicate(self, request: web.Request, target: _Target) -> Predicate:
+        labels = label_selector(request.query.get("labelSelector"))
+        fields = field_selector(request.query.get("fieldSelector"), target.rtype.kind)
+        return lambda obj: labels(obj) and fields(obj)
+
+    def _list(self, request: web.Request, target: _Target) -> web.Response:
+        items, version = self.store.list(
+            target.rtype, target.namespace, self._predicate(request, target)
+        )
+        if target.rtype.custom:
+            rendered = [self._render(item, target) for item in items]
+        else:  # real servers leave apiVersion/kind out of built-in list items
+            rendered = [
+                {k: v for k, v in item.items() if k not in ("apiVersion", "kind")}
+                for item in items
+            ]
+        return _json({
+            "kind": f"{target.rtype.kind}List",
+            "apiVersion": target.rtype.api_version(target.version),
+            "metadata": {"resourceVersion": str(version)},
+            "items": rendered,
+        })
+
+    async def _patch(self, request: web.Request, target: _Target) -> web.Response:
+        assert target.name is not None
+        content_type = request.content_type
+        if content_type not in patching.PATCH_TYPES:
+            raise ApiStatusError(415, f"the body of the request was in an unknown format - "
+                                      f"accepted media types include: "
+                                      f"{', '.join(patching.PATCH_TYPES)}")
+        if content_type == patching.STRATEGIC_MERGE_PATCH and target.rtype.custom:
+            raise ApiStatusError(415, _STRATEGIC_ON_CUSTOM)
+        raw = await request.read()
+        try:
+            if content_type == patching.APPLY_PATCH:
+                loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+                patch = yaml.load(raw, Loader=loader)
+            else:
+                patch = orjson.loads(raw)
+        except (orjson.JSONDecodeError, yaml.YAMLError) as error:
+            raise bad_request(f"the body of the request could not be decoded: {error}") from error
+        current = self.store.find(target.rtype, target.namespace, target.name)
+        if content_type == patching.APPLY_PATCH:
+            return self._apply(request, target, current, patch)
+        if current is None:
+            raise not_found(target.rtype.group, target.rtype.plural, target.name)
+        document = self._render(current, target)
+        if content_type == patching.JSON_PATCH:
+            patched = patching.json_patch(document, patch)
+        elif content_type == patching.STRATEGIC_MERGE_PATCH:
+            patched = patching.strategic_merge(document, patch)
+        else:
+            patched = patching.merge_patch(document, patch)
+        if not isinstance(patched, dict):
+            raise ApiStatusError(422, "the patch turned the object into something else")
+        obj = self.store.update(target.rtype, target.namespace, target.name, patched,
+                                version=target.version, subresource=target.subresource)
+        return _json(self._render(obj, target))
+
+    def _apply(
+        self, request: web.Request, target: _Target, current: Obj | None, patch: Any
+    ) -> web.Response:
+        """Server-side apply, approximated: create if absent, else merge the applied config."""
+        assert target.name is not None
+        if not request.query.get("fieldManager"):
+            raise ApiStatusError(
+                422, 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                     "is required for apply patch", reason="Invalid")
+        if not isinstance(patch, dict):
+            raise bad_request("an apply patch must be an object")
+        raw_meta = patch.get("metadata")
+        meta: Obj = raw_meta if isinstance(raw_meta, dict) else {}
+        if meta.get("name", target.name) != target.name:
+            raise bad_request("the name of the object does not match the name on the URL")
+        if current is None:
+            if target.subresource is not None:
+                raise not_found(target.rtype.group, target.rtype.plural, target.name)
+            body = {**patch, "metadata": {**meta, "name": target.name}}
+            obj = self.store.create(target.rtype, target.namespace, body, target.version)
+            return _json(self._render(obj, target), 201)
+        merge = patching.merge_patch if target.rtype.custom else patching.strategic_merge
+        patched = merge(self._render(current, target), patch)
+        obj = self.store.update(target.rtype, target.namespace, target.name, patched,
+                                version=target.version, subresource=target.subresource)
+        return _json(self._render(obj, target))
+
+    async def _delete(self, request: web.Request, target: _Target) -> web.Response:
+        assert target.name is not None
+        options: Obj = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    loaded = orjson.loads(raw)
+                except orjson.JSONDecodeError as error:
+                    raise bad_request(f"invalid DeleteOptions: {error}") from error
+                options = loaded if isinstance(loaded, dict) else {}
+        preconditions = options.get("preconditions") or {}
+        propagation = (request.query.get("propagationPolicy")
+                       or options.get("propagationPolicy") or "Background")
+        obj = self.store.delete(
+            target.rtype, target.namespace, target.name,
+            precondition_uid=preconditions.get("uid"),
+            precondition_rv=preconditions.get("resourceVersion"),
+            propagation=propagation,
+        )
+        return _json(self._render(obj, target))
+
+    def _delete_collection(self, request: web.Request, target: _Target) -> web.Response:
+        items, _ = self.store.list(target.rtype, target.namespace,
+                                   self._predicate(request, target))
+        deleted = []
+        for item in items:
+            meta = item["metadata"]
+            if self.store.find(target.rtype, meta.get("namespace"), meta["name"]) is item:
+                deleted.append(self._render(
+                    self.store.delete(target.rtype, meta.get("namespace"), meta["name"]), target
+                ))
+        return _json({
+            "kind": f"{target.rtype.kind}List",
+            "apiVersion": target.rtype.api_version(target.version),
+            "metadata": {"resourceVersion": str(self.store.resource_version)},
+            "items": deleted,
+        })
+
+    # --- watch -------------------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: _Target) -> web.StreamResponse:
+        query = request.query
+        predicate = self._predicate(request, target)
+        raw_version = query.get("resourceVersion", "")
+        since: int | None = None
+        if raw_version not in ("", "0"):
+            try:
+                since = int(raw_version)
+            except ValueError as error:
+                raise bad_request(f"invalid resource version: {raw_version!r}") from error
+        try:
+            timeout = float(query["timeoutSeconds"]) if "timeoutSeconds" in query else math.inf
+        except ValueError as error:
+            raise bad_request("invalid timeoutSeconds") from error
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in _TRUE
+        namespace = target.namespace if target.rtype.namespaced else None
+
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        try:
+            initial, watcher = self.store.subscribe(target.rtype, since)
+        except Expired as gone:
+            await response.prepare(request)
+            await response.write(_line("ERROR", expired(raw_version, gone.oldest)))
+            return response
+        try:
+            stream = _WatchStream(self, target, namespace, predicate, response)
+            await response.prepare(request)
+            await stream.send(initial)
+            with anyio.move_on_after(timeout):
+                await stream.follow(watcher, bookmarks=bookmarks)
+        except ConnectionError:
+            pass  # the client went away
+        finally:
+            self.store.unsubscribe(watcher)
+        if watcher.broken and request.transport is not None:
+            request.transport.close()  # break the stream mid-flight, like a dying server
+        return response
+
+
+def _line(event: str, obj: Obj) -> bytes:
+    return orjson.dumps({"type": event, "object": obj}) + b"\n"
+
+
+def _drain(watcher: Watcher, batch: list[Change]) -> list[Change]:
+    """Take every change already queued, without waiting."""
+    while True:
+        try:
+            batch.append(watcher.changes.receive_nowait())
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return batch
+
+
+class _WatchStream:
+    """Filters changes for one watch and writes them as JSON lines."""
+
+    def __init__(self, server: ApiServer, target: _Target, namespace: str | None,
+                 predicate: Predicate, response: web.StreamResponse) -> None:
+        self._server = server
+        self._target = target
+        self._namespace = namespace
+        self._predicate = predicate
+        self._response = response
+
+    def _visible(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        if self._namespace is not None and obj["metadata"].get("namespace") != self._namespace:
+            return False
+        return self._predicate(obj)
+
+    def _event(self, change: Change) -> str | None:
+        """The event type this watch sees, given its selectors (objects may enter or leave)."""
+        now = self._visible(change.obj)
+        if change.type == "DELETED":
+            return "DELETED" if now else None
+        before = change.type == "MODIFIED" and self._visible(change.previous)
+        if now:
+            return "MODIFIED" if before else "ADDED"
+        return "DELETED" if before else None
+
+    def _encode(self, changes: list[Change]) -> bytes:
+        lines = []
+        for change in changes:
+            event = self._event(change)
+            if event is not None:
+                lines.append(_line(event, self._server._render(change.obj, self._target)))
+        return b"".join(lines)
+
+    async def send(self, changes: list[Change]) -> None:
+        data = self._encode(changes)
+        if data:
+            await self._response.write(data)
+
+    async def follow(self, watcher: Watcher, *, bookmarks: bool) -> None:
+        interval = self._server.bookmark_interval if bookmarks else math.inf
+        while True:
+            with anyio.move_on_after(interval) as idle:
+                try:
+                    first = await watcher.changes.receive()
+                except anyio.EndOfStream:
+                    return
+            if idle.cancelled_caught:
+                # Drain and read the version with no await in between: every change up to
+                # that version is then written before the bookmark, so resuming from it is safe.
+                data = self._encode(_drain(watcher, []))
+                await self._response.write(data + self._bookmark())
+            else:
+                await self.send(_drain(watcher, [first]))
+
+    def _bookmark(self) -> bytes:
+        rtype, version = self._target.rtype, self._target.version
+        return _line("BOOKMARK", {
+            "kind": rtype.kind,
+            "apiVersion": rtype.api_version(version),
+            "metadata": {"resourceVersion": str(self._server.store.resource_version)},
+        })
