@@ -29,9 +29,10 @@ class ApiEmulator:
     """A Kubernetes API server in this process, for tests and ``shiftd demo``.
 
     Use as ``async with ApiEmulator(crd_files) as api:``; the server listens from entry to exit.
-    ``crds`` takes already-parsed CRD documents (e.g. cached by a test session) in addition to
-    ``crd_files``. Bookmarks are sent every ``bookmark_interval`` seconds on watches that ask
-    for them; each resource type keeps its last ``history_limit`` changes for watch resumption.
+    ``crds`` takes already-parsed CRD documents (e.g. cached by a test session; they are not
+    modified) in addition to ``crd_files``. Watches that allow bookmarks get one every
+    ``bookmark_interval`` seconds; each resource type keeps its last ``history_limit`` changes
+    for watches to resume from.
     """
 
     def __init__(

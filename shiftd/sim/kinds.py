@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,8 @@ class ResourceType:
     custom: bool = False  # custom resources refuse strategic-merge patches (415)
     status_subresource: bool = False
     short_names: tuple[str, ...] = ()
-    # Pruners per version; only custom resources have them.
-    pruners: Mapping[str, Pruner] = field(default_factory=dict)
+    # Per-version pruners; only custom resources have them.
+    pruners: LazyPruners | None = None
     # What ``status`` a freshly created object of a built-in kind gets.
     initial_status: Mapping[str, Any] | None = None
     crd_generation: int = 0
@@ -52,8 +52,25 @@ class ResourceType:
         return f"{self.group}/{version}" if self.group else version
 
     def prune(self, obj: dict[str, Any], version: str) -> dict[str, Any]:
-        pruner = self.pruners.get(version)
-        return pruner(obj) if pruner is not None else obj
+        if self.pruners is None:
+            return obj
+        pruned: dict[str, Any] = self.pruners.get(version)(obj)
+        return pruned
+
+
+class LazyPruners:
+    """One pruner per CRD version, compiled on first use (the Argo schemas are large, and
+    most tests never write most kinds)."""
+
+    def __init__(self, schemas: Mapping[str, Mapping[str, Any] | None]) -> None:
+        self._schemas = dict(schemas)
+        self._compiled: dict[str, Pruner] = {}
+
+    def get(self, version: str) -> Pruner:
+        pruner = self._compiled.get(version)
+        if pruner is None:
+            pruner = self._compiled[version] = compile_pruner(self._schemas.get(version))
+        return pruner
 
 
 def _builtin(
@@ -96,10 +113,9 @@ def crd_resource_type(crd: Mapping[str, Any]) -> ResourceType:
     served = [v for v in spec.get("versions") or [] if v.get("served", True)]
     if not served:
         raise ValueError("spec.versions must contain at least one served version")
-    pruners = {
-        v["name"]: compile_pruner((v.get("schema") or {}).get("openAPIV3Schema"))
-        for v in served
-    }
+    pruners = LazyPruners(
+        {v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") for v in served}
+    )
     return ResourceType(
         group=group,
         plural=plural,
