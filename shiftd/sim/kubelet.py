@@ -117,19 +117,25 @@ class FakeKubelet:
         self._retry_after = retry_after
         self._sets: dict[tuple[str, str], _ReplicaSet] = {}
         self._held: set[tuple[str, str]] = set()
-        self._wake = anyio.Event()
+        # Set whenever something may change a desired status; created in ``run`` because an
+        # anyio Event needs a running event loop.
+        self._wake: anyio.Event | None = None
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
     # --- test controls -----------------------------------------------------------------------
 
     def hold(self, namespace: str, name: str) -> None:
         """Keep this ReplicaSet's pods unready (readyReplicas 0) until ``release``."""
         self._held.add((namespace, name))
-        self._wake.set()
+        self._poke()
 
     def release(self, namespace: str, name: str) -> None:
         """Let a held ReplicaSet become ready again (once ``ready_after`` has passed)."""
         self._held.discard((namespace, name))
-        self._wake.set()
+        self._poke()
 
     # --- running -----------------------------------------------------------------------------
 
@@ -210,7 +216,7 @@ class FakeKubelet:
         known.generation = int(meta.get("generation", known.generation))
         known.status = dict(obj.get("status") or {})
         known.template = spec.get("template") or known.template
-        self._wake.set()
+        self._poke()
 
     def _forget(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -237,7 +243,7 @@ class FakeKubelet:
 
     async def _reconcile_forever(self) -> None:
         while True:
-            self._wake = anyio.Event()
+            wake = self._wake = anyio.Event()
             now = anyio.current_time()
             wake_at = math.inf
             for state in list(self._sets.values()):
@@ -256,7 +262,7 @@ class FakeKubelet:
                                        state.namespace, state.name, error)
                         wake_at = min(wake_at, now + self._retry_after)
             with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
-                await self._wake.wait()
+                await wake.wait()
 
     async def _patch_status(self, state: _ReplicaSet, desired: Obj) -> None:
         path = (f"/apis/apps/v1/namespaces/{quote(state.namespace)}/replicasets/"

@@ -194,7 +194,7 @@ class ApiServer:
                 if request.query.get("watch", "").lower() in _TRUE:
                     return await self._watch(request, target)
                 return self._list(request, target)
-            if method == "POST":
+            if method == "POST" and not (target.rtype.namespaced and target.namespace is None):
                 return self._create(target, await self._body(request))
             if method == "DELETE":
                 return self._delete_collection(request, target)

@@ -177,6 +177,8 @@ class Store:
             meta.pop(field, None)
         meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(),
                     generation=1)
+        if rtype.key == NAMESPACES:
+            meta["labels"] = {**meta.get("labels", {}), "kubernetes.io/metadata.name": name}
         obj: Obj = {"apiVersion": rtype.api_version(version), "kind": rtype.kind,
                     "metadata": meta}
         obj.update((k, v) for k, v in body.items() if k not in ("apiVersion", "kind", "metadata"))

@@ -462,6 +462,34 @@ async def test_a_watch_resumes_after_a_resource_version(kube: ApiClient) -> None
         await watcher.close()
 
 
+async def test_a_watch_across_namespaces_sees_every_namespace_and_deletions_get_a_new_version(
+    kube: ApiClient,
+) -> None:
+    core = client.CoreV1Api(kube)
+    await core.create_namespace({"metadata": {"name": "other"}})
+    listed = await core.list_service_for_all_namespaces()
+    first = await core.create_namespaced_service("default", service("a"))
+    await core.create_namespaced_service("other", service("b"))
+    await core.delete_namespaced_service("a", "default")
+
+    watcher = watch.Watch()
+    stream = watcher.stream(core.list_service_for_all_namespaces,
+                            resource_version=listed.metadata.resource_version, timeout_seconds=5)
+    try:
+        events = []
+        with anyio.fail_after(5):
+            async for event in stream:
+                events.append(event["raw_object"])
+                if len(events) == 3:
+                    break
+    finally:
+        await watcher.close()
+    assert [(e["metadata"]["namespace"], e["metadata"]["name"]) for e in events] == [
+        ("default", "a"), ("other", "b"), ("default", "a")
+    ]
+    assert int(events[2]["metadata"]["resourceVersion"]) > int(first.metadata.resource_version)
+
+
 async def test_a_watch_from_version_zero_starts_with_the_current_objects(
     kube: ApiClient,
 ) -> None:
