@@ -33,8 +33,6 @@ class TokenBucket:
         self._sleep = sleep
         self._tokens = float(burst)
         self._stamp = clock()
-        # One waiter at a time: the lock queues the rest in arrival order.
-        self._lock = anyio.Lock()
 
     @property
     def unlimited(self) -> bool:
@@ -46,12 +44,14 @@ class TokenBucket:
         self._stamp = now
 
     async def acquire(self) -> None:
-        """Wait until a token is available and take it."""
+        """Take a token, waiting until it is due.
+
+        The token is reserved before waiting (the bucket may go into debt), so concurrent
+        callers are spaced out in the order they arrived, without a lock.
+        """
         if self.unlimited:
             return
-        async with self._lock:
-            self._refill()
-            while self._tokens < 1.0:
-                await self._sleep((1.0 - self._tokens) / self._qps)
-                self._refill()
-            self._tokens -= 1.0
+        self._refill()
+        self._tokens -= 1.0
+        if self._tokens < 0:
+            await self._sleep(-self._tokens / self._qps)

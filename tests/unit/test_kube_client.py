@@ -1,0 +1,386 @@
+"""KubeClient against a tiny aiohttp server: what goes over the wire and how answers map."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+from aiohttp import web
+from kubernetes_asyncio.client import Configuration
+
+from shiftd.kube.client import JsonLinesDecoder, KubeClient, WatchEvent
+from shiftd.kube.errors import (
+    ApiError,
+    Conflict,
+    ConnectionFailed,
+    Gone,
+    Invalid,
+    NotFound,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
+from shiftd.kube.resources import POD, ROLLOUT, VIRTUAL_SERVICE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    query: dict[str, str]
+    content_type: str
+    body: bytes
+
+
+@dataclass
+class FakeApiServer:
+    """Records every request and answers with ``respond``."""
+
+    respond: Handler
+    seen: list[Seen] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(
+            Seen(
+                method=request.method,
+                path=request.path,
+                query=dict(request.query),
+                content_type=request.headers.get("Content-Type", ""),
+                body=await request.read(),
+            )
+        )
+        return await self.respond(request)
+
+
+@asynccontextmanager
+async def serving(respond: Handler) -> AsyncIterator[tuple[FakeApiServer, str]]:
+    fake = FakeApiServer(respond)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield fake, f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def client_for(url: str, **options: object) -> AsyncIterator[tuple[KubeClient, list]]:
+    requests: list[tuple[str, int]] = []
+    client = KubeClient(
+        Configuration(host=url),
+        on_request=lambda verb, status: requests.append((verb, status)),
+        **options,  # type: ignore[arg-type]
+    )
+    async with client:
+        yield client, requests
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, object]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
+
+
+ROLLOUT_OBJ = {
+    "apiVersion": "argoproj.io/v1alpha1",
+    "kind": "Rollout",
+    "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7"},
+    "spec": {"unknownField": {"kept": True}},
+}
+
+
+async def test_get_returns_the_raw_object_with_unknown_fields_and_reports_the_request() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (fake, url), client_for(url) as (client, requests):
+        obj = await client.get(ROLLOUT, "shop", "web")
+    assert obj == ROLLOUT_OBJ
+    assert fake.seen[0].path == "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web"
+    assert requests == [("get", 200)]
+
+
+async def test_list_fills_in_api_version_and_kind_and_follows_continue_pages() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        if request.query.get("continue") == "page2":
+            return json_response(
+                {"metadata": {"resourceVersion": "99"}, "items": [{"metadata": {"name": "b"}}]}
+            )
+        return json_response(
+            {
+                "metadata": {"resourceVersion": "42", "continue": "page2"},
+                "items": [{"metadata": {"name": "a"}}],
+            }
+        )
+
+    async with serving(respond) as (fake, url), client_for(url) as (client, requests):
+        items, version = await client.list(POD, "shop", label_selector="app=web")
+    assert version == "42"
+    assert [(i["apiVersion"], i["kind"], i["metadata"]["name"]) for i in items] == [
+        ("v1", "Pod", "a"),
+        ("v1", "Pod", "b"),
+    ]
+    assert fake.seen[0].path == "/api/v1/namespaces/shop/pods"
+    assert fake.seen[0].query["labelSelector"] == "app=web"
+    assert requests == [("list", 200), ("list", 200)]
+
+
+async def test_listing_across_all_namespaces_uses_the_cluster_wide_path() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response({"metadata": {"resourceVersion": "1"}, "items": []})
+
+    async with serving(respond) as (fake, url), client_for(url) as (client, _):
+        assert await client.list(ROLLOUT) == ([], "1")
+    assert fake.seen[0].path == "/apis/argoproj.io/v1alpha1/rollouts"
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "content_type"),
+    [
+        ("merge", "application/merge-patch+json"),
+        ("json", "application/json-patch+json"),
+        ("strategic", "application/strategic-merge-patch+json"),
+        ("apply", "application/apply-patch+yaml"),
+    ],
+)
+async def test_each_patch_type_is_sent_with_its_content_type(
+    patch_type: str, content_type: str
+) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(ROLLOUT_OBJ)
+
+    body: object = (
+        [{"op": "replace", "path": "/spec/replicas", "value": 3}]
+        if patch_type == "json"
+        else {"spec": {"replicas": 3}}
+    )
+    async with serving(respond) as (fake, url), client_for(url) as (client, requests):
+        await client.patch(
+            ROLLOUT,
+            "shop",
+            "web",
+            body,  # type: ignore[arg-type]
+            patch_type=patch_type,  # type: ignore[arg-type]
+            subresource="status",
+        )
+    seen = fake.seen[0]
+    assert (seen.method, seen.content_type) == ("PATCH", content_type)
+    assert seen.path.endswith("/rollouts/web/status")
+    assert orjson.loads(seen.body) == body
+    assert seen.query["fieldManager"] == "shiftd"
+    assert ("force" in seen.query) == (patch_type == "apply")
+    assert requests == [("patch", 200)]
+
+
+async def test_create_replace_and_delete_use_post_put_and_delete() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(
+            ROLLOUT_OBJ if request.method != "DELETE" else status_body(200, "", "")
+        )
+
+    async with serving(respond) as (fake, url), client_for(url) as (client, requests):
+        await client.create(ROLLOUT, "shop", ROLLOUT_OBJ)
+        await client.replace(ROLLOUT, "shop", "web", ROLLOUT_OBJ)
+        await client.delete(ROLLOUT, "shop", "web", propagation_policy="Background")
+    assert [(s.method, s.path.rsplit("/", 1)[-1]) for s in fake.seen] == [
+        ("POST", "rollouts"),
+        ("PUT", "web"),
+        ("DELETE", "web"),
+    ]
+    assert fake.seen[2].query["propagationPolicy"] == "Background"
+    assert requests == [("create", 200), ("update", 200), ("delete", 200)]
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "error_type"),
+    [
+        (404, "NotFound", NotFound),
+        (409, "Conflict", Conflict),
+        (409, "AlreadyExists", Conflict),
+        (410, "Expired", Gone),
+        (415, "UnsupportedMediaType", UnsupportedMediaType),
+        (422, "Invalid", Invalid),
+        (500, "InternalError", ApiError),
+    ],
+)
+async def test_an_error_status_raises_the_matching_api_error(
+    code: int, reason: str, error_type: type[ApiError]
+) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(status_body(code, reason, "it went wrong"), status=code)
+
+    async with serving(respond) as (_, url), client_for(url) as (client, requests):
+        with pytest.raises(ApiError) as caught:
+            await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
+    assert type(caught.value) is error_type
+    assert (caught.value.status, caught.value.reason, caught.value.message) == (
+        code,
+        reason,
+        "it went wrong",
+    )
+    assert requests == [("patch", code)]
+
+
+async def test_a_connection_failure_on_a_read_is_retried_a_few_times_and_each_try_reported() -> (
+    None
+):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    async with client_for(f"http://127.0.0.1:{port}", read_attempts=3) as (client, requests):
+        with pytest.raises(ConnectionFailed):
+            await client.get(ROLLOUT, "shop", "web")
+        with pytest.raises(ConnectionFailed):
+            await client.create(ROLLOUT, "shop", ROLLOUT_OBJ)
+    assert requests == [("get", 0), ("get", 0), ("get", 0), ("create", 0)]
+
+
+async def test_a_request_that_outlives_its_timeout_raises_request_timeout() -> None:
+    release = asyncio.Event()
+
+    async def respond(request: web.Request) -> web.Response:
+        await release.wait()
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (_, url):
+        try:
+            async with client_for(url, request_timeout=0.1) as (client, requests):
+                with pytest.raises(RequestTimeout):
+                    await client.get(ROLLOUT, "shop", "web")
+        finally:
+            release.set()
+    assert requests == [("get", 0)]
+
+
+def watch_line(event_type: str, obj: dict[str, object]) -> bytes:
+    return orjson.dumps({"type": event_type, "object": obj}) + b"\n"
+
+
+async def stream(request: web.Request, *chunks: bytes) -> web.StreamResponse:
+    response = web.StreamResponse()
+    response.content_type = "application/json"
+    await response.prepare(request)
+    for chunk in chunks:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def collect(client: KubeClient, **options: object) -> list[WatchEvent]:
+    async with aclosing(
+        client.watch(ROLLOUT, "shop", resource_version="7", **options)  # type: ignore[arg-type]
+    ) as events:
+        return [event async for event in events]
+
+
+async def test_watch_yields_events_split_across_chunks_and_asks_for_bookmarks() -> None:
+    added = watch_line("ADDED", {"metadata": {"name": "a", "resourceVersion": "8"}})
+    bookmark = watch_line("BOOKMARK", {"kind": "Rollout", "metadata": {"resourceVersion": "9"}})
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await stream(request, added[:10], added[10:] + bookmark[:5], bookmark[5:])
+
+    async with serving(respond) as (fake, url), client_for(url) as (client, requests):
+        events = await collect(client, timeout_seconds=60)
+    assert [(e.type, e.object["metadata"]["resourceVersion"]) for e in events] == [
+        ("ADDED", "8"),
+        ("BOOKMARK", "9"),
+    ]
+    assert events[0].object["kind"] == "Rollout"
+    assert fake.seen[0].query == {
+        "watch": "true",
+        "resourceVersion": "7",
+        "timeoutSeconds": "60",
+        "allowWatchBookmarks": "true",
+    }
+    assert requests == [("watch", 200)]
+
+
+async def test_a_watch_error_event_with_code_410_raises_gone() -> None:
+    async def respond(request: web.Request) -> web.StreamResponse:
+        return await stream(
+            request,
+            watch_line("ADDED", {"metadata": {"name": "a", "resourceVersion": "8"}}),
+            watch_line("ERROR", status_body(410, "Expired", "too old resource version: 7")),
+        )
+
+    async with serving(respond) as (_, url), client_for(url) as (client, _):
+        with pytest.raises(Gone, match="too old"):
+            await collect(client)
+
+
+async def test_a_watch_answered_with_http_410_raises_gone() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(status_body(410, "Gone", "expired"), status=410)
+
+    async with serving(respond) as (_, url), client_for(url) as (client, requests):
+        with pytest.raises(Gone):
+            await collect(client)
+    assert requests == [("watch", 410)]
+
+
+async def test_watches_are_not_held_back_by_the_rate_limit() -> None:
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch"):
+            return await stream(request)
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (_, url), client_for(url, qps=0.001, burst=1) as (client, _):
+        await client.get(ROLLOUT, "shop", "web")  # spends the only token
+        assert await collect(client) == []
+
+
+@pytest.mark.parametrize(
+    ("chunks", "documents"),
+    [
+        ([b'{"a":1}\n{"b":2}\n'], [{"a": 1}, {"b": 2}]),
+        ([b'{"a"', b":1}", b"\n"], [{"a": 1}]),
+        ([b'{"a":1}\n\n', b'{"b":', b"2}"], [{"a": 1}, {"b": 2}]),
+        ([b"\n", b"  \n"], []),
+    ],
+)
+def test_json_lines_decoder_reassembles_documents_cut_anywhere(
+    chunks: list[bytes], documents: list[object]
+) -> None:
+    decoder = JsonLinesDecoder()
+    decoded = [doc for chunk in chunks for doc in decoder.feed(chunk)]
+    assert decoded + decoder.finish() == documents
+
+
+def test_json_lines_decoder_rejects_a_malformed_line() -> None:
+    with pytest.raises(ValueError):
+        JsonLinesDecoder().feed(b"{not json\n")
+
+
+async def test_a_strategic_patch_on_a_custom_resource_maps_415() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(
+            status_body(
+                415, "UnsupportedMediaType", "the body of the request was in an unknown format"
+            ),
+            status=415,
+        )
+
+    async with serving(respond) as (_, url), client_for(url) as (client, _):
+        with pytest.raises(UnsupportedMediaType):
+            await client.patch(VIRTUAL_SERVICE, "shop", "web", {}, patch_type="strategic")
