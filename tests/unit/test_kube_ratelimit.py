@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from shiftd.kube.ratelimit import TokenBucket
@@ -67,14 +68,15 @@ def test_a_burst_below_one_is_rejected() -> None:
 
 
 async def test_concurrent_callers_are_spaced_out_in_arrival_order() -> None:
-    clock = FakeClock()
-    limiter = bucket(clock, qps=10, burst=1)
+    sleeps: list[float] = []
 
-    async def take() -> None:
-        await limiter.acquire()
+    async def record(seconds: float) -> None:
+        sleeps.append(round(seconds, 6))
+        await anyio.lowlevel.checkpoint()
 
-    # Each caller reserves its slot before waiting, so three at once wait 0, 0.1 and 0.2.
+    # Time stands still while all three ask: each reserves its slot before it waits.
+    limiter = TokenBucket(qps=10, burst=1, clock=lambda: 100.0, sleep=record)
     async with anyio.create_task_group() as tg:
         for _ in range(3):
-            tg.start_soon(take)
-    assert sorted(clock.sleeps) == [0.1, 0.2]
+            tg.start_soon(limiter.acquire)
+    assert sorted(sleeps) == [0.1, 0.2]
