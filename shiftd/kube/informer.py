@@ -9,7 +9,9 @@ telling ``on_change(event_type, object)`` about each change. It never gives up:
 * ``Gone`` (410: that version has been compacted away) relists, replaces the cache, and
   reports DELETED for objects that disappeared and ADDED/MODIFIED for the ones that changed;
 * connection failures and API errors (the API server restarting) back off exponentially with
-  jitter, capped at a few seconds, and try again, forever.
+  jitter, capped at a few seconds, and try again, forever;
+* a watch that reports versions older than the one it was started from is talking to a server
+  whose history is not the one cached (it was rebuilt empty, or restored): that relists too.
 
 ``on_restart()`` is called each time a watch is re-established after an error or a 410.
 Callbacks run inline in the informer's task and must not block or raise.
@@ -71,6 +73,10 @@ class ListWatchClient(Protocol):
     ) -> AsyncGenerator[WatchEvent, None]: ...
 
 
+class _HistoryRewound(KubeError):
+    """The server sent a resourceVersion older than the one the watch started from."""
+
+
 @dataclass
 class _Scope:
     """One list+watch: a namespace, or ``None`` for all of them (or a cluster-scoped kind)."""
@@ -115,11 +121,14 @@ class Informer:
         on_restart: Callable[[], None] | None = None,
         label_selector: str | None = None,
         watch_timeout: int = 240,
+        min_backoff: float = 0.2,
         max_backoff: float = 6.0,
     ) -> None:
         """``namespaces=None`` watches all namespaces with one watch; a list watches each of
         them separately (ignored for cluster-scoped kinds). ``watch_timeout`` is the
-        server-side timeoutSeconds after which a watch is reopened."""
+        server-side timeoutSeconds after which a watch is reopened. Failures back off from
+        ``min_backoff`` doubling up to ``max_backoff`` seconds, plus up to ``min_backoff``
+        of jitter."""
         self._client = client
         self._kind = kind
         if namespaces is None or not kind.namespaced:
@@ -130,7 +139,9 @@ class Informer:
         self._on_restart = on_restart
         self._label_selector = label_selector
         self._watch_timeout = watch_timeout
-        self._backoff = wait_exponential(multiplier=0.2, max=max_backoff) + wait_random(0, 0.5)
+        self._backoff = wait_exponential(multiplier=min_backoff, max=max_backoff) + wait_random(
+            0, min_backoff
+        )
         # namespace (None for cluster-scoped objects) -> name -> newest object seen
         self._cache: dict[str | None, dict[str, JsonObject]] = {}
         self.synced = anyio.Event()
@@ -172,7 +183,8 @@ class Informer:
 
     def _wait(self, retry_state: RetryCallState) -> float:
         # A first 410 is routine (the watch fell behind compaction): relist right away.
-        if retry_state.attempt_number == 1 and isinstance(_failure(retry_state), Gone):
+        relist = isinstance(_failure(retry_state), Gone | _HistoryRewound)
+        if retry_state.attempt_number == 1 and relist:
             return 0.0
         return float(self._backoff(retry_state))
 
@@ -191,10 +203,11 @@ class Informer:
     async def _watch_once(self, scope: _Scope) -> None:
         if not scope.resource_version:
             await self._relist(scope)
+        since = scope.resource_version
         stream = self._client.watch(
             self._kind,
             scope.namespace,
-            resource_version=scope.resource_version,
+            resource_version=since,
             label_selector=self._label_selector,
             timeout_seconds=self._watch_timeout,
         )
@@ -203,8 +216,12 @@ class Informer:
             async with aclosing(stream) as events:
                 async for event in events:
                     delivered += 1
+                    if _is_older(_resource_version(event.object), since):
+                        raise _HistoryRewound(
+                            f"watch from {since} sent {_resource_version(event.object)}"
+                        )
                     self._apply(scope, event)
-        except Gone:
+        except (Gone, _HistoryRewound):
             scope.resource_version = ""
             raise
         if not delivered and anyio.current_time() - started < _SHORT_WATCH:
@@ -221,8 +238,8 @@ class Informer:
 
     def _restarting(self, retry_state: RetryCallState) -> None:
         failure = _failure(retry_state)
-        if isinstance(failure, Gone):
-            logger.info("watch of %s expired (410), relisting", self._kind.plural)
+        if isinstance(failure, Gone | _HistoryRewound):
+            logger.info("watch of %s must relist: %s", self._kind.plural, failure)
         else:
             logger.warning("watch of %s failed, reconnecting: %s", self._kind.plural, failure)
         if self._on_restart is not None:
