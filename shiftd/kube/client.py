@@ -35,6 +35,7 @@ from tenacity import (
 )
 
 from shiftd.kube.errors import (
+    CannotConnect,
     ConnectionFailed,
     RequestTimeout,
     TransportError,
@@ -433,6 +434,9 @@ class KubeClient:
         except TimeoutError as exc:
             self._report(verb, 0)
             raise RequestTimeout(f"{method} {path}: timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            self._report(verb, 0)
+            raise CannotConnect(f"{method} {path}: {exc}") from exc
         except aiohttp.ClientError as exc:
             self._report(verb, 0)
             raise ConnectionFailed(f"{method} {path}: {exc}") from exc

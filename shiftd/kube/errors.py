@@ -4,8 +4,9 @@ The client turns every failed request into one of these, so callers never see ai
 kubernetes_asyncio exceptions::
 
     KubeError
-    ├── TransportError          no HTTP answer: the request never completed (status code 0)
-    │   ├── ConnectionFailed    could not connect, or the connection broke mid-response
+    ├── TransportError          no complete HTTP answer came back
+    │   ├── ConnectionFailed    the connection broke before the response was complete
+    │   │   └── CannotConnect   no connection could be made: refused, unreachable, DNS
     │   └── RequestTimeout      the client-side timeout ran out
     └── ApiError                the API server answered with an error Status
         ├── NotFound            404: no such object (or namespace)
@@ -34,7 +35,11 @@ class TransportError(KubeError):
 
 
 class ConnectionFailed(TransportError):
-    """Connecting failed, or the connection was lost before the response was complete."""
+    """The connection failed or was lost before the response was complete."""
+
+
+class CannotConnect(ConnectionFailed):
+    """No connection could be made: the server is down, unreachable or unresolvable."""
 
 
 class RequestTimeout(TransportError):

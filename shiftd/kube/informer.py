@@ -10,8 +10,9 @@ telling ``on_change(event_type, object)`` about each change. It never gives up:
   reports DELETED for objects that disappeared and ADDED/MODIFIED for the ones that changed;
 * connection failures and API errors (the API server restarting) back off exponentially with
   jitter, capped at a few seconds, and try again, forever;
-* a watch that reports versions older than the one it was started from is talking to a server
-  whose history is not the one cached (it was rebuilt empty, or restored): that relists too.
+* once the API server could not be reached at all, it may have come back rebuilt or restored
+  from a backup, so the first attempt after that relists rather than resumes; likewise when a
+  watch reports versions older than the one it started from.
 
 ``on_restart()`` is called each time a watch is re-established after an error or a 410.
 Callbacks run inline in the informer's task and must not block or raise.
@@ -36,7 +37,7 @@ from tenacity import (
 )
 
 from shiftd.kube.client import JsonObject, WatchEvent
-from shiftd.kube.errors import ConnectionFailed, Gone, KubeError
+from shiftd.kube.errors import CannotConnect, ConnectionFailed, Gone, KubeError
 from shiftd.kube.resources import ResourceKind
 
 __all__ = ["Informer", "ListWatchClient"]
@@ -221,7 +222,7 @@ class Informer:
                             f"watch from {since} sent {_resource_version(event.object)}"
                         )
                     self._apply(scope, event)
-        except (Gone, _HistoryRewound):
+        except (Gone, _HistoryRewound, CannotConnect):
             scope.resource_version = ""
             raise
         if not delivered and anyio.current_time() - started < _SHORT_WATCH:

@@ -16,8 +16,8 @@ from kubernetes_asyncio.client import Configuration
 from shiftd.kube.client import JsonLinesDecoder, KubeClient, WatchEvent
 from shiftd.kube.errors import (
     ApiError,
+    CannotConnect,
     Conflict,
-    ConnectionFailed,
     Gone,
     Invalid,
     NotFound,
@@ -248,9 +248,9 @@ async def test_a_connection_failure_on_a_read_is_retried_a_few_times_and_each_tr
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with client_for(f"http://127.0.0.1:{port}", read_attempts=3) as (client, requests):
-        with pytest.raises(ConnectionFailed):
+        with pytest.raises(CannotConnect):
             await client.get(ROLLOUT, "shop", "web")
-        with pytest.raises(ConnectionFailed):
+        with pytest.raises(CannotConnect):
             await client.create(ROLLOUT, "shop", ROLLOUT_OBJ)
     assert requests == [("get", 0), ("get", 0), ("get", 0), ("create", 0)]
 

@@ -12,7 +12,7 @@ import anyio.lowlevel
 import pytest
 
 from shiftd.kube.client import WatchEvent
-from shiftd.kube.errors import ConnectionFailed, Gone
+from shiftd.kube.errors import CannotConnect, ConnectionFailed, Gone
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import NAMESPACE, ROLLOUT, ResourceKind
 
@@ -224,6 +224,22 @@ async def test_a_broken_connection_resumes_from_the_last_version_and_counts_a_re
         await harness.progress.until(lambda: len(harness.api.watches) == 3)
         assert harness.api.watches == [(None, "10"), (None, "11"), (None, "11")]
         assert harness.api.lists == [None]
+        assert harness.restarts == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_after_the_server_could_not_be_reached_the_watch_relists_instead_of_resuming(
+    harness: Harness,
+) -> None:
+    harness.api.answer_lists(None, ([obj("a", 5)], "10"), CannotConnect("refused"), ([], "3"))
+    harness.api.script_watch(None, CannotConnect("refused"))
+    informer = harness.informer()
+    async with anyio.create_task_group() as tg:
+        await tg.start(informer.run)
+        await harness.progress.until(lambda: len(harness.api.watches) == 2)
+        assert harness.api.watches == [(None, "10"), (None, "3")]
+        assert harness.api.lists == [None, None, None]
+        assert harness.changes == [("ADDED", "a", "5"), ("DELETED", "a", "5")]
         assert harness.restarts == 2
         tg.cancel_scope.cancel()
 
