@@ -85,6 +85,8 @@ class _Scope:
     namespace: str | None
     # The version to resume watching from; "" means the next attempt must list first.
     resource_version: str = ""
+    # 410s in a row without an event in between; only the first relists without waiting.
+    expired_in_a_row: int = 0
 
 
 def _resource_version(obj: JsonObject) -> str:
@@ -173,30 +175,31 @@ class Informer:
 
     # -- the loops -----------------------------------------------------------------------
 
-    def _retrying(self, *, before_sleep: Callable[[RetryCallState], None]) -> AsyncRetrying:
+    def _retrying(
+        self, scope: _Scope, *, before_sleep: Callable[[RetryCallState], None]
+    ) -> AsyncRetrying:
+        def wait(retry_state: RetryCallState) -> float:
+            # A 410 is routine (the watch fell behind compaction): relist right away, once.
+            if scope.expired_in_a_row == 1 and isinstance(_failure(retry_state), Gone):
+                return 0.0
+            return float(self._backoff(retry_state))
+
         return AsyncRetrying(
             retry=retry_if_exception_type(KubeError),
-            wait=self._wait,
+            wait=wait,
             sleep=anyio.sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
 
-    def _wait(self, retry_state: RetryCallState) -> float:
-        # A first 410 is routine (the watch fell behind compaction): relist right away.
-        relist = isinstance(_failure(retry_state), Gone | _HistoryRewound)
-        if retry_state.attempt_number == 1 and relist:
-            return 0.0
-        return float(self._backoff(retry_state))
-
     async def _initial_list(self, scope: _Scope) -> None:
-        async for attempt in self._retrying(before_sleep=self._log_list_failure):
+        async for attempt in self._retrying(scope, before_sleep=self._log_list_failure):
             with attempt:
                 await self._relist(scope)
 
     async def _watch_forever(self, scope: _Scope) -> None:
         while True:
-            async for attempt in self._retrying(before_sleep=self._restarting):
+            async for attempt in self._retrying(scope, before_sleep=self._restarting):
                 with attempt:
                     await self._watch_once(scope)
             # The server closed the stream (timeoutSeconds): watch again from where we are.
@@ -217,12 +220,17 @@ class Informer:
             async with aclosing(stream) as events:
                 async for event in events:
                     delivered += 1
+                    scope.expired_in_a_row = 0
                     if _is_older(_resource_version(event.object), since):
                         raise _HistoryRewound(
                             f"watch from {since} sent {_resource_version(event.object)}"
                         )
                     self._apply(scope, event)
-        except (Gone, _HistoryRewound, CannotConnect):
+        except Gone:
+            scope.resource_version = ""
+            scope.expired_in_a_row += 1
+            raise
+        except (_HistoryRewound, CannotConnect):
             scope.resource_version = ""
             raise
         if not delivered and anyio.current_time() - started < _SHORT_WATCH:
