@@ -75,7 +75,9 @@ async def serving(respond: Handler) -> AsyncIterator[tuple[FakeApiServer, str]]:
 
 
 @asynccontextmanager
-async def client_for(url: str, **options: object) -> AsyncIterator[tuple[KubeClient, list]]:
+async def client_for(
+    url: str, **options: object
+) -> AsyncIterator[tuple[KubeClient, list[tuple[str, int]]]]:
     requests: list[tuple[str, int]] = []
     client = KubeClient(
         Configuration(host=url),
