@@ -14,7 +14,8 @@ telling ``on_change(event_type, object)`` about each change. It never gives up:
   from a backup, so the first attempt after that relists rather than resumes; likewise when a
   watch reports versions older than the one it started from.
 
-``on_restart()`` is called each time a watch is re-established after an error or a 410.
+``on_restart()`` is called before each attempt to re-establish a watch after an error or a 410
+(a watch that the server merely ended is reopened without counting).
 Callbacks run inline in the informer's task and must not block or raise.
 """
 
