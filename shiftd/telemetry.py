@@ -172,7 +172,7 @@ class Telemetry:
         ):
             metric.remove(namespace, name)
 
-    def observe_reconcile(self, namespace: str, name: str, seconds: float) -> None:
+    def observe_reconcile(self, *, namespace: str, name: str, seconds: float) -> None:
         self.reconcile_duration.labels(namespace, name).observe(seconds)
 
     def count_reconcile_error(self, namespace: str, name: str) -> None:
@@ -191,7 +191,7 @@ class Telemetry:
             self.count_reconcile_error(namespace, name)
             raise
         finally:
-            self.observe_reconcile(namespace, name, self._clock() - started)
+            self.observe_reconcile(namespace=namespace, name=name, seconds=self._clock() - started)
 
     def count_request(self, verb: str, status_code: int) -> None:
         """Count one API request; fits ``KubeClient``'s ``on_request`` callback."""

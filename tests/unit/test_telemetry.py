@@ -104,7 +104,7 @@ def test_forgetting_a_rollout_removes_every_label_set_of_it() -> None:
         desired=2,
         available=2,
     )
-    telemetry.observe_reconcile("shop", "web", 0.02)
+    telemetry.observe_reconcile(namespace="shop", name="web", seconds=0.02)
     telemetry.count_reconcile_error("shop", "web")
 
     telemetry.forget_rollout("shop", "web")
@@ -166,7 +166,7 @@ def test_two_instances_do_not_share_metrics() -> None:
 async def test_metrics_endpoint_serves_every_metric_in_prometheus_text_format() -> None:
     telemetry = Telemetry()
     observe_web(telemetry)
-    telemetry.observe_reconcile("shop", "web", 0.01)
+    telemetry.observe_reconcile(namespace="shop", name="web", seconds=0.01)
     telemetry.count_reconcile_error("shop", "web")
     telemetry.count_request("get", 200)
     telemetry.count_watch_restart("Rollout")
