@@ -1,0 +1,97 @@
+"""The writes a reconcile asks for, as immutable values.
+
+``plan_rollout`` returns these in the order they must be applied; the runtime hands each to
+the task that owns that kind of write. Every action is idempotent: applying it to an object
+already in the desired state changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """A Kubernetes Event to record on the Rollout once the plan's writes succeeded."""
+
+    reason: str
+    message: str
+    type: Literal["Normal", "Warning"] = "Normal"
+
+
+@dataclass(frozen=True, slots=True)
+class CreateReplicaSet:
+    body: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class PatchReplicaSet:
+    """A JSON merge patch on a ReplicaSet (scale, annotations, adoption)."""
+
+    name: str
+    patch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteReplicaSet:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PatchService:
+    """A JSON merge patch on a Service: only the selector key and annotation shiftd owns."""
+
+    name: str
+    patch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SetTraffic:
+    """Route ``canary_weight`` to the canary and the rest to the stable, in every route."""
+
+    canary_weight: int
+    canary_hash: str
+    stable_hash: str
+
+    @property
+    def stable_weight(self) -> int:
+        return 100 - self.canary_weight
+
+
+@dataclass(frozen=True, slots=True)
+class PatchRolloutStatus:
+    """A JSON merge patch on ``/status``, guarded by the resourceVersion it was planned from."""
+
+    patch: dict[str, Any]
+    resource_version: str | None
+
+
+Action = (
+    CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
+    | PatchRolloutStatus
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What one reconcile decided: writes in order, events, and when to look again."""
+
+    actions: tuple[Action, ...]
+    events: tuple[EventSpec, ...]
+    requeue_at: datetime | None
+    status: dict[str, Any] = field(compare=False)  # the status after the plan is applied
+
+    @property
+    def phase(self) -> str:
+        return str(self.status.get("phase", ""))
+
+    @property
+    def canary_weight(self) -> int:
+        weights = (self.status.get("canary") or {}).get("weights") or {}
+        return int((weights.get("canary") or {}).get("weight", 0))

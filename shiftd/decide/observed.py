@@ -1,0 +1,99 @@
+"""Read-only views of the cluster state one reconcile of a Rollout looks at.
+
+The runtime builds these from its caches; the planner takes them as plain values, so every
+decision can be tested from a table without a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shiftd.decide.traffic import TrafficObservation
+from shiftd.model.rollout import (
+    POD_TEMPLATE_HASH_LABEL,
+    REVISION_ANNOTATION,
+    SCALE_DOWN_DEADLINE_ANNOTATION,
+)
+
+
+def parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSetView:
+    name: str
+    pod_hash: str  # the rollouts-pod-template-hash label; "" when missing
+    revision: int
+    spec_replicas: int
+    replicas: int  # pods that exist (status.replicas)
+    ready: int
+    available: int
+    template: dict[str, Any] = field(compare=False)
+    owned: bool = True  # controlled by this Rollout (an orphan may be adopted)
+    owner_references: tuple[dict[str, Any], ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def scale_down_deadline(self) -> datetime | None:
+        text = self.annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)
+        return parse_time(text) if text else None
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any], *, rollout_uid: str) -> ReplicaSetView:
+        metadata = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        status = obj.get("status") or {}
+        references = tuple(metadata.get("ownerReferences") or ())
+        owned = any(ref.get("uid") == rollout_uid and ref.get("controller") for ref in references)
+        annotations = metadata.get("annotations") or {}
+        try:
+            revision = int(annotations.get(REVISION_ANNOTATION, "0"))
+        except ValueError:
+            revision = 0
+        spec_replicas = spec.get("replicas")
+        return cls(
+            name=metadata["name"],
+            pod_hash=(metadata.get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL, ""),
+            revision=revision,
+            spec_replicas=1 if spec_replicas is None else int(spec_replicas),
+            replicas=int(status.get("replicas") or 0),
+            ready=int(status.get("readyReplicas") or 0),
+            available=int(status.get("availableReplicas") or 0),
+            template=spec.get("template") or {},
+            owned=owned,
+            owner_references=references,
+            annotations=annotations,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceView:
+    name: str
+    selector: Mapping[str, str]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> ServiceView:
+        metadata = obj.get("metadata") or {}
+        return cls(
+            name=metadata["name"],
+            selector=(obj.get("spec") or {}).get("selector") or {},
+            annotations=metadata.get("annotations") or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Everything one reconcile of one Rollout sees besides the Rollout itself."""
+
+    replica_sets: tuple[ReplicaSetView, ...]
+    services: Mapping[str, ServiceView | None]  # by name; None: not found
+    traffic: TrafficObservation | None  # None: basic canary, no traffic router
+    step_analysis_phase: str | None = None  # the seam for step analysis (separate issue)

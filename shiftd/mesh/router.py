@@ -1,0 +1,143 @@
+"""The traffic-router seam, and the Istio router behind it.
+
+A router has three verbs, as Flagger's do: ``references`` (which mesh objects a Rollout
+depends on, so their watch events wake it), ``observe`` (what the mesh routes now, from the
+caches, pure and fast) and ``apply`` (make the mesh route a ``SetTraffic``). The planner only
+ever sees ``TrafficObservation`` values, so adding a mesh touches nothing in the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from shiftd.decide.actions import SetTraffic
+from shiftd.decide.traffic import TrafficObservation
+from shiftd.kube.client import KubeClient
+from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
+from shiftd.mesh.istio import (
+    Destinations,
+    RouteError,
+    observe_subsets,
+    observe_weight,
+    subset_patch,
+    weight_patch,
+)
+from shiftd.model.rollout import IstioRouting, Rollout
+
+ObjectRef = tuple[ResourceKind, str, str]  # kind, namespace, name
+
+
+class ObjectReader(Protocol):
+    """Read access to the daemon's caches."""
+
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
+class ObjectWriter(Protocol):
+    """The write the routers need; ``KubeClient`` satisfies it."""
+
+    async def patch(
+        self, kind: ResourceKind, namespace: str | None, name: str, patch: Any, *,
+        patch_type: Any, subresource: str | None = None,
+    ) -> dict[str, Any]: ...
+
+
+class TrafficRouter(Protocol):
+    def references(self, rollout: Rollout) -> list[ObjectRef]: ...
+
+    def observe(self, rollout: Rollout) -> TrafficObservation: ...
+
+    async def apply(self, rollout: Rollout, action: SetTraffic) -> list[dict[str, Any]]: ...
+
+
+def _destinations(rollout: Rollout, routing: IstioRouting) -> Destinations:
+    rule = routing.destination_rule
+    return Destinations(
+        canary_service=rollout.canary.canary_service,
+        stable_service=rollout.canary.stable_service,
+        canary_subset=rule["canarySubsetName"] if rule else None,
+        stable_subset=rule["stableSubsetName"] if rule else None,
+    )
+
+
+class IstioRouter:
+    """Splits traffic with VirtualService weights (and DestinationRule subsets)."""
+
+    def __init__(self, *, reader: ObjectReader, writer: ObjectWriter | KubeClient) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    def references(self, rollout: Rollout) -> list[ObjectRef]:
+        routing = rollout.canary.istio
+        if routing is None:
+            return []
+        refs: list[ObjectRef] = [
+            (VIRTUAL_SERVICE, ref.namespace or rollout.namespace, ref.name)
+            for ref in routing.virtual_services
+        ]
+        if routing.destination_rule is not None:
+            name, _, namespace = routing.destination_rule["name"].partition(".")
+            refs.append((DESTINATION_RULE, namespace or rollout.namespace, name))
+        return refs
+
+    def observe(self, rollout: Rollout) -> TrafficObservation:
+        routing = rollout.canary.istio
+        if routing is None:
+            return TrafficObservation(canary_weight=0)
+        destinations = _destinations(rollout, routing)
+        weights: list[int] = []
+        canary_hash = stable_hash = None
+        try:
+            for ref in routing.virtual_services:
+                vs = self._reader.get(VIRTUAL_SERVICE, ref.namespace or rollout.namespace,
+                                      ref.name)
+                if vs is None:
+                    raise RouteError(f"VirtualService {ref.name!r} not found")
+                weights.append(observe_weight(vs, ref, destinations))
+            if routing.destination_rule is not None:
+                rule = self._rule(rollout, routing)
+                canary_hash, stable_hash = observe_subsets(rule, destinations)
+        except RouteError as error:
+            return TrafficObservation(canary_weight=min(weights, default=0), error=str(error))
+        return TrafficObservation(canary_weight=min(weights, default=0),
+                                  canary_subset_hash=canary_hash, stable_subset_hash=stable_hash)
+
+    def _rule(self, rollout: Rollout, routing: IstioRouting) -> dict[str, Any]:
+        assert routing.destination_rule is not None
+        name, _, namespace = routing.destination_rule["name"].partition(".")
+        rule = self._reader.get(DESTINATION_RULE, namespace or rollout.namespace, name)
+        if rule is None:
+            raise RouteError(f"DestinationRule {name!r} not found")
+        return rule
+
+    async def apply(self, rollout: Rollout, action: SetTraffic) -> list[dict[str, Any]]:
+        """Write the split; returns the objects as the API server answered them.
+
+        Subsets move first, so a weight never reaches a subset before it selects the right
+        pods. A JSON patch whose ``test`` fails (422) means the object changed under us: the
+        error propagates and the reconcile is retried on fresh objects.
+        """
+        routing = rollout.canary.istio
+        if routing is None:
+            return []
+        destinations = _destinations(rollout, routing)
+        written: list[dict[str, Any]] = []
+        if routing.destination_rule is not None:
+            rule = self._rule(rollout, routing)
+            operations = subset_patch(rule, destinations, canary_hash=action.canary_hash,
+                                      stable_hash=action.stable_hash)
+            if operations:
+                meta = rule["metadata"]
+                written.append(await self._writer.patch(
+                    DESTINATION_RULE, meta["namespace"], meta["name"], operations,
+                    patch_type="json"))
+        for ref in routing.virtual_services:
+            namespace = ref.namespace or rollout.namespace
+            vs = self._reader.get(VIRTUAL_SERVICE, namespace, ref.name)
+            if vs is None:
+                raise RouteError(f"VirtualService {ref.name!r} not found")
+            operations = weight_patch(vs, ref, destinations, action.canary_weight)
+            if operations:
+                written.append(await self._writer.patch(
+                    VIRTUAL_SERVICE, namespace, ref.name, operations, patch_type="json"))
+        return written

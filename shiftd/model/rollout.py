@@ -1,0 +1,348 @@
+"""Typed, immutable view of an argoproj.io/v1alpha1 Rollout's spec and status.
+
+``parse_rollout`` turns the raw object (as the API returns it) into a ``Rollout``, or raises
+``InvalidSpecError`` with a message fit for the InvalidSpec condition. Only what shiftd acts on
+is modelled; the raw object stays the source of truth for everything else (the pod template
+is kept as the raw dict, because it is copied into ReplicaSets verbatim).
+
+Field comments state invariants, in Argo's manner.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from shiftd.model.durations import parse_duration
+
+DEFAULT_REPLICAS = 1
+DEFAULT_REVISION_HISTORY_LIMIT = 10
+DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
+DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
+DEFAULT_MAX_SURGE = "25%"
+DEFAULT_MAX_UNAVAILABLE = "25%"
+MAX_WEIGHT = 100
+
+POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
+REVISION_ANNOTATION = "rollout.argoproj.io/revision"
+MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
+SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
+CONTROLLER_INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance"
+
+
+class InvalidSpecError(ValueError):
+    """The Rollout cannot be acted on; the message goes into the InvalidSpec condition."""
+
+
+@dataclass(frozen=True, slots=True)
+class PauseStep:
+    duration_seconds: float | None  # None: wait for promotion
+
+
+@dataclass(frozen=True, slots=True)
+class SetWeightStep:
+    weight: int  # 0..100
+
+
+@dataclass(frozen=True, slots=True)
+class SetCanaryScaleStep:
+    replicas: int | None
+    weight: int | None
+    match_traffic_weight: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisStep:
+    """A step whose AnalysisRun must succeed; the raw spec is kept for the analysis layer."""
+
+    raw: dict[str, Any]
+
+
+Step = PauseStep | SetWeightStep | SetCanaryScaleStep | AnalysisStep
+
+
+@dataclass(frozen=True, slots=True)
+class IstioVirtualServiceRef:
+    name: str
+    namespace: str | None  # "name.namespace" in the spec names another namespace
+    routes: tuple[str, ...]  # empty: the VirtualService's only http route
+    tls_routes: tuple[dict[str, Any], ...] = ()
+    tcp_routes: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IstioRouting:
+    virtual_services: tuple[IstioVirtualServiceRef, ...]
+    destination_rule: dict[str, str] | None  # {name, canarySubsetName, stableSubsetName}
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryStrategy:
+    canary_service: str | None
+    stable_service: str | None
+    istio: IstioRouting | None  # None: basic canary (replica counts approximate the weight)
+    steps: tuple[Step, ...]
+    raw_steps: tuple[dict[str, Any], ...]
+    max_surge: int | str
+    max_unavailable: int | str
+    scale_down_delay_seconds: int
+    abort_scale_down_delay_seconds: int
+    background_analysis: dict[str, Any] | None  # handled by the analysis layer
+
+    @property
+    def traffic_routed(self) -> bool:
+        return self.istio is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    namespace: str
+    name: str
+    uid: str
+    generation: int
+    replicas: int
+    selector: dict[str, Any]  # a LabelSelector
+    template: dict[str, Any]  # the pod template, raw
+    min_ready_seconds: int
+    revision_history_limit: int
+    paused: bool  # spec.paused: a human paused it
+    canary: CanaryStrategy
+    status: dict[str, Any] = field(hash=False, compare=False)
+    annotations: dict[str, str] = field(hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def _int_field(spec: dict[str, Any], key: str, default: int, *, path: str) -> int:
+    value = spec.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpecError(f"{path}.{key} must be an integer, got {value!r}")
+    if value < 0:
+        raise InvalidSpecError(f"{path}.{key} must not be negative, got {value}")
+    return value
+
+
+def _parse_int_or_percent(value: Any, *, path: str) -> int | str:
+    if isinstance(value, bool):
+        raise InvalidSpecError(f"{path} must be an integer or a percentage, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidSpecError(f"{path} must not be negative, got {value}")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith("%") and text[:-1].isdigit():
+            return text
+        if text.isdigit():
+            return int(text)
+    raise InvalidSpecError(f"{path} must be an integer or a percentage like '25%', got {value!r}")
+
+
+def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
+    """Kubernetes' GetValueFromIntOrPercent: a percentage of ``total``, rounded as asked."""
+    if isinstance(value, int):
+        return value
+    scaled = int(value[:-1]) * total / 100
+    return math.ceil(scaled) if round_up else math.floor(scaled)
+
+
+def _parse_pause(raw: Any, *, path: str) -> PauseStep:
+    if raw is None or raw == {}:
+        return PauseStep(duration_seconds=None)
+    if not isinstance(raw, dict):
+        raise InvalidSpecError(f"{path} must be an object like {{duration: 20s}}")
+    duration = raw.get("duration")
+    if duration is None:
+        return PauseStep(duration_seconds=None)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as error:
+        raise InvalidSpecError(f"{path}.duration: {error}") from None
+    return PauseStep(duration_seconds=seconds)
+
+
+def _parse_step(raw: Any, index: int) -> Step:
+    path = f"spec.strategy.canary.steps[{index}]"
+    if not isinstance(raw, dict) or len(raw) != 1:
+        keys = sorted(raw) if isinstance(raw, dict) else raw
+        raise InvalidSpecError(f"{path} must have exactly one of setWeight, pause, setCanaryScale, "
+                               f"analysis; got {keys!r}")
+    (kind, value), = raw.items()
+    if kind == "setWeight":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidSpecError(f"{path}.setWeight must be an integer, got {value!r}")
+        if not 0 <= value <= MAX_WEIGHT:
+            raise InvalidSpecError(f"{path}.setWeight must be between 0 and 100, got {value}")
+        return SetWeightStep(weight=value)
+    if kind == "pause":
+        return _parse_pause(value, path=f"{path}.pause")
+    if kind == "setCanaryScale":
+        if not isinstance(value, dict):
+            raise InvalidSpecError(f"{path}.setCanaryScale must be an object")
+        replicas = value.get("replicas")
+        weight = value.get("weight")
+        match = bool(value.get("matchTrafficWeight", False))
+        if sum(x is not None and x is not False for x in (replicas, weight, match or None)) != 1:
+            raise InvalidSpecError(
+                f"{path}.setCanaryScale must set exactly one of replicas, weight, "
+                "matchTrafficWeight"
+            )
+        if weight is not None and not (isinstance(weight, int) and 0 <= weight <= MAX_WEIGHT):
+            raise InvalidSpecError(f"{path}.setCanaryScale.weight must be between 0 and 100")
+        if replicas is not None and not (isinstance(replicas, int) and replicas >= 0):
+            raise InvalidSpecError(f"{path}.setCanaryScale.replicas must be a non-negative integer")
+        return SetCanaryScaleStep(replicas=replicas, weight=weight, match_traffic_weight=match)
+    if kind == "analysis":
+        if not isinstance(value, dict):
+            raise InvalidSpecError(f"{path}.analysis must be an object")
+        return AnalysisStep(raw=value)
+    unsupported = {"experiment", "setHeaderRoute", "setMirrorRoute", "plugin"}
+    if kind in unsupported:
+        raise InvalidSpecError(f"{path}.{kind} steps are not supported by shiftd yet")
+    raise InvalidSpecError(f"{path}: unknown step type {kind!r}")
+
+
+def _parse_virtual_service(raw: Any, *, path: str) -> IstioVirtualServiceRef:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str) or not raw["name"]:
+        raise InvalidSpecError(f"{path}.name is required")
+    name, _, namespace = raw["name"].partition(".")
+    routes = raw.get("routes") or []
+    if not isinstance(routes, list) or not all(isinstance(r, str) for r in routes):
+        raise InvalidSpecError(f"{path}.routes must be a list of route names")
+    tls = raw.get("tlsRoutes") or []
+    tcp = raw.get("tcpRoutes") or []
+    return IstioVirtualServiceRef(
+        name=name,
+        namespace=namespace or None,
+        routes=tuple(routes),
+        tls_routes=tuple(tls),
+        tcp_routes=tuple(tcp),
+    )
+
+
+def _parse_istio(raw: dict[str, Any]) -> IstioRouting:
+    path = "spec.strategy.canary.trafficRouting.istio"
+    refs: list[IstioVirtualServiceRef] = []
+    if raw.get("virtualService") and raw.get("virtualServices"):
+        raise InvalidSpecError(f"{path}: set virtualService or virtualServices, not both")
+    if raw.get("virtualService"):
+        refs.append(_parse_virtual_service(raw["virtualService"], path=f"{path}.virtualService"))
+    for index, item in enumerate(raw.get("virtualServices") or []):
+        refs.append(_parse_virtual_service(item, path=f"{path}.virtualServices[{index}]"))
+    if not refs:
+        raise InvalidSpecError(f"{path}.virtualService is required")
+    rule = raw.get("destinationRule")
+    if rule is not None:
+        for key in ("name", "canarySubsetName", "stableSubsetName"):
+            if not isinstance(rule.get(key), str) or not rule[key]:
+                raise InvalidSpecError(f"{path}.destinationRule.{key} is required")
+    return IstioRouting(virtual_services=tuple(refs), destination_rule=rule)
+
+
+def _parse_canary(spec: dict[str, Any]) -> CanaryStrategy:
+    strategy = spec.get("strategy") or {}
+    if "blueGreen" in strategy:
+        raise InvalidSpecError("spec.strategy.blueGreen is not supported by shiftd yet")
+    canary = strategy.get("canary")
+    if not isinstance(canary, dict):
+        raise InvalidSpecError("spec.strategy.canary is required")
+    path = "spec.strategy.canary"
+    canary_service = canary.get("canaryService") or None
+    stable_service = canary.get("stableService") or None
+    if canary_service and canary_service == stable_service:
+        raise InvalidSpecError(
+            f"{path}.canaryService and {path}.stableService must differ, both are "
+            f"{canary_service!r}"
+        )
+    istio: IstioRouting | None = None
+    routing = canary.get("trafficRouting")
+    if routing:
+        other = sorted(k for k in routing if k not in ("istio", "managedRoutes"))
+        if other:
+            raise InvalidSpecError(f"{path}.trafficRouting.{other[0]} is not supported by shiftd; "
+                                   "only istio is")
+        if "istio" not in routing:
+            raise InvalidSpecError(f"{path}.trafficRouting.istio is required")
+        istio = _parse_istio(routing["istio"] or {})
+        if (not stable_service or not canary_service) and istio.destination_rule is None:
+            raise InvalidSpecError(
+                f"{path}.canaryService and {path}.stableService are required with Istio "
+                "host-level traffic routing"
+            )
+    if canary.get("dynamicStableScale"):
+        raise InvalidSpecError(f"{path}.dynamicStableScale is not supported by shiftd yet")
+    raw_steps = canary.get("steps") or []
+    if not isinstance(raw_steps, list):
+        raise InvalidSpecError(f"{path}.steps must be a list")
+    steps = tuple(_parse_step(step, index) for index, step in enumerate(raw_steps))
+    if istio is None and any(isinstance(s, SetCanaryScaleStep) for s in steps):
+        raise InvalidSpecError(f"{path}.steps: setCanaryScale needs trafficRouting")
+    max_surge = _parse_int_or_percent(canary.get("maxSurge", DEFAULT_MAX_SURGE),
+                                      path=f"{path}.maxSurge")
+    max_unavailable = _parse_int_or_percent(canary.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
+                                            path=f"{path}.maxUnavailable")
+    if max_surge in (0, "0%") and max_unavailable in (0, "0%"):
+        raise InvalidSpecError(f"{path}.maxSurge and {path}.maxUnavailable cannot both be zero")
+    return CanaryStrategy(
+        canary_service=canary_service,
+        stable_service=stable_service,
+        istio=istio,
+        steps=steps,
+        raw_steps=tuple(raw_steps),
+        max_surge=max_surge,
+        max_unavailable=max_unavailable,
+        scale_down_delay_seconds=_int_field(
+            canary, "scaleDownDelaySeconds", DEFAULT_SCALE_DOWN_DELAY_SECONDS, path=path
+        ),
+        abort_scale_down_delay_seconds=_int_field(
+            canary, "abortScaleDownDelaySeconds", DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, path=path
+        ),
+        background_analysis=canary.get("analysis"),
+    )
+
+
+def _selector_matches_template(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    match_labels = selector.get("matchLabels") or {}
+    return all(labels.get(key) == value for key, value in match_labels.items())
+
+
+def parse_rollout(obj: dict[str, Any]) -> Rollout:
+    """Parse and validate a raw Rollout. Raises ``InvalidSpecError`` with a one-line message."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    if spec.get("workloadRef"):
+        raise InvalidSpecError("spec.workloadRef is not supported by shiftd yet")
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not (
+        selector.get("matchLabels") or selector.get("matchExpressions")
+    ):
+        raise InvalidSpecError("spec.selector is required and must not be empty")
+    template = spec.get("template")
+    if not isinstance(template, dict) or not (template.get("spec") or {}).get("containers"):
+        raise InvalidSpecError("spec.template.spec.containers is required")
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not _selector_matches_template(selector, labels):
+        raise InvalidSpecError("spec.selector does not match spec.template.metadata.labels")
+    canary = _parse_canary(spec)
+    return Rollout(
+        namespace=metadata.get("namespace", "default"),
+        name=metadata["name"],
+        uid=metadata.get("uid", ""),
+        generation=int(metadata.get("generation", 1)),
+        replicas=_int_field(spec, "replicas", DEFAULT_REPLICAS, path="spec"),
+        selector=selector,
+        template=template,
+        min_ready_seconds=_int_field(spec, "minReadySeconds", 0, path="spec"),
+        revision_history_limit=_int_field(
+            spec, "revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT, path="spec"
+        ),
+        paused=bool(spec.get("paused", False)),
+        canary=canary,
+        status=obj.get("status") or {},
+        annotations=metadata.get("annotations") or {},
+    )

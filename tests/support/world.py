@@ -1,0 +1,220 @@
+"""A pure, in-memory stand-in for the cluster, to drive the planner through whole rollouts.
+
+It applies a ``Plan``'s actions to plain dicts the way the API server and the ReplicaSet
+controller would (pods become available at once unless held), with time as a value. Only the
+unit tests of the pure core use it; integration tests use the real HTTP emulator.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from shiftd.decide.actions import (
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    PatchReplicaSet,
+    PatchRolloutStatus,
+    PatchService,
+    Plan,
+    SetTraffic,
+)
+from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.plan import plan_invalid_spec, plan_rollout
+from shiftd.mesh.istio import Destinations, observe_weight, weight_patch
+from shiftd.model.rollout import InvalidSpecError, parse_rollout
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
+
+
+def merge(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
+
+
+def apply_json_patch(document: dict[str, Any], operations: list[dict[str, Any]]) -> None:
+    for operation in operations:
+        *parents, last = operation["path"].lstrip("/").split("/")
+        node: Any = document
+        for token in parents:
+            node = node[int(token)] if isinstance(node, list) else node[token]
+        key: Any = int(last) if isinstance(node, list) else last
+        if operation["op"] == "test":
+            assert node[key] == operation["value"], operation
+        else:
+            node[key] = operation["value"]
+
+
+def load_example(folder: str) -> list[dict[str, Any]]:
+    documents: list[dict[str, Any]] = []
+    for path in sorted((EXAMPLES / folder).glob("*.yaml")):
+        documents.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return documents
+
+
+@dataclass
+class World:
+    rollout: dict[str, Any]
+    services: dict[str, dict[str, Any]]
+    virtual_services: dict[str, dict[str, Any]]
+    replica_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    held: set[str] = field(default_factory=set)  # ReplicaSets whose pods never get ready
+    events: list[str] = field(default_factory=list)
+    writes: int = 0
+
+    @classmethod
+    def from_example(cls, folder: str, *, rollout_file: str | None = None) -> World:
+        documents = load_example(folder)
+        # the seeds' Rollouts without their analysis (analysis is a separate layer)
+        rollouts = [d for d in documents if d["kind"] == "Rollout"
+                    and "analysis" not in d["spec"]["strategy"]["canary"]]
+        rollout = copy.deepcopy(rollouts[0])
+        rollout["metadata"].setdefault("namespace", "default")
+        rollout["metadata"].update(uid="uid-1", generation=1)
+        rollout["metadata"].setdefault("resourceVersion", "1")
+        return cls(
+            rollout=rollout,
+            services={d["metadata"]["name"]: copy.deepcopy(d) for d in documents
+                      if d["kind"] == "Service"},
+            virtual_services={d["metadata"]["name"]: copy.deepcopy(d) for d in documents
+                              if d["kind"] == "VirtualService"},
+        )
+
+    # -- observation ----------------------------------------------------------------------
+    def plan(self) -> Plan:
+        try:
+            parsed = parse_rollout(self.rollout)
+        except InvalidSpecError as error:
+            return plan_invalid_spec(self.rollout, str(error), now=self.now)
+        traffic = None
+        if parsed.canary.istio is not None:
+            from shiftd.decide.traffic import TrafficObservation
+            from shiftd.mesh.istio import RouteError
+
+            ref = parsed.canary.istio.virtual_services[0]
+            vs = self.virtual_services.get(ref.name)
+            try:
+                if vs is None:
+                    raise RouteError(f"VirtualService {ref.name!r} not found")
+                traffic = TrafficObservation(canary_weight=observe_weight(
+                    vs, ref, self._destinations(parsed)))
+            except RouteError as error:
+                traffic = TrafficObservation(canary_weight=0, error=str(error))
+        observed = Observed(
+            replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid="uid-1")
+                               for rs in self.replica_sets.values()),
+            services={name: (ServiceView.from_object(svc) if svc else None)
+                      for name, svc in self.services.items()}
+            | {n: None for n in (parsed.canary.canary_service, parsed.canary.stable_service)
+               if n and n not in self.services},
+            traffic=traffic,
+        )
+        return plan_rollout(parsed, observed, now=self.now,
+                            resource_version=self.rollout["metadata"]["resourceVersion"])
+
+    @staticmethod
+    def _destinations(parsed: Any) -> Destinations:
+        return Destinations(canary_service=parsed.canary.canary_service,
+                            stable_service=parsed.canary.stable_service)
+
+    # -- effects --------------------------------------------------------------------------
+    def apply(self, plan: Plan) -> None:
+        for action in plan.actions:
+            self.writes += 1
+            if isinstance(action, CreateReplicaSet):
+                body = copy.deepcopy(action.body)
+                self.replica_sets[action.name] = body
+            elif isinstance(action, PatchReplicaSet):
+                self.replica_sets[action.name] = merge(self.replica_sets[action.name],
+                                                       action.patch)
+            elif isinstance(action, DeleteReplicaSet):
+                del self.replica_sets[action.name]
+            elif isinstance(action, PatchService):
+                self.services[action.name] = merge(self.services[action.name], action.patch)
+            elif isinstance(action, SetTraffic):
+                parsed = parse_rollout(self.rollout)
+                assert parsed.canary.istio is not None
+                ref = parsed.canary.istio.virtual_services[0]
+                vs = self.virtual_services[ref.name]
+                apply_json_patch(vs, weight_patch(vs, ref, self._destinations(parsed),
+                                                  action.canary_weight))
+            elif isinstance(action, PatchRolloutStatus):
+                assert action.resource_version == self.rollout["metadata"]["resourceVersion"]
+                self.rollout["status"] = merge(self.rollout.get("status") or {},
+                                               action.patch["status"] if "status" in action.patch
+                                               else action.patch)
+                self._bump()
+        self.events.extend(event.message for event in plan.events)
+        self._kubelet()
+
+    def _bump(self) -> None:
+        metadata = self.rollout["metadata"]
+        metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
+
+    def _kubelet(self) -> None:
+        for name, rs in self.replica_sets.items():
+            replicas = rs["spec"]["replicas"]
+            ready = 0 if name in self.held else replicas
+            rs["status"] = {"replicas": replicas, "readyReplicas": ready,
+                            "availableReplicas": ready}
+
+    def settle(self, *, limit: int = 50) -> Plan:
+        """Reconcile until a plan asks for no writes; returns that quiet plan."""
+        for _ in range(limit):
+            plan = self.plan()
+            if not plan.actions:
+                return plan
+            self.apply(plan)
+        raise AssertionError("the planner did not settle")
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def edit_spec(self, **changes: Any) -> None:
+        self.rollout["spec"] = merge(self.rollout["spec"], changes)
+        self.rollout["metadata"]["generation"] += 1
+        self._bump()
+
+    def set_image(self, image: str) -> None:
+        template = copy.deepcopy(self.rollout["spec"]["template"])
+        for container in template["spec"]["containers"]:
+            container["image"] = image
+        self.rollout["spec"]["template"] = template
+        self.rollout["metadata"]["generation"] += 1
+        self._bump()
+
+    def patch_status(self, patch: dict[str, Any]) -> None:
+        self.rollout["status"] = merge(self.rollout.get("status") or {}, patch)
+        self._bump()
+
+    # -- reading --------------------------------------------------------------------------
+    def weights(self, name: str | None = None) -> tuple[int, int]:
+        vs = self.virtual_services[name or next(iter(self.virtual_services))]
+        route = vs["spec"]["http"][0]["route"]
+        by_host = {d["destination"]["host"]: d.get("weight", 0) for d in route}
+        parsed = parse_rollout(self.rollout)
+        return (by_host[parsed.canary.stable_service], by_host[parsed.canary.canary_service])
+
+    def replicas_by_image(self) -> dict[str, int]:
+        result: dict[str, int] = {}
+        for rs in self.replica_sets.values():
+            image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
+            result[image] = result.get(image, 0) + rs["spec"]["replicas"]
+        return result
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self.rollout.get("status") or {})
