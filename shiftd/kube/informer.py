@@ -163,6 +163,21 @@ class Informer:
             return list(self._cache.get(namespace, {}).values())
         return [obj for bucket in self._cache.values() for obj in bucket.values()]
 
+    def remember(self, obj: JsonObject) -> None:
+        """Put an object a write just returned into the cache (write-through), so the next
+        reconcile does not plan from a copy older than its own write. Older copies are
+        ignored; the watch event for the same version later changes nothing."""
+        namespace, name = _key(obj)
+        bucket = self._cache.setdefault(namespace, {})
+        cached = bucket.get(name)
+        if cached is not None and _is_older(_resource_version(obj), _resource_version(cached)):
+            return
+        bucket[name] = obj
+
+    def forget(self, namespace: str | None, name: str) -> None:
+        """Drop an object a delete just removed (the watch confirms it later)."""
+        self._cache.get(namespace, {}).pop(name, None)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """List, report started (``synced`` is set), then watch until cancelled."""
         async with anyio.create_task_group() as initial:
@@ -269,6 +284,9 @@ class Informer:
         cached = bucket.get(name)
         if cached is not None and _is_older(version, _resource_version(cached)):
             return
+        if cached is not None and event.type != "DELETED" and version \
+                and version == _resource_version(cached):
+            return  # already known: our own write, remembered when the server answered it
         if event.type == "DELETED":
             bucket.pop(name, None)
             if not bucket:

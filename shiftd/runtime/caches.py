@@ -1,0 +1,192 @@
+"""The watch task's caches and the indexes that turn an object's change into Rollout keys.
+
+One ``Informer`` per kind (Rollouts, ReplicaSets, Services, VirtualServices,
+DestinationRules). A change to a Rollout queues it; a change to a ReplicaSet queues the
+Rollout that owns it; a change to a Service or mesh object queues every Rollout that last
+reconciled with a reference to it. Nothing here writes to the API.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+
+from shiftd.kube.informer import Informer, ListWatchClient
+from shiftd.kube.resources import (
+    DESTINATION_RULE,
+    REPLICA_SET,
+    ROLLOUT,
+    SERVICE,
+    VIRTUAL_SERVICE,
+    ResourceKind,
+)
+
+JsonObject = dict[str, Any]
+Ref = tuple[str, str, str]  # kind plural, namespace, name
+
+
+def rollout_key(obj: JsonObject) -> str:
+    metadata = obj.get("metadata") or {}
+    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+
+
+def _controller_uid(obj: JsonObject) -> str | None:
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _bind(callback: Callable[[str], None], plural: str) -> Callable[[], None]:
+    def bound() -> None:
+        callback(plural)
+
+    return bound
+
+
+class Caches:
+    """Informers for every kind a reconcile reads, plus the reverse indexes."""
+
+    WATCHED: tuple[ResourceKind, ...] = (ROLLOUT, REPLICA_SET, SERVICE, VIRTUAL_SERVICE,
+                                         DESTINATION_RULE)
+
+    def __init__(
+        self,
+        client: ListWatchClient,
+        *,
+        namespaces: Sequence[str] | None,
+        enqueue: Callable[[str], None],
+        on_restart: Callable[[str], None] | None = None,
+    ) -> None:
+        self._enqueue = enqueue
+        self._informers: dict[str, Informer] = {}
+        # ReplicaSets by the uid of their controlling owner; orphans by namespace.
+        self._owned: dict[str, dict[str, JsonObject]] = defaultdict(dict)
+        self._orphans: dict[str, dict[str, JsonObject]] = defaultdict(dict)
+        self._replica_set_owner: dict[tuple[str, str], str] = {}  # "" for orphans
+        self._rollout_uids: dict[str, str] = {}  # uid -> rollout key
+        self._dependents: dict[Ref, set[str]] = defaultdict(set)
+        self._references: dict[str, set[Ref]] = {}
+        for kind in self.WATCHED:
+            self._informers[kind.plural] = Informer(
+                client, kind, namespaces=namespaces,
+                on_change=self._handler(kind),
+                on_restart=_bind(on_restart, kind.plural) if on_restart else None,
+            )
+
+    # -- running ----------------------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start every informer; ``started()`` once all of them have listed."""
+        async with anyio.create_task_group() as group:
+            for informer in self._informers.values():
+                await group.start(informer.run)
+            task_status.started()
+
+    @property
+    def synced(self) -> bool:
+        return all(informer.synced.is_set() for informer in self._informers.values())
+
+    # -- reading ----------------------------------------------------------------------------
+    def informer(self, kind: ResourceKind) -> Informer:
+        return self._informers[kind.plural]
+
+    def get(self, kind: ResourceKind, namespace: str, name: str) -> JsonObject | None:
+        return self._informers[kind.plural].get(namespace, name)
+
+    def rollout_keys(self) -> list[str]:
+        return [rollout_key(obj) for obj in self._informers[ROLLOUT.plural].items()]
+
+    def replica_sets_for(self, *, namespace: str, uid: str) -> list[JsonObject]:
+        """ReplicaSets this Rollout controls, plus orphans in its namespace it may adopt."""
+        owned = list(self._owned.get(uid, {}).values())
+        return owned + list(self._orphans.get(namespace, {}).values())
+
+    # -- writing through ----------------------------------------------------------------------
+    def remember(self, kind: ResourceKind, obj: JsonObject) -> None:
+        self._informers[kind.plural].remember(obj)
+        if kind is REPLICA_SET:
+            self._index_replica_set("MODIFIED", obj)
+
+    def forget(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        informer = self._informers[kind.plural]
+        obj = informer.get(namespace, name)
+        informer.forget(namespace, name)
+        if obj is not None and kind is REPLICA_SET:
+            self._index_replica_set("DELETED", obj)
+
+    def set_references(self, key: str, refs: Iterable[tuple[ResourceKind, str, str]]) -> None:
+        """Record the objects ``key`` depends on, so their changes wake it."""
+        wanted = {(kind.plural, namespace, name) for kind, namespace, name in refs}
+        previous = self._references.get(key, set())
+        if wanted == previous:
+            return
+        for ref in previous - wanted:
+            self._dependents[ref].discard(key)
+            if not self._dependents[ref]:
+                del self._dependents[ref]
+        for ref in wanted - previous:
+            self._dependents[ref].add(key)
+        self._references[key] = wanted
+
+    def drop_rollout(self, key: str) -> None:
+        self.set_references(key, ())
+        self._references.pop(key, None)
+
+    # -- change handlers ----------------------------------------------------------------------
+    def _handler(self, kind: ResourceKind) -> Callable[[str, JsonObject], None]:
+        if kind is ROLLOUT:
+            return self._on_rollout
+        if kind is REPLICA_SET:
+            return self._on_replica_set
+
+        def on_referenced(event_type: str, obj: JsonObject) -> None:
+            metadata = obj.get("metadata") or {}
+            ref = (kind.plural, str(metadata.get("namespace", "")), str(metadata.get("name")))
+            for key in tuple(self._dependents.get(ref, ())):
+                self._enqueue(key)
+
+        return on_referenced
+
+    def _on_rollout(self, event_type: str, obj: JsonObject) -> None:
+        uid = str((obj.get("metadata") or {}).get("uid", ""))
+        key = rollout_key(obj)
+        if event_type == "DELETED":
+            self._rollout_uids.pop(uid, None)
+        else:
+            self._rollout_uids[uid] = key
+        self._enqueue(key)
+
+    def _on_replica_set(self, event_type: str, obj: JsonObject) -> None:
+        self._index_replica_set(event_type, obj)
+        uid = _controller_uid(obj)
+        if uid is not None:
+            key = self._rollout_uids.get(uid)
+            if key is not None:
+                self._enqueue(key)
+            return
+        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
+        for key in self._rollout_uids.values():  # an orphan may be adopted by any Rollout
+            if key.startswith(f"{namespace}/"):
+                self._enqueue(key)
+
+    def _index_replica_set(self, event_type: str, obj: JsonObject) -> None:
+        metadata = obj.get("metadata") or {}
+        where = (str(metadata.get("namespace", "")), str(metadata.get("name")))
+        previous_owner = self._replica_set_owner.pop(where, "")
+        if previous_owner:
+            self._owned.get(previous_owner, {}).pop(where[1], None)
+        else:
+            self._orphans.get(where[0], {}).pop(where[1], None)
+        if event_type == "DELETED":
+            return
+        uid = _controller_uid(obj)
+        if uid is None:
+            self._orphans[where[0]][where[1]] = obj
+            self._replica_set_owner[where] = ""
+        else:
+            self._owned[uid][where[1]] = obj
+            self._replica_set_owner[where] = uid

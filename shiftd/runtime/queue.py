@@ -1,0 +1,67 @@
+"""The in-memory event queue every task feeds and the reconcile workers drain.
+
+Keys are Rollouts (``namespace/name``). As in client-go's workqueue: a key queued twice is
+queued once (deduplication); a key being reconciled is never handed to a second worker, and if
+it is added meanwhile it is queued again when the first reconcile is done. So there is never
+more than one reconcile of a Rollout at a time, and never a lost wake-up.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import anyio
+
+
+class QueueClosed(Exception):
+    """The daemon is stopping: take no more work."""
+
+
+class WorkQueue:
+    def __init__(self) -> None:
+        self._queue: deque[str] = deque()
+        self._dirty: set[str] = set()
+        self._processing: set[str] = set()
+        self._wakeup = anyio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def add(self, key: str) -> None:
+        if self._closed or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return  # requeued by done()
+        self._queue.append(key)
+        self._wakeup.set()
+
+    async def get(self) -> str:
+        """The next key to reconcile; the caller must call ``done(key)`` afterwards."""
+        while True:
+            if self._closed:
+                raise QueueClosed
+            if self._queue:
+                key = self._queue.popleft()
+                self._dirty.discard(key)
+                self._processing.add(key)
+                return key
+            if self._wakeup.is_set():
+                self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+
+    def done(self, key: str) -> None:
+        self._processing.discard(key)
+        if key in self._dirty and not self._closed:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    def close(self) -> None:
+        """Stop handing out work; workers blocked in ``get`` raise ``QueueClosed``."""
+        self._closed = True
+        self._wakeup.set()

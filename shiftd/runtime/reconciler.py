@@ -1,0 +1,248 @@
+"""The reconciler: one Rollout key in, its plan computed by the pure core, its writes applied.
+
+``reconcile(key)`` reads only the caches, calls ``plan_rollout`` (or ``plan_invalid_spec``),
+hands each write to the writer task that owns it, records the plan's Kubernetes Events and
+asks the timers to wake it when the plan says. A write that meets a conflict (409, a failed
+JSON-patch ``test``, an object already existing or already gone) means the plan was made from
+stale objects: the object is re-read, the key requeued and the plan made again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from shiftd.decide.actions import (
+    Action,
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    PatchReplicaSet,
+    PatchRolloutStatus,
+    PatchService,
+    Plan,
+    SetTraffic,
+)
+from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.plan import plan_invalid_spec, plan_rollout
+from shiftd.kube.client import KubeClient
+from shiftd.kube.errors import ApiError, Conflict, Invalid, KubeError, NotFound
+from shiftd.kube.events import EventRecorder
+from shiftd.kube.resources import (
+    DESTINATION_RULE,
+    REPLICA_SET,
+    ROLLOUT,
+    SERVICE,
+    VIRTUAL_SERVICE,
+    ResourceKind,
+)
+from shiftd.mesh.istio import RouteError
+from shiftd.mesh.router import TrafficRouter
+from shiftd.model.rollout import CONTROLLER_INSTANCE_LABEL, InvalidSpecError, Rollout, parse_rollout
+from shiftd.runtime.caches import Caches
+from shiftd.runtime.clock import Clock
+from shiftd.runtime.queue import WorkQueue
+from shiftd.runtime.timers import Timers
+from shiftd.runtime.writers import Writer
+from shiftd.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 0.05
+RETRY_MAX_SECONDS = 10.0
+
+
+class Writers:
+    """The writer tasks, by the kind of write they own."""
+
+    def __init__(self, *, concurrency: int) -> None:
+        self.replica_sets = Writer("replicasets", concurrency=concurrency)
+        self.traffic = Writer("traffic", concurrency=concurrency)
+        self.status = Writer("status", concurrency=concurrency)
+
+    def all(self) -> tuple[Writer, ...]:
+        return (self.replica_sets, self.traffic, self.status)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        caches: Caches,
+        router: TrafficRouter,
+        writers: Writers,
+        timers: Timers,
+        queue: WorkQueue,
+        clock: Clock,
+        telemetry: Telemetry,
+        recorder: EventRecorder,
+        instance_id: str | None,
+    ) -> None:
+        self._client = client
+        self._caches = caches
+        self._router = router
+        self._writers = writers
+        self._timers = timers
+        self._queue = queue
+        self._clock = clock
+        self._telemetry = telemetry
+        self._recorder = recorder
+        self._instance_id = instance_id
+        self._failures: dict[str, int] = {}
+
+    def handles(self, obj: dict[str, Any]) -> bool:
+        """Argo's --instance-id rule: the label must equal ours (or be absent if we have none)."""
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        return labels.get(CONTROLLER_INSTANCE_LABEL) == self._instance_id
+
+    async def reconcile(self, key: str) -> None:
+        namespace, _, name = key.partition("/")
+        obj = self._caches.get(ROLLOUT, namespace, name)
+        if obj is None or not self.handles(obj):
+            self._forget(key, namespace, name)
+            return
+        started = time.perf_counter()
+        try:
+            plan, rollout = self._plan(obj)
+            await self._apply(obj, rollout, plan)
+        except (Conflict, Invalid, NotFound, RouteError) as error:
+            # Planned from stale objects: re-read the Rollout and plan again.
+            logger.info("replanning %s after a conflict: %s", key, error,
+                        extra={"rollout": key})
+            await self._refresh(namespace, name)
+            self._retry(key, immediate=self._failures.get(key, 0) < 3)
+            return
+        except KubeError as error:
+            self._telemetry.count_reconcile_error(namespace, name)
+            logger.warning("reconcile of %s failed: %s", key, error, extra={"rollout": key})
+            self._retry(key, immediate=False)
+            return
+        finally:
+            self._telemetry.observe_reconcile(namespace=namespace, name=name,
+                                              seconds=time.perf_counter() - started)
+        self._failures.pop(key, None)
+        self._timers.schedule(key, plan.requeue_at)
+        self._observe_metrics(namespace, name, rollout, plan)
+
+    # -- planning -------------------------------------------------------------------------
+    def _plan(self, obj: dict[str, Any]) -> tuple[Plan, Rollout | None]:
+        now = self._clock.now()
+        metadata = obj.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        try:
+            rollout = parse_rollout(obj)
+        except InvalidSpecError as error:
+            self._caches.set_references(key, ())
+            return plan_invalid_spec(obj, str(error), now=now), None
+        refs: list[tuple[ResourceKind, str, str]] = [
+            (SERVICE, rollout.namespace, service)
+            for service in (rollout.canary.canary_service, rollout.canary.stable_service)
+            if service
+        ]
+        refs.extend(self._router.references(rollout))
+        self._caches.set_references(key, refs)
+        observed = Observed(
+            replica_sets=tuple(
+                ReplicaSetView.from_object(rs, rollout_uid=rollout.uid)
+                for rs in self._caches.replica_sets_for(namespace=rollout.namespace,
+                                                        uid=rollout.uid)
+            ),
+            services={
+                service: (ServiceView.from_object(found) if found is not None else None)
+                for service in (rollout.canary.canary_service, rollout.canary.stable_service)
+                if service
+                for found in [self._caches.get(SERVICE, rollout.namespace, service)]
+            },
+            traffic=self._router.observe(rollout) if rollout.canary.traffic_routed else None,
+        )
+        plan = plan_rollout(rollout, observed, now=now,
+                            resource_version=metadata.get("resourceVersion"))
+        return plan, rollout
+
+    # -- applying -------------------------------------------------------------------------
+    async def _apply(self, obj: dict[str, Any], rollout: Rollout | None, plan: Plan) -> None:
+        metadata = obj["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        for action in plan.actions:
+            await self._apply_one(namespace, name, rollout, action)
+        for event in plan.events:
+            await self._recorder.record(obj, type=event.type, reason=event.reason,
+                                        message=event.message)
+            logger.info("%s", event.message, extra={"rollout": f"{namespace}/{name}",
+                                                    "reason": event.reason})
+
+    async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
+                         action: Action) -> None:
+        client = self._client
+        caches = self._caches
+        if isinstance(action, CreateReplicaSet):
+            created = await self._writers.replica_sets.submit(
+                lambda: client.create(REPLICA_SET, namespace, action.body))
+            caches.remember(REPLICA_SET, created)
+        elif isinstance(action, PatchReplicaSet):
+            patched = await self._writers.replica_sets.submit(
+                lambda: client.patch(REPLICA_SET, namespace, action.name, action.patch,
+                                     patch_type="merge"))
+            caches.remember(REPLICA_SET, patched)
+        elif isinstance(action, DeleteReplicaSet):
+            await self._writers.replica_sets.submit(
+                lambda: client.delete(REPLICA_SET, namespace, action.name))
+            caches.forget(REPLICA_SET, namespace, action.name)
+        elif isinstance(action, PatchService):
+            patched = await self._writers.traffic.submit(
+                lambda: client.patch(SERVICE, namespace, action.name, action.patch,
+                                     patch_type="merge"))
+            caches.remember(SERVICE, patched)
+        elif isinstance(action, SetTraffic):
+            assert rollout is not None
+            router = self._router
+            written = await self._writers.traffic.submit(lambda: router.apply(rollout, action))
+            for obj in written:
+                caches.remember(_kind_of(obj), obj)
+        elif isinstance(action, PatchRolloutStatus):
+            body: dict[str, Any] = {"status": action.patch}
+            if action.resource_version:
+                body["metadata"] = {"resourceVersion": action.resource_version}
+            patched = await self._writers.status.submit(
+                lambda: client.patch(ROLLOUT, namespace, name, body, patch_type="merge",
+                                     subresource="status"))
+            caches.remember(ROLLOUT, patched)
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    async def _refresh(self, namespace: str, name: str) -> None:
+        try:
+            fresh = await self._client.get(ROLLOUT, namespace, name)
+        except ApiError:
+            return
+        except KubeError:
+            return
+        self._caches.remember(ROLLOUT, fresh)
+
+    def _retry(self, key: str, *, immediate: bool) -> None:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        if immediate:
+            self._queue.add(key)
+            return
+        delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2 ** min(failures, 16))
+        self._timers.retry_later(key, delay)
+
+    def _forget(self, key: str, namespace: str, name: str) -> None:
+        self._timers.forget(key)
+        self._caches.drop_rollout(key)
+        self._failures.pop(key, None)
+        self._telemetry.forget_rollout(namespace, name)
+
+    def _observe_metrics(self, namespace: str, name: str, rollout: Rollout | None,
+                         plan: Plan) -> None:
+        self._telemetry.observe_rollout(
+            namespace=namespace, name=name, phase=plan.phase or "Progressing",
+            strategy="Canary", weight=plan.canary_weight,
+            desired=rollout.replicas if rollout is not None else 0,
+            available=int(plan.status.get("availableReplicas", 0)),
+        )
+
+
+def _kind_of(obj: dict[str, Any]) -> ResourceKind:
+    return DESTINATION_RULE if obj.get("kind") == "DestinationRule" else VIRTUAL_SERVICE

@@ -1,0 +1,61 @@
+"""Writer tasks: each kind of write is owned by one long-running task.
+
+The reconciler hands a write to the task that owns it (ReplicaSet scaling, traffic — Services,
+VirtualServices and DestinationRules —, Rollout status) and awaits its result, so writes of one
+reconcile keep their order while each writer bounds its own concurrency and reports its own
+failures. A write's exception is raised in the reconcile that asked for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+
+@dataclass(eq=False)  # identity: a job is its own CapacityLimiter borrower
+class _Job:
+    work: Callable[[], Awaitable[Any]]
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Writer:
+    def __init__(self, name: str, *, concurrency: int) -> None:
+        self.name = name
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        channel: tuple[MemoryObjectSendStream[_Job], MemoryObjectReceiveStream[_Job]] = (
+            anyio.create_memory_object_stream(max_buffer_size=math.inf)
+        )
+        self._send, self._receive = channel
+
+    async def submit(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``work`` in this writer's task and return its result (or raise its error)."""
+        job = _Job(work)
+        await self._send.send(job)
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as group:
+            task_status.started()
+            async for job in self._receive:
+                await self._limiter.acquire_on_behalf_of(job)
+                group.start_soon(self._perform, job)
+
+    async def _perform(self, job: _Job) -> None:
+        try:
+            job.result = await job.work()
+        except Exception as error:  # handed to the reconcile that submitted the job
+            job.error = error
+        finally:
+            self._limiter.release_on_behalf_of(job)
+            job.done.set()
