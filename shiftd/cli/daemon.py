@@ -1,0 +1,77 @@
+"""``shiftd``: run the daemon, check a configuration file, or run the demo.
+
+    shiftd run --config FILE        run until SIGTERM/SIGINT (exit 0 after an orderly stop)
+    shiftd check-config FILE        validate a configuration file (exit 2 naming the bad key)
+    shiftd demo [--speed N]         seed 000 on the embedded API emulator, checked step by step
+
+A bad configuration exits with code 2 and a one-line message naming the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import anyio
+
+from shiftd import __version__
+from shiftd.config import ConfigError, Settings, load_settings
+from shiftd.logs import configure_logging
+
+EXIT_BAD_CONFIG = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shiftd",
+        description="Argo-compatible canary Rollouts with Istio traffic shifting.",
+    )
+    parser.add_argument("--version", action="version", version=f"shiftd {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, help="path to the configuration file")
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("config", nargs="?", help="path to the configuration file")
+    check.add_argument("--config", dest="config_option", help=argparse.SUPPRESS)
+    demo = commands.add_parser("demo", help="run seed 000's canary on the embedded emulator")
+    demo.add_argument("--speed", type=float, default=20.0,
+                      help="rollout seconds per wall second for the timed pauses (default 20)")
+    demo.add_argument("--plain", action="store_true",
+                      help="print one line per state instead of redrawing")
+    return parser
+
+
+def _load(path: str) -> Settings:
+    try:
+        return load_settings(path)
+    except ConfigError as error:
+        print(f"shiftd: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_CONFIG) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "check-config":
+        path = arguments.config or arguments.config_option
+        if not path:
+            print("shiftd: check-config needs a FILE", file=sys.stderr)
+            return EXIT_BAD_CONFIG
+        _load(path)
+        print(f"{path}: ok")
+        return 0
+    if arguments.command == "run":
+        settings = _load(arguments.config)
+        configure_logging(settings.log.level, settings.log.format)
+        from shiftd.runtime.daemon import serve_forever
+
+        return anyio.run(serve_forever, settings)
+    if arguments.command == "demo":
+        from shiftd.cli.demo import run_demo
+
+        return anyio.run(run_demo, arguments.speed, arguments.plain)
+    return EXIT_BAD_CONFIG
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
