@@ -18,6 +18,7 @@ import anyio
 from shiftd import __version__
 from shiftd.config import ConfigError, Settings, load_settings
 from shiftd.logs import configure_logging
+from shiftd.runtime.daemon import serve_forever
 
 EXIT_BAD_CONFIG = 2
 
@@ -63,11 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "run":
         settings = _load(arguments.config)
         configure_logging(settings.log.level, settings.log.format)
-        from shiftd.runtime.daemon import serve_forever
-
         return anyio.run(serve_forever, settings)
     if arguments.command == "demo":
-        from shiftd.cli.demo import run_demo
+        from shiftd.cli.demo import run_demo  # noqa: PLC0415 - the emulator loads only for the demo
 
         return anyio.run(run_demo, arguments.speed, arguments.plain)
     return EXIT_BAD_CONFIG

@@ -26,7 +26,8 @@ from shiftd.decide.actions import (
 )
 from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
 from shiftd.decide.plan import plan_invalid_spec, plan_rollout
-from shiftd.mesh.istio import Destinations, observe_weight, weight_patch
+from shiftd.decide.traffic import TrafficObservation
+from shiftd.mesh.istio import Destinations, RouteError, observe_weight, weight_patch
 from shiftd.model.rollout import InvalidSpecError, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
@@ -101,9 +102,6 @@ class World:
             return plan_invalid_spec(self.rollout, str(error), now=self.now)
         traffic = None
         if parsed.canary.istio is not None:
-            from shiftd.decide.traffic import TrafficObservation
-            from shiftd.mesh.istio import RouteError
-
             ref = parsed.canary.istio.virtual_services[0]
             vs = self.virtual_services.get(ref.name)
             try:
@@ -153,9 +151,7 @@ class World:
                                                   action.canary_weight))
             elif isinstance(action, PatchRolloutStatus):
                 assert action.resource_version == self.rollout["metadata"]["resourceVersion"]
-                self.rollout["status"] = merge(self.rollout.get("status") or {},
-                                               action.patch["status"] if "status" in action.patch
-                                               else action.patch)
+                self.rollout["status"] = merge(self.rollout.get("status") or {}, action.patch)
                 self._bump()
         self.events.extend(event.message for event in plan.events)
         self._kubelet()

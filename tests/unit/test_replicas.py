@@ -81,7 +81,7 @@ def test_approximate_counts_are_closest_to_the_weight(
         (3, 99, 0, 2, (0, 0), (1, 1), (2, 1)),
     ],
 )
-def test_basic_canary_counts_follow_argo(
+def test_basic_canary_counts_follow_argo(  # noqa: PLR0917 - one parameter per table column
     replicas: int, weight: int, surge: int, unavailable: int,
     new: tuple[int, int], stable: tuple[int, int], expected: tuple[int, int],
 ) -> None:

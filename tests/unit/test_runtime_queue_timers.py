@@ -1,0 +1,94 @@
+"""The event queue's guarantees and the timers driven by a manual clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from shiftd.runtime.clock import ManualClock
+from shiftd.runtime.queue import QueueClosed, WorkQueue
+from shiftd.runtime.timers import Timers
+
+
+async def test_a_key_added_twice_is_handed_out_once() -> None:
+    queue = WorkQueue()
+    queue.add("ns/a")
+    queue.add("ns/a")
+    queue.add("ns/b")
+    assert len(queue) == 2
+    assert await queue.get() == "ns/a"
+    assert await queue.get() == "ns/b"
+
+
+async def test_a_key_in_progress_is_not_handed_to_a_second_worker() -> None:
+    queue = WorkQueue()
+    queue.add("ns/a")
+    key = await queue.get()
+    queue.add("ns/a")  # changed again while being reconciled
+    assert len(queue) == 0
+    with anyio.move_on_after(0.05) as scope:
+        await queue.get()
+    assert scope.cancelled_caught
+    queue.done(key)
+    assert await queue.get() == "ns/a"  # not lost: handed out again after done()
+
+
+async def test_closing_stops_handing_out_work() -> None:
+    queue = WorkQueue()
+    queue.add("ns/a")
+    queue.close()
+    with pytest.raises(QueueClosed):
+        await queue.get()
+
+
+async def test_a_waiting_worker_wakes_when_work_arrives() -> None:
+    queue = WorkQueue()
+    received: list[str] = []
+
+    async def worker() -> None:
+        received.append(await queue.get())
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker)
+        await anyio.wait_all_tasks_blocked()
+        queue.add("ns/late")
+    assert received == ["ns/late"]
+
+
+async def test_timers_fire_when_the_clock_reaches_them_and_not_before() -> None:
+    clock = ManualClock()
+    queue = WorkQueue()
+    timers = Timers(clock=clock, queue=queue)
+    async with anyio.create_task_group() as group:
+        await group.start(timers.run)
+        timers.schedule("ns/later", clock.now() + timedelta(seconds=20))
+        timers.schedule("ns/sooner", clock.now() + timedelta(seconds=5))
+        await anyio.wait_all_tasks_blocked()
+        assert len(queue) == 0
+        clock.advance(5)
+        with anyio.fail_after(2):
+            assert await queue.get() == "ns/sooner"
+        assert len(queue) == 0
+        clock.advance(15)
+        with anyio.fail_after(2):
+            assert await queue.get() == "ns/later"
+        group.cancel_scope.cancel()
+
+
+async def test_a_newer_request_replaces_the_older_one() -> None:
+    clock = ManualClock()
+    queue = WorkQueue()
+    timers = Timers(clock=clock, queue=queue)
+    async with anyio.create_task_group() as group:
+        await group.start(timers.run)
+        timers.schedule("ns/a", clock.now() + timedelta(seconds=5))
+        timers.schedule("ns/a", clock.now() + timedelta(seconds=30))
+        clock.advance(10)
+        await anyio.wait_all_tasks_blocked()
+        assert len(queue) == 0
+        clock.advance(20)
+        with anyio.fail_after(2):
+            assert await queue.get() == "ns/a"
+        group.cancel_scope.cancel()
