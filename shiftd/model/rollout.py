@@ -31,6 +31,14 @@ SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 CONTROLLER_INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance"
 
 
+@dataclass(frozen=True, slots=True)
+class RolloutDefaults:
+    """Timings for Rollouts that leave them unset (the config file's ``defaults``)."""
+
+    scale_down_delay_seconds: int = DEFAULT_SCALE_DOWN_DELAY_SECONDS
+    abort_scale_down_delay_seconds: int = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
+
+
 class InvalidSpecError(ValueError):
     """The Rollout cannot be acted on; the message goes into the InvalidSpec condition."""
 
@@ -244,7 +252,7 @@ def _parse_istio(raw: dict[str, Any]) -> IstioRouting:
     return IstioRouting(virtual_services=tuple(refs), destination_rule=rule)
 
 
-def _parse_canary(spec: dict[str, Any]) -> CanaryStrategy:
+def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStrategy:
     strategy = spec.get("strategy") or {}
     if "blueGreen" in strategy:
         raise InvalidSpecError("spec.strategy.blueGreen is not supported by shiftd yet")
@@ -297,10 +305,11 @@ def _parse_canary(spec: dict[str, Any]) -> CanaryStrategy:
         max_surge=max_surge,
         max_unavailable=max_unavailable,
         scale_down_delay_seconds=_int_field(
-            canary, "scaleDownDelaySeconds", DEFAULT_SCALE_DOWN_DELAY_SECONDS, path=path
+            canary, "scaleDownDelaySeconds", defaults.scale_down_delay_seconds, path=path
         ),
         abort_scale_down_delay_seconds=_int_field(
-            canary, "abortScaleDownDelaySeconds", DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS, path=path
+            canary, "abortScaleDownDelaySeconds", defaults.abort_scale_down_delay_seconds,
+            path=path,
         ),
         background_analysis=canary.get("analysis"),
     )
@@ -311,7 +320,7 @@ def _selector_matches_template(selector: dict[str, Any], labels: dict[str, str])
     return all(labels.get(key) == value for key, value in match_labels.items())
 
 
-def parse_rollout(obj: dict[str, Any]) -> Rollout:
+def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) -> Rollout:
     """Parse and validate a raw Rollout. Raises ``InvalidSpecError`` with a one-line message."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
@@ -328,7 +337,7 @@ def parse_rollout(obj: dict[str, Any]) -> Rollout:
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not _selector_matches_template(selector, labels):
         raise InvalidSpecError("spec.selector does not match spec.template.metadata.labels")
-    canary = _parse_canary(spec)
+    canary = _parse_canary(spec, defaults or RolloutDefaults())
     return Rollout(
         namespace=metadata.get("namespace", "default"),
         name=metadata["name"],

@@ -29,6 +29,8 @@ from shiftd.config import Settings
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
 from shiftd.mesh.router import IstioRouter
+from shiftd.model.rollout import RolloutDefaults
+from shiftd.runtime.analysis import NoAnalysis
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.queue import QueueClosed, WorkQueue
@@ -95,11 +97,16 @@ class Daemon:
         )
         writers = Writers(concurrency=settings.workers)
         timers = Timers(clock=self.clock, queue=self.queue)
+        analysis = NoAnalysis()
         reconciler = Reconciler(
             client=client, caches=caches, router=IstioRouter(reader=caches, writer=client),
             writers=writers, timers=timers, queue=self.queue, clock=self.clock,
             telemetry=self.telemetry, recorder=EventRecorder(client),
-            instance_id=settings.instance_id,
+            instance_id=settings.instance_id, analysis=analysis,
+            defaults=RolloutDefaults(
+                scale_down_delay_seconds=settings.defaults.scale_down_delay_seconds,
+                abort_scale_down_delay_seconds=settings.defaults.abort_scale_down_delay_seconds,
+            ),
         )
         async with anyio.create_task_group() as root:
             self.port = await root.start(
@@ -108,6 +115,7 @@ class Daemon:
             for writer in writers.all():
                 await root.start(writer.run)
             await root.start(timers.run)
+            await root.start(analysis.run)
             await root.start(caches.run)
             root.start_soon(self._resync, caches)
             root.start_soon(self._work, reconciler)

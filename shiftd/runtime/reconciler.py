@@ -38,7 +38,14 @@ from shiftd.kube.resources import (
 )
 from shiftd.mesh.istio import RouteError
 from shiftd.mesh.router import TrafficRouter
-from shiftd.model.rollout import CONTROLLER_INSTANCE_LABEL, InvalidSpecError, Rollout, parse_rollout
+from shiftd.model.rollout import (
+    CONTROLLER_INSTANCE_LABEL,
+    InvalidSpecError,
+    Rollout,
+    RolloutDefaults,
+    parse_rollout,
+)
+from shiftd.runtime.analysis import AnalysisPoller
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import WorkQueue
@@ -78,6 +85,8 @@ class Reconciler:
         telemetry: Telemetry,
         recorder: EventRecorder,
         instance_id: str | None,
+        analysis: AnalysisPoller,
+        defaults: RolloutDefaults,
     ) -> None:
         self._client = client
         self._caches = caches
@@ -89,6 +98,8 @@ class Reconciler:
         self._telemetry = telemetry
         self._recorder = recorder
         self._instance_id = instance_id
+        self._analysis = analysis
+        self._defaults = defaults
         self._failures: dict[str, int] = {}
 
     def handles(self, obj: dict[str, Any]) -> bool:
@@ -131,7 +142,7 @@ class Reconciler:
         metadata = obj.get("metadata") or {}
         key = f"{metadata.get('namespace')}/{metadata.get('name')}"
         try:
-            rollout = parse_rollout(obj)
+            rollout = parse_rollout(obj, self._defaults)
         except InvalidSpecError as error:
             self._caches.set_references(key, ())
             return plan_invalid_spec(obj, str(error), now=now), None
@@ -155,6 +166,7 @@ class Reconciler:
                 for found in [self._caches.get(SERVICE, rollout.namespace, service)]
             },
             traffic=self._router.observe(rollout) if rollout.canary.traffic_routed else None,
+            step_analysis_phase=self._analysis.step_phase(rollout),
         )
         plan = plan_rollout(rollout, observed, now=now,
                             resource_version=metadata.get("resourceVersion"))
