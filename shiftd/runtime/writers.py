@@ -45,11 +45,12 @@ class Writer:
         return job.result
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with anyio.create_task_group() as group:
-            task_status.started()
-            async for job in self._receive:
-                await self._limiter.acquire_on_behalf_of(job)
-                group.start_soon(self._perform, job)
+        with self._send, self._receive:
+            async with anyio.create_task_group() as group:
+                task_status.started()
+                async for job in self._receive:
+                    await self._limiter.acquire_on_behalf_of(job)
+                    group.start_soon(self._perform, job)
 
     async def _perform(self, job: _Job) -> None:
         try:

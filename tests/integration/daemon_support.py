@@ -1,0 +1,71 @@
+"""Running the real daemon inside an integration test, and reading what it wrote.
+
+``async with running_daemon(cluster, clock=clock) as daemon:`` starts ``Daemon`` against the
+test's API server (emulator or real), watching only the test's namespace; leaving the block
+cancels it. The task group lives inside the test's own task (never across a fixture's yield).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from shiftd.config import parse_settings
+from shiftd.runtime.clock import Clock, ManualClock
+from shiftd.runtime.daemon import Daemon
+from tests.integration.harness import Cluster
+
+Obj = dict[str, Any]
+
+
+@asynccontextmanager
+async def running_daemon(cluster: Cluster, *, clock: Clock | None = None,
+                         workers: int = 4, **extra: Any) -> AsyncIterator[Daemon]:
+    settings = parse_settings({
+        "kubernetes": {"kubeconfig": str(cluster.kubeconfig_path), "qps": 500, "burst": 500},
+        "namespaces": [cluster.namespace],
+        "listen": {"address": "127.0.0.1", "port": 0},
+        "workers": workers,
+        "shutdownGracePeriod": 1,
+        **extra,
+    })
+    daemon = Daemon(settings, clock=clock or ManualClock())
+    try:
+        async with anyio.create_task_group() as group:
+            await group.start(daemon.run)
+            try:
+                yield daemon
+            finally:
+                group.cancel_scope.cancel()
+    except BaseExceptionGroup as errors:
+        if len(errors.exceptions) == 1:
+            raise errors.exceptions[0] from None
+        raise
+
+
+def weights(vs: Obj, route: int = 0) -> dict[str, int]:
+    """Weight by destination host in one http route (a missing weight reads as 0)."""
+    return {entry["destination"]["host"]: int(entry.get("weight") or 0)
+            for entry in vs["spec"]["http"][route]["route"]}
+
+
+def replicas_by_image(replica_sets: list[Obj]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for rs in replica_sets:
+        image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
+        counts[image] = counts.get(image, 0) + int(rs["spec"].get("replicas", 0))
+    return counts
+
+
+def selector_hash(service: Obj) -> str | None:
+    return (service["spec"].get("selector") or {}).get("rollouts-pod-template-hash")
+
+
+def writes(cluster: Cluster) -> list[Any]:
+    """The emulator's logged write requests (empty on a real server)."""
+    if cluster.api is None:
+        return []
+    return [r for r in cluster.api.request_log if r.method in ("POST", "PUT", "PATCH", "DELETE")]
