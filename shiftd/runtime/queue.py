@@ -29,6 +29,11 @@ class WorkQueue:
         return len(self._queue)
 
     @property
+    def idle(self) -> bool:
+        """Nothing queued and nothing being reconciled."""
+        return not self._queue and not self._processing
+
+    @property
     def closed(self) -> bool:
         return self._closed
 
