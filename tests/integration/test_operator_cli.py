@@ -1,0 +1,452 @@
+"""``shiftctl`` against an API server: the exact effect of each command on the stored Rollout.
+
+Commands run in-process through ``main([...])`` (in a worker thread, since ``main`` runs its
+own event loop) against the emulator of ``test_cluster`` (or ``$SHIFTD_TEST_KUBECONFIG``).
+No controller runs: what is checked is what the command wrote, its output and exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+import yaml
+
+from shiftd.cli.ctl import main
+from shiftd.kube.resources import REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
+from tests.integration.harness import Cluster, test_cluster
+
+pytestmark = pytest.mark.integration
+
+Obj = dict[str, Any]
+NAME = "istio-rollout"
+PAUSED_AT_STEP = [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}]
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    # No task group lives in here: the emulator and client are plain async resources.
+    async with test_cluster() as opened:
+        await opened.apply_example("asm-host-split")
+        yield opened
+
+
+async def shiftctl(cluster: Cluster, capsys: pytest.CaptureFixture[str], *args: str,
+                   namespace: str | None = None) -> Result:
+    argv = ["--kubeconfig", str(cluster.kubeconfig_path),
+            "-n", namespace or cluster.namespace, *args]
+    capsys.readouterr()
+    code = await anyio.to_thread.run_sync(main, argv)
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+async def status_of(cluster: Cluster) -> Obj:
+    return dict((await cluster.rollout()).get("status") or {})
+
+
+# --- promote -----------------------------------------------------------------------------------
+
+async def test_promote_at_a_pause_step_clears_only_the_pause_conditions(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"currentStepIndex": 1, "controllerPause": True,
+                                           "pauseConditions": PAUSED_AT_STEP}})
+    result = await shiftctl(cluster, capsys, "promote", NAME)
+    assert result == Result(0, f"rollout '{NAME}' promoted\n", "")
+    status = await status_of(cluster)
+    assert "pauseConditions" not in status
+    assert status["currentStepIndex"] == 1
+    assert status["controllerPause"] is True
+
+
+async def test_promote_between_pauses_steps_on_by_one(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"currentStepIndex": 2}})
+    assert (await shiftctl(cluster, capsys, "promote", NAME)).code == 0
+    assert (await status_of(cluster))["currentStepIndex"] == 3
+
+
+async def test_promote_unpauses_a_manually_paused_rollout(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await shiftctl(cluster, capsys, "pause", NAME) == Result(
+        0, f"rollout '{NAME}' paused\n", "")
+    assert (await cluster.rollout())["spec"]["paused"] is True
+    await cluster.patch_status({"status": {"currentStepIndex": 1,
+                                           "pauseConditions": PAUSED_AT_STEP}})
+    assert (await shiftctl(cluster, capsys, "promote", NAME)).code == 0
+    rollout = await cluster.rollout()
+    assert rollout["spec"]["paused"] is False
+    assert "pauseConditions" not in rollout["status"]
+
+
+async def test_promote_full_sets_promote_full_mid_update(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"currentPodHash": "new", "stableRS": "old",
+                                           "currentStepIndex": 1}})
+    result = await shiftctl(cluster, capsys, "promote", NAME, "--full")
+    assert result == Result(0, f"rollout '{NAME}' fully promoted\n", "")
+    status = await status_of(cluster)
+    assert status["promoteFull"] is True
+    assert status["currentStepIndex"] == 1
+
+
+async def test_promote_of_a_rollout_without_steps_fails_with_the_plugins_message(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout = await cluster.rollout()
+    rollout["spec"]["strategy"]["canary"]["steps"] = []
+    await cluster.client.replace(ROLLOUT, cluster.namespace, NAME, rollout)
+    result = await shiftctl(cluster, capsys, "promote", NAME)
+    assert result == Result(1, "", "error: Cannot skip steps of a rollout without steps\n")
+
+
+# --- abort, retry, pause, restart --------------------------------------------------------------
+
+async def test_abort_then_retry_flip_status_abort(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert await shiftctl(cluster, capsys, "abort", NAME) == Result(
+        0, f"rollout '{NAME}' aborted\n", "")
+    assert (await status_of(cluster))["abort"] is True
+    assert await shiftctl(cluster, capsys, "retry", "rollout", NAME) == Result(
+        0, f"rollout '{NAME}' retried\n", "")
+    assert (await status_of(cluster))["abort"] is False
+
+
+async def test_abort_writes_through_the_status_subresource(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if cluster.api is None:
+        pytest.skip("reads the emulator's request log")
+    await shiftctl(cluster, capsys, "abort", NAME)
+    patches = [(r.path, r.content_type, r.status) for r in cluster.api.request_log
+               if r.method == "PATCH"]
+    assert patches == [(f"/apis/argoproj.io/v1alpha1/namespaces/{cluster.namespace}"
+                        f"/rollouts/{NAME}/status", "application/merge-patch+json", 200)]
+
+
+async def test_restart_sets_restart_at_to_now_in_rfc3339(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = await shiftctl(cluster, capsys, "restart", NAME)
+    assert result == Result(0, f"rollout '{NAME}' restarts in 0s\n", "")
+    stamp = (await cluster.rollout())["spec"]["restartAt"]
+    assert stamp.endswith("Z")
+    restart_at = datetime.fromisoformat(stamp)
+    assert before <= restart_at <= datetime.now(UTC)
+
+
+async def test_restart_in_a_while_sets_a_later_time(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = await shiftctl(cluster, capsys, "restart", NAME, "--in", "1h")
+    assert result == Result(0, f"rollout '{NAME}' restarts in 1h\n", "")
+    restart_at = datetime.fromisoformat((await cluster.rollout())["spec"]["restartAt"])
+    assert restart_at >= before + timedelta(hours=1)
+
+
+async def test_pause_takes_several_rollouts_and_stops_at_the_first_missing_one(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await shiftctl(cluster, capsys, "pause", NAME, "nope")
+    assert result.code == 1
+    assert result.out == f"rollout '{NAME}' paused\n"
+    assert result.err == (
+        f'error: rollout "nope" not found in namespace "{cluster.namespace}"\n')
+
+
+# --- set image, undo ---------------------------------------------------------------------------
+
+async def test_set_image_changes_the_template_and_the_generation(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generation = (await cluster.rollout())["metadata"]["generation"]
+    result = await shiftctl(cluster, capsys, "set", "image", NAME,
+                            "istio-rollout=argoproj/rollouts-demo:yellow")
+    assert result == Result(0, f'rollout "{NAME}" image updated\n', "")
+    rollout = await cluster.rollout()
+    assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "argoproj/rollouts-demo:yellow")
+    assert rollout["metadata"]["generation"] == generation + 1
+
+
+async def test_set_image_of_an_unknown_container_fails_and_changes_nothing(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = await cluster.rollout()
+    result = await shiftctl(cluster, capsys, "set", "image", NAME, "nope=x:1")
+    assert result == Result(1, "", 'error: unable to find container named "nope"\n')
+    assert (await cluster.rollout())["metadata"]["resourceVersion"] == (
+        before["metadata"]["resourceVersion"])
+
+
+async def revision(cluster: Cluster, rollout: Obj, number: int, image: str) -> Obj:
+    """A ReplicaSet the Rollout controls, at ``number`` with ``image``."""
+    template = {"metadata": {"labels": {"app": "istio-rollout",
+                                        "rollouts-pod-template-hash": f"h{number}"},
+                             "annotations": {"sidecar.istio.io/inject": "true"}},
+                "spec": {"containers": [{"name": "istio-rollout", "image": image}]}}
+    body = {
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": f"{NAME}-h{number}",
+                     "labels": {"app": "istio-rollout", "rollouts-pod-template-hash": f"h{number}"},
+                     "annotations": {"rollout.argoproj.io/revision": str(number)},
+                     "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1",
+                                          "kind": "Rollout", "name": NAME,
+                                          "uid": rollout["metadata"]["uid"],
+                                          "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {"replicas": 1,
+                 "selector": {"matchLabels": {"app": "istio-rollout",
+                                              "rollouts-pod-template-hash": f"h{number}"}},
+                 "template": template},
+    }
+    return await cluster.client.create(REPLICA_SET, cluster.namespace, body)
+
+
+async def test_undo_restores_the_previous_revisions_template(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout = await cluster.rollout()
+    old = await revision(cluster, rollout, 1, "argoproj/rollouts-demo:green")
+    await revision(cluster, rollout, 2, "argoproj/rollouts-demo:blue")
+    result = await shiftctl(cluster, capsys, "undo", NAME)
+    assert result == Result(0, f"rollout '{NAME}' undo\n", "")
+    template = (await cluster.rollout())["spec"]["template"]
+    expected = old["spec"]["template"]
+    del expected["metadata"]["labels"]["rollouts-pod-template-hash"]
+    assert template == expected
+
+    again = await shiftctl(cluster, capsys, "undo", NAME, "--to-revision", "1")
+    assert again == Result(
+        0, "skipped rollback (current template already matches revision 1)\n", "")
+
+
+async def test_undo_to_a_revision_not_in_history_fails(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await shiftctl(cluster, capsys, "undo", NAME, "--to-revision", "9")
+    assert result == Result(1, "", "error: unable to find specified revision 9 in history\n")
+
+
+# --- errors and usage --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["promote", "nope"], ["promote", "nope", "--full"], ["abort", "nope"],
+    ["retry", "rollout", "nope"], ["pause", "nope"], ["restart", "nope"], ["undo", "nope"],
+    ["get", "rollout", "nope"], ["status", "nope"], ["set", "image", "nope", "*=x:1"],
+], ids=" ".join)
+async def test_a_missing_rollout_is_named_with_its_namespace(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    result = await shiftctl(cluster, capsys, *argv)
+    assert result == Result(
+        1, "", f'error: rollout "nope" not found in namespace "{cluster.namespace}"\n')
+
+
+async def test_the_namespace_defaults_to_the_kubeconfig_contexts(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = yaml.safe_load(cluster.kubeconfig_path.read_text())
+    for entry in config["contexts"]:
+        entry["context"]["namespace"] = cluster.namespace
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    capsys.readouterr()
+    code = await anyio.to_thread.run_sync(
+        main, ["--kubeconfig", str(kubeconfig), "pause", NAME])
+    assert (code, capsys.readouterr().out) == (0, f"rollout '{NAME}' paused\n")
+
+    del config["contexts"][0]["context"]["namespace"]
+    kubeconfig.write_text(yaml.safe_dump(config))
+    code = await anyio.to_thread.run_sync(
+        main, ["--kubeconfig", str(kubeconfig), "pause", NAME])
+    assert (code, capsys.readouterr().err) == (
+        1, f'error: rollout "{NAME}" not found in namespace "default"\n')
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param([], id="no command"),
+        pytest.param(["promote"], id="no rollout name"),
+        pytest.param(["set", "image", NAME, "no-equals-sign"], id="an image without a container"),
+        pytest.param(["retry", NAME], id="retry without the rollout keyword"),
+        pytest.param(["status", NAME, "--timeout", "soon"], id="a timeout that is no duration"),
+        pytest.param(["undo", NAME, "--to-revision", "-1"], id="a negative revision"),
+    ],
+)
+def test_bad_usage_exits_2_with_one_line_on_stderr(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert "error:" in captured.err
+
+
+def test_an_unreadable_kubeconfig_fails_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "nothing-here"
+    assert main(["--kubeconfig", str(missing), "pause", NAME]) == 1
+    assert capsys.readouterr().err == f"error: kubeconfig {missing} not found\n"
+
+
+# --- status ------------------------------------------------------------------------------------
+
+async def test_status_of_a_healthy_rollout_exits_0(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Healthy"}})
+    assert await shiftctl(cluster, capsys, "status", NAME) == Result(0, "Healthy\n", "")
+
+
+async def test_status_of_a_degraded_rollout_exits_1_with_its_message(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    message = "RolloutAborted: Rollout aborted update to revision 2"
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Degraded",
+                                           "message": message, "abort": True}})
+    result = await shiftctl(cluster, capsys, "status", NAME)
+    assert result == Result(
+        1, f"Degraded - {message}\n",
+        f"error: The rollout is in a degraded state with message: {message}\n")
+
+
+async def test_status_of_an_aborted_rollout_exits_1_before_the_controller_reports_it(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Paused",
+                                           "message": "CanaryPauseStep"}})
+    await cluster.abort(NAME)
+    result = await shiftctl(cluster, capsys, "status", NAME)
+    assert result.code == 1
+
+
+async def test_status_times_out_with_exit_2(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Paused",
+                                           "message": "CanaryPauseStep",
+                                           "pauseConditions": PAUSED_AT_STEP}})
+    result = await shiftctl(cluster, capsys, "status", NAME, "--timeout", "300ms")
+    assert result == Result(2, "Paused - CanaryPauseStep\n",
+                            "Rollout status watch exceeded timeout\n")
+
+
+async def test_status_without_watch_prints_once(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Paused",
+                                           "message": "CanaryPauseStep",
+                                           "pauseConditions": PAUSED_AT_STEP}})
+    result = await shiftctl(cluster, capsys, "status", NAME, "--no-watch")
+    assert result == Result(0, "Paused - CanaryPauseStep\n", "")
+
+
+async def test_status_follows_the_watch_until_healthy(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Progressing",
+                                           "message": "more replicas need to be updated"}})
+    printed: list[str] = []
+    code: list[int] = []
+    argv = ["--kubeconfig", str(cluster.kubeconfig_path), "-n", cluster.namespace,
+            "status", NAME, "--timeout", "20s"]
+    capsys.readouterr()
+    async with anyio.create_task_group() as tg:
+        async def run() -> None:
+            code.append(await anyio.to_thread.run_sync(functools.partial(main, argv)))
+        tg.start_soon(run)
+
+        def first_line_printed() -> bool:
+            printed.append(capsys.readouterr().out)
+            return "Progressing" in "".join(printed)
+
+        await cluster.wait_for(first_line_printed, what="the first status line")
+        await cluster.patch_status({"status": {"message": "updated replicas are still "
+                                                          "becoming available"}})
+        await cluster.patch_status({"status": {"phase": "Healthy", "message": None}})
+    printed.append(capsys.readouterr().out)
+    assert code == [0]
+    assert "".join(printed) == (
+        "Progressing - more replicas need to be updated\n"
+        "Progressing - updated replicas are still becoming available\n"
+        "Healthy\n")
+    if cluster.api is not None:
+        rollout_path = f"/apis/argoproj.io/v1alpha1/namespaces/{cluster.namespace}/rollouts"
+        reads = [r for r in cluster.api.request_log if r.method == "GET"
+                 and r.path.startswith(rollout_path) and not r.watch]
+        # One read; both later changes came through the watch (the emulator does not log a
+        # watch the client closed, so it cannot be counted here).
+        assert len(reads) == 1
+
+
+# --- get rollout -------------------------------------------------------------------------------
+
+async def test_get_rollout_shows_status_steps_weights_images_and_replicas(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout = await cluster.rollout()
+    await revision(cluster, rollout, 1, "argoproj/rollouts-demo:blue")
+    await revision(cluster, rollout, 2, "argoproj/rollouts-demo:yellow")
+    await cluster.patch_status({"status": {
+        "observedGeneration": "1", "phase": "Paused", "message": "CanaryPauseStep",
+        "pauseConditions": PAUSED_AT_STEP, "currentStepIndex": 1,
+        "stableRS": "h1", "currentPodHash": "h2",
+        "replicas": 2, "updatedReplicas": 1, "readyReplicas": 2, "availableReplicas": 2,
+    }})
+    vs = await cluster.vs()
+    route = vs["spec"]["http"][0]["route"]
+    route[0]["weight"], route[1]["weight"] = 90, 10
+    await cluster.client.replace(VIRTUAL_SERVICE, cluster.namespace, vs["metadata"]["name"], vs)
+
+    result = await shiftctl(cluster, capsys, "get", "rollout", NAME)
+    assert result.code == 0, result.err
+    assert result.out == (
+        f"Name:            {NAME}\n"
+        f"Namespace:       {cluster.namespace}\n"
+        "Status:          Paused (CanaryPauseStep)\n"
+        "Strategy:        Canary\n"
+        "  Step:          1/18\n"
+        "  SetWeight:     10\n"
+        "  ActualWeight:  10\n"
+        "Images:          argoproj/rollouts-demo:blue (stable)\n"
+        "                 argoproj/rollouts-demo:yellow (canary)\n"
+        "Replicas:\n"
+        "  Desired:       1\n"
+        "  Current:       2\n"
+        "  Updated:       1\n"
+        "  Ready:         2\n"
+        "  Available:     2\n"
+    )
+
+
+async def test_get_rollout_says_when_the_virtual_service_is_missing(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.client.delete(VIRTUAL_SERVICE, cluster.namespace, "istio-rollout-vsvc")
+    result = await shiftctl(cluster, capsys, "get", "rollout", NAME)
+    assert result.code == 0
+    assert "  ActualWeight:  - (VirtualService 'istio-rollout-vsvc' not found)\n" in result.out
