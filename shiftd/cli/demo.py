@@ -39,11 +39,12 @@ import orjson
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
+from shiftd.cli.ctl import CommandError, send_operator_patch, set_rollout_image
 from shiftd.config import parse_settings
 from shiftd.decide.observed import parse_time
-from shiftd.decide.operator import OperatorPatch, abort_patch, promote_patch, set_image
+from shiftd.decide.operator import OperatorPatch, abort_patch, promote_patch
 from shiftd.kube.client import KubeClient
-from shiftd.kube.errors import Conflict, KubeError, NotFound
+from shiftd.kube.errors import KubeError
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import EVENT, REPLICA_SET, ROLLOUT, SERVICE, VIRTUAL_SERVICE
 from shiftd.model.durations import parse_duration
@@ -390,8 +391,8 @@ class ApplySeed:
 
 @dataclass(frozen=True, slots=True)
 class SetImage:
-    """``kubectl argo rollouts set image`` with the seed image's repository and ``tag``:
-    GET the Rollout, edit the container, PUT it back (retried on conflict, as the plugin)."""
+    """``kubectl argo rollouts set image`` (``shiftctl set image``) with the seed image's
+    repository and ``tag``: GET the Rollout, edit the container, PUT it back."""
 
     tag: str
     container: str = ROLLOUT_NAME
@@ -401,44 +402,30 @@ class SetImage:
                 f"{self.container}=argoproj/rollouts-demo:{self.tag}")
 
     async def run(self, session: Session) -> list[str]:
-        for _ in range(5):
-            rollout = await session.client.get(ROLLOUT, NAMESPACE, ROLLOUT_NAME)
-            containers = rollout["spec"]["template"]["spec"]["containers"]
-            current = next(c["image"] for c in containers if c["name"] == self.container)
-            image = f"{current.rpartition(':')[0]}:{self.tag}"
-            edited = set_image(rollout, container=self.container, image=image)
-            try:
-                await session.client.replace(ROLLOUT, NAMESPACE, ROLLOUT_NAME, edited)
-            except Conflict:
-                continue
-            return [f"PUT rollouts/{ROLLOUT_NAME} (spec.template: {self.container}={image})"]
-        raise DemoError("set image: the Rollout kept changing (conflicts)")
+        rollout = await session.client.get(ROLLOUT, NAMESPACE, ROLLOUT_NAME)
+        containers = rollout["spec"]["template"]["spec"]["containers"]
+        current = next(c["image"] for c in containers if c["name"] == self.container)
+        image = f"{current.rpartition(':')[0]}:{self.tag}"
+        await set_rollout_image(session.client, namespace=NAMESPACE, name=ROLLOUT_NAME,
+                                container=self.container, image=image)
+        return [f"PUT rollouts/{ROLLOUT_NAME} (spec.template: {self.container}={image})"]
 
 
 async def _send(client: KubeClient, patch: OperatorPatch) -> list[str]:
-    """Send an operator patch as the plugin does: status first (the unified patch to the
-    Rollout instead if there is no /status subresource), then spec."""
+    """Send an operator patch through shiftctl's code, which sends it as the plugin does
+    (status first, then spec); returns what it sends."""
+    await send_operator_patch(client, namespace=NAMESPACE, name=ROLLOUT_NAME, patch=patch)
     sent = []
     if patch.status is not None:
-        try:
-            await client.patch(ROLLOUT, NAMESPACE, ROLLOUT_NAME, patch.status,
-                               patch_type="merge", subresource="status")
-            sent.append(f"PATCH rollouts/{ROLLOUT_NAME}/status {_json(patch.status)}")
-        except NotFound:
-            if patch.unified is None:
-                raise
-            await client.patch(ROLLOUT, NAMESPACE, ROLLOUT_NAME, patch.unified,
-                               patch_type="merge")
-            return [f"PATCH rollouts/{ROLLOUT_NAME} {_json(patch.unified)}"]
+        sent.append(f"PATCH rollouts/{ROLLOUT_NAME}/status {_json(patch.status)}")
     if patch.spec is not None:
-        await client.patch(ROLLOUT, NAMESPACE, ROLLOUT_NAME, patch.spec, patch_type="merge")
         sent.append(f"PATCH rollouts/{ROLLOUT_NAME} {_json(patch.spec)}")
     return sent
 
 
 @dataclass(frozen=True, slots=True)
 class Promote:
-    """``kubectl argo rollouts promote``."""
+    """``kubectl argo rollouts promote`` (``shiftctl promote``)."""
 
     def describe(self) -> str:
         return f"kubectl argo rollouts promote {ROLLOUT_NAME}"
@@ -450,7 +437,7 @@ class Promote:
 
 @dataclass(frozen=True, slots=True)
 class Abort:
-    """``kubectl argo rollouts abort``."""
+    """``kubectl argo rollouts abort`` (``shiftctl abort``)."""
 
     def describe(self) -> str:
         return f"kubectl argo rollouts abort {ROLLOUT_NAME}"
@@ -795,7 +782,7 @@ async def _play(world: _World, scenario: Sequence[Stage], *, speed: float, slack
             display.detail(f"$ {stage.action.describe()}")
             try:
                 sent = await stage.action.run(world)
-            except (KubeError, DemoError) as error:
+            except (KubeError, CommandError, DemoError) as error:
                 display.fail(f"{stage.action.describe()} failed: {error}")
                 return False
             for line in sent:
