@@ -235,7 +235,7 @@ def _is_done(rollout: Mapping[str, Any]) -> tuple[int | None, str, str]:
         return EXIT_FAILED, phase, message
     if (rollout.get("status") or {}).get("abort"):
         # Aborted, and the controller has not yet reported Degraded: it will.
-        return EXIT_FAILED, phase, message or "rollout aborted"
+        return EXIT_FAILED, phase, "RolloutAborted: the rollout was aborted"
     return None, phase, message
 
 

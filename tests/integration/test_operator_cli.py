@@ -341,7 +341,10 @@ async def test_status_of_an_aborted_rollout_exits_1_before_the_controller_report
                                            "message": "CanaryPauseStep"}})
     await cluster.abort(NAME)
     result = await shiftctl(cluster, capsys, "status", NAME)
-    assert result.code == 1
+    assert result == Result(
+        1, "Paused - RolloutAborted: the rollout was aborted\n",
+        "error: The rollout is in a degraded state with message: "
+        "RolloutAborted: the rollout was aborted\n")
 
 
 async def test_status_times_out_with_exit_2(
@@ -450,3 +453,72 @@ async def test_get_rollout_says_when_the_virtual_service_is_missing(
     result = await shiftctl(cluster, capsys, "get", "rollout", NAME)
     assert result.code == 0
     assert "  ActualWeight:  - (VirtualService 'istio-rollout-vsvc' not found)\n" in result.out
+
+
+# --- the plugin's fallbacks and retries --------------------------------------------------------
+
+def emulator(cluster: Cluster) -> Any:
+    if cluster.api is None:
+        pytest.skip("injects failures into the emulator")
+    return cluster.api
+
+
+async def test_without_a_status_subresource_the_unified_patch_goes_to_the_rollout(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = emulator(cluster)
+    await cluster.patch_status({"status": {"currentStepIndex": 2}})
+    api.fail_next("PATCH", r"/rollouts/istio-rollout/status$", 404)
+    start = len(api.request_log)
+    assert (await shiftctl(cluster, capsys, "promote", NAME)).code == 0
+    patches = [(r.path.rsplit("/", 1)[-1], r.status) for r in api.request_log[start:]
+               if r.method == "PATCH"]
+    assert patches == [("status", 404), (NAME, 200)]
+
+
+async def test_set_image_retries_a_lost_race(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = emulator(cluster)
+    api.fail_next("PUT", r"/rollouts/istio-rollout$", 409)
+    result = await shiftctl(cluster, capsys, "set", "image", NAME, "*=web:2")
+    assert result == Result(0, f'rollout "{NAME}" image updated\n', "")
+    assert [r.status for r in api.request_log if r.method == "PUT"] == [409, 200]
+    rollout = await cluster.rollout()
+    assert rollout["spec"]["template"]["spec"]["containers"][0]["image"] == "web:2"
+
+
+async def test_promote_full_of_a_promoted_rollout_writes_nothing(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"currentPodHash": "same", "stableRS": "same"}})
+    before = (await cluster.rollout())["metadata"]["resourceVersion"]
+    result = await shiftctl(cluster, capsys, "promote", NAME, "--full")
+    assert result == Result(0, f"rollout '{NAME}' fully promoted\n", "")
+    assert (await cluster.rollout())["metadata"]["resourceVersion"] == before
+
+
+async def test_status_fails_when_the_rollout_is_deleted_while_watched(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Paused",
+                                           "message": "CanaryPauseStep",
+                                           "pauseConditions": PAUSED_AT_STEP}})
+    argv = ["--kubeconfig", str(cluster.kubeconfig_path), "-n", cluster.namespace,
+            "status", NAME, "--timeout", "20s"]
+    code: list[int] = []
+    printed: list[str] = []
+    capsys.readouterr()
+    async with anyio.create_task_group() as tg:
+        async def run() -> None:
+            code.append(await anyio.to_thread.run_sync(functools.partial(main, argv)))
+        tg.start_soon(run)
+
+        def first_line_printed() -> bool:
+            printed.append(capsys.readouterr().out)
+            return "Paused" in "".join(printed)
+
+        await cluster.wait_for(first_line_printed, what="the first status line")
+        await cluster.client.delete(ROLLOUT, cluster.namespace, NAME)
+    assert code == [1]
+    assert capsys.readouterr().err == f'error: rollout "{NAME}" was deleted\n'
