@@ -3,8 +3,8 @@
 The demo is the seed's guide (Alibaba ASM + Argo Rollouts, ``shared/examples/asm-host-split``)
 played on the embedded API emulator: a ``FakeKubelet`` makes pods "ready", the real ``Daemon``
 reconciles on a ``ScaledClock`` (``--speed`` rollout seconds per wall second), and the demo
-acts as the human with ``kubectl argo rollouts``, sending exactly the plugin's writes
-(``shiftd.decide.operator``).
+acts as the human with ``kubectl argo rollouts``, sending exactly the plugin's writes through
+``shiftctl``'s own functions (patches from ``shiftd.decide.operator``).
 
 The scenario is a table (``SCENARIO``): each ``Stage`` is an optional operator ``Action`` and
 the ``Expect``-ed state it must lead to within a deadline — phase, step index, the
