@@ -191,6 +191,8 @@ async def set_rollout_image(
             if attempt + 1 == SET_IMAGE_ATTEMPTS:
                 raise
         except NotFound:
+            if target_kind is not ROLLOUT:
+                raise
             raise _not_found(name, namespace) from None
     raise AssertionError("unreachable")
 
