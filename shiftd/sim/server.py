@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -38,13 +39,19 @@ _STRATEGIC_ON_CUSTOM = (
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    """One request the emulator answered, for tests and benchmarks to count."""
+    """One request the emulator answered, for tests and benchmarks to count.
+
+    ``at`` is ``time.monotonic()`` when the answer was ready (for a watch: when it ended);
+    the monotonic clock is shared by every process on the host, so a benchmark in another
+    process can compare it with its own readings.
+    """
 
     method: str
     path: str
     content_type: str
     status: int
     watch: bool = False
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
