@@ -107,9 +107,14 @@ class Caches:
 
     # -- writing through ----------------------------------------------------------------------
     def remember(self, kind: ResourceKind, obj: JsonObject) -> None:
-        self._informers[kind.plural].remember(obj)
+        informer = self._informers[kind.plural]
+        informer.remember(obj)
         if kind is REPLICA_SET:
-            self._index_replica_set("MODIFIED", obj)
+            # Index what the informer kept: when the watch already brought a newer copy (the
+            # kubelet's status update can overtake our own create's answer), ``obj`` is stale.
+            metadata = obj.get("metadata") or {}
+            kept = informer.get(metadata.get("namespace", ""), str(metadata.get("name")))
+            self._index_replica_set("MODIFIED", kept if kept is not None else obj)
 
     def forget(self, kind: ResourceKind, namespace: str, name: str) -> None:
         informer = self._informers[kind.plural]
