@@ -1,0 +1,435 @@
+"""Benchmark: N canary Rollouts whose timed pauses all end at the same instant.
+
+The cluster (``ApiEmulator`` + ``FakeKubelet``) runs in a subprocess (``emulator_server.py``);
+the real ``shiftd.runtime.daemon.Daemon`` runs here on a ``ManualClock``, so "every pause
+ends now" is one exact instant. The run:
+
+1. seed N Rollouts (each with its own canary/stable Service and VirtualService, one replica,
+   steps ``setWeight 10, pause 60s, setWeight 20, pause {}, ...``), start the daemon, wait
+   until every Rollout is Healthy;
+2. change every Rollout's image; wait until all are Paused at step 1 with weight 10, and check
+   that their pauses all started at the same clock instant;
+3. advance the clock by the pause's 60 s and time, per Rollout, the delay from that moment to
+   the emulator answering its VirtualService PATCH (the emulator logs ``time.monotonic()``,
+   which every process on the host shares);
+4. with everything paused indefinitely, advance the clock 60 s more and watch ``--idle``
+   seconds of wall time: the daemon must write nothing;
+5. read the daemon process's RSS.
+
+Prints a table and exits 1 if a budget is missed: every new weight within ``--budget-latency``
+seconds, no idle writes, RSS under ``--budget-rss-mb``.
+
+    .venv/bin/python bench/rollouts.py --rollouts 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import anyio
+import orjson
+
+from shiftd.config import parse_settings
+from shiftd.logs import configure_logging
+from shiftd.runtime.clock import ManualClock
+from shiftd.runtime.daemon import Daemon
+
+HERE = Path(__file__).resolve().parent
+PAUSE_SECONDS = 60.0
+Summary = dict[str, Any]
+Row = list[Any]  # [method, path, status, watch, at]
+
+
+# --- the emulator subprocess -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cluster:
+    api: str
+    control: str
+    kubeconfig: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def emulator_process(workdir: Path, namespace: str) -> Iterator[Cluster]:
+    """Start ``emulator_server.py``; it stops when its stdin closes."""
+    kubeconfig = workdir / "kubeconfig"
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "emulator_server.py"), "--kubeconfig", str(kubeconfig),
+         "--namespace", namespace],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("the emulator process exited before it was ready")
+        ready = orjson.loads(line)
+        yield Cluster(ready["api"], ready["control"], kubeconfig, process)
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Control:
+    """The emulator process's control API."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, results: Results) -> None:
+        self._session = session
+        self._url = url
+        self._results = results
+
+    async def _get(self, path: str) -> Any:
+        async with self._session.get(self._url + path) as response:
+            response.raise_for_status()
+            return orjson.loads(await response.read())
+
+    async def _post(self, path: str, body: Any) -> Any:
+        async with self._session.post(self._url + path, json=body) as response:
+            response.raise_for_status()
+            return orjson.loads(await response.read())
+
+    async def seed(self, *, count: int, namespace: str, image: str) -> None:
+        await self._post("/seed", {"count": count, "namespace": namespace, "image": image})
+
+    async def set_image(self, image: str) -> None:
+        await self._post("/set-image", {"image": image})
+
+    async def summary(self) -> Summary:
+        result: Summary = await self._get("/summary")
+        self._results.last_summary = result  # reported if a wait times out
+        return result
+
+    async def requests(self, since: int) -> tuple[list[Row], int]:
+        page = await self._get(f"/requests?since={since}")
+        return page["rows"], int(page["next"])
+
+    async def usage(self) -> dict[str, float]:
+        result: dict[str, float] = await self._get("/usage")
+        return result
+
+
+# --- measuring -------------------------------------------------------------------------------
+
+
+def rss_mib() -> tuple[float, float]:
+    """This process's resident set size now and at its peak (VmRSS, VmHWM), in MiB."""
+    values: dict[str, float] = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def request_kind(method: str, path: str) -> tuple[str, str]:
+    """(verb, resource) of a logged request: ``("patch", "rollouts/status")``."""
+    segments = path.strip("/").split("/")
+    segments = segments[2:] if segments[0] == "api" else segments[3:]
+    if len(segments) >= 2 and segments[0] == "namespaces" and len(segments) != 2:
+        segments = segments[2:]
+    plural = segments[0] if segments else "?"
+    named = len(segments) >= 2
+    subresource = f"/{segments[2]}" if len(segments) >= 3 else ""
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update",
+            "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+    return verb, plural + subresource
+
+
+def count_requests(rows: Sequence[Row]) -> Counter[tuple[str, str]]:
+    """Requests by (verb, resource), watches excluded."""
+    return Counter(request_kind(row[0], row[1]) for row in rows if not row[3])
+
+
+def writes(rows: Sequence[Row]) -> list[Row]:
+    return [row for row in rows if not row[3] and row[0] not in ("GET", "HEAD")]
+
+
+@dataclass
+class Results:
+    rollouts: int
+    workers: int
+    qps: float
+    burst: int
+    startup_seconds: float = 0.0
+    healthy_seconds: float = 0.0
+    first_pause_seconds: float = 0.0
+    latency_p50: float = 0.0
+    latency_p99: float = 0.0
+    latency_max: float = 0.0
+    status_latency_max: float = 0.0
+    step_daemon_cpu_seconds: float = 0.0
+    requests_to_pause: dict[str, float] = field(default_factory=dict)
+    requests_per_step: dict[str, float] = field(default_factory=dict)
+    idle_writes: int = 0
+    idle_requests: int = 0
+    idle_seconds: float = 0.0
+    rss_baseline_mib: float = 0.0
+    rss_mib: float = 0.0
+    rss_peak_mib: float = 0.0
+    emulator_cpu_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    stage: str = "starting"
+    last_summary: Summary = field(default_factory=dict)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+async def wait_for(control: Control, predicate: Callable[[Summary], bool], *,
+                   interval: float = 0.05) -> Summary:
+    """Poll the emulator's summary until ``predicate`` holds (callers bound the wait)."""
+    while True:
+        summary = await control.summary()
+        if predicate(summary):
+            return summary
+        await anyio.sleep(interval)
+
+
+async def quiesce(control: Control, since: int, *,
+                  quiet: float = 0.5) -> tuple[list[Row], int]:
+    """Collect requests from ``since`` until none but watches came for ``quiet`` seconds."""
+    rows: list[Row] = []
+    position = since
+    last_activity = time.monotonic()
+    while time.monotonic() - last_activity < quiet:
+        await anyio.sleep(0.1)
+        new, position = await control.requests(position)
+        if any(not row[3] for row in new):
+            last_activity = time.monotonic()
+        rows.extend(new)
+    return rows, position
+
+
+def per_rollout(counts: Counter[tuple[str, str]], rollouts: int) -> dict[str, float]:
+    return {f"{verb} {kind}": n / rollouts for (verb, kind), n in sorted(counts.items())}
+
+
+async def run(args: argparse.Namespace, results: Results, workdir: Path,
+              log_stream: TextIO) -> None:
+    """Fill ``results`` in; ``results.stage`` says how far it got if a wait times out."""
+    n = results.rollouts
+    results.rss_baseline_mib = rss_mib()[0]
+    with emulator_process(workdir, args.namespace) as cluster:
+        async with aiohttp.ClientSession() as session:
+            control = Control(session, cluster.control, results)
+            await control.seed(count=n, namespace=args.namespace, image="bench/app:blue")
+            settings = parse_settings({
+                "kubernetes": {"kubeconfig": str(cluster.kubeconfig), "qps": args.qps,
+                               "burst": args.burst},
+                "namespaces": [args.namespace],
+                "listen": {"port": 0},
+                "workers": args.workers,
+                "log": {"level": args.log_level},
+            })
+            configure_logging(args.log_level, "json", stream=log_stream)
+            clock = ManualClock()
+            daemon = Daemon(settings, clock=clock)
+            timeout = max(60.0, n * 0.2)
+            async with anyio.create_task_group() as group:
+                started = time.monotonic()
+                await group.start(daemon.run)
+                results.startup_seconds = time.monotonic() - started
+                results.stage = "waiting for every Rollout to be Healthy"
+                with anyio.fail_after(timeout):
+                    await wait_for(control, lambda s: s["phases"].get("Healthy") == n)
+                results.healthy_seconds = time.monotonic() - started
+                with anyio.fail_after(timeout):
+                    _, position = await quiesce(control, 0)
+
+                # A new revision: every Rollout goes to weight 10 and pauses for 60 s.
+                updated = time.monotonic()
+                await control.set_image("bench/app:green")
+                results.stage = "waiting for every Rollout to pause at weight 10"
+                with anyio.fail_after(timeout):
+                    paused = await wait_for(control, lambda s: (
+                        s["paused_at"].get("1") == n and s["canary_weights"].get("10") == n))
+                results.first_pause_seconds = time.monotonic() - updated
+                with anyio.fail_after(timeout):
+                    rows, position = await quiesce(control, position)
+                results.requests_to_pause = per_rollout(count_requests(rows), n)
+                if len(paused["pause_starts"]) != 1:
+                    results.failures.append(
+                        f"pauses started at {len(paused['pause_starts'])} different instants")
+
+                # Every pause ends at this instant.
+                cpu_before = cpu_seconds()
+                pause_end = time.monotonic()
+                clock.advance(PAUSE_SECONDS)
+                results.stage = "waiting for every Rollout to reach weight 20"
+                with anyio.fail_after(timeout):
+                    await wait_for(control, lambda s: (
+                        s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n),
+                        interval=0.02)
+                results.step_daemon_cpu_seconds = cpu_seconds() - cpu_before
+                with anyio.fail_after(timeout):
+                    rows, position = await quiesce(control, position)
+                results.requests_per_step = per_rollout(count_requests(rows), n)
+                delays = first_write_delays(rows, "/virtualservices/", pause_end)
+                status_delays = first_write_delays(rows, "/status", pause_end, "/rollouts/")
+                if len(delays) != n:
+                    results.failures.append(f"{len(delays)} VirtualService writes, expected {n}")
+                results.latency_p50 = percentile(delays, 0.50)
+                results.latency_p99 = percentile(delays, 0.99)
+                results.latency_max = max(delays, default=math.nan)
+                results.status_latency_max = max(status_delays, default=math.nan)
+
+                # Idle: everything paused indefinitely; clock and wall both move 60 s.
+                idle_started = time.monotonic()
+                clock.advance(PAUSE_SECONDS)
+                await anyio.sleep(args.idle)
+                rows, position = await control.requests(position)
+                results.idle_seconds = time.monotonic() - idle_started
+                results.idle_writes = len(writes(rows))
+                results.idle_requests = sum(1 for row in rows if not row[3])
+
+                results.rss_mib, results.rss_peak_mib = rss_mib()
+                results.emulator_cpu_seconds = (await control.usage())["cpu_seconds"]
+                group.cancel_scope.cancel()
+
+
+def first_write_delays(rows: Sequence[Row], marker: str, since: float,
+                       also: str = "") -> list[float]:
+    """Seconds from ``since`` to the first successful write of each object matching."""
+    first: dict[str, float] = {}
+    for method, path, status, watch, at in rows:
+        if watch or method not in ("PATCH", "PUT") or status >= 400:
+            continue
+        if marker in path and also in path and path not in first:
+            first[path] = at - since
+    return list(first.values())
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+
+def check_budgets(results: Results, args: argparse.Namespace) -> list[str]:
+    missed = list(results.failures)
+    if not results.latency_max <= args.budget_latency:
+        missed.append(f"slowest weight write {results.latency_max:.3f}s > "
+                      f"{args.budget_latency}s")
+    if results.idle_writes:
+        missed.append(f"{results.idle_writes} writes while idle")
+    if not results.rss_mib < args.budget_rss_mb:
+        missed.append(f"RSS {results.rss_mib:.0f} MiB >= {args.budget_rss_mb} MiB")
+    return missed
+
+
+def render(results: Results, missed: Sequence[str]) -> str:
+    r = results
+    lines = [
+        f"shiftd benchmark: {r.rollouts} Rollouts, workers {r.workers}, "
+        f"qps {r.qps:g}, burst {r.burst}",
+        "",
+        f"{'metric':<44}{'value':>14}",
+        f"{'-' * 58}",
+    ]
+
+    def row(name: str, value: str) -> None:
+        lines.append(f"{name:<44}{value:>14}")
+
+    row("daemon start (caches synced)", f"{r.startup_seconds:.2f} s")
+    row("seeded -> all Healthy", f"{r.healthy_seconds:.2f} s")
+    row("new image -> all paused at weight 10", f"{r.first_pause_seconds:.2f} s")
+    row("pause end -> VirtualService write, p50", f"{r.latency_p50 * 1000:.0f} ms")
+    row("pause end -> VirtualService write, p99", f"{r.latency_p99 * 1000:.0f} ms")
+    row("pause end -> VirtualService write, max", f"{r.latency_max * 1000:.0f} ms")
+    row("pause end -> last status write", f"{r.status_latency_max * 1000:.0f} ms")
+    row("daemon CPU for that step", f"{r.step_daemon_cpu_seconds:.2f} s")
+    row(f"writes while idle ({r.idle_seconds:.0f} s wall, 60 s clock)", f"{r.idle_writes}")
+    row("requests while idle (non-watch)", f"{r.idle_requests}")
+    row("daemon RSS before start", f"{r.rss_baseline_mib:.0f} MiB")
+    row("daemon RSS at end", f"{r.rss_mib:.0f} MiB")
+    row("daemon RSS peak", f"{r.rss_peak_mib:.0f} MiB")
+    row("emulator process CPU (whole run)", f"{r.emulator_cpu_seconds:.1f} s")
+    for title, table in (("requests per Rollout: new image -> paused", r.requests_to_pause),
+                         ("requests per Rollout: pause end -> next pause",
+                          r.requests_per_step)):
+        lines += ["", title]
+        for name, value in table.items():
+            row(f"  {name}", f"{value:.2f}")
+    lines += ["", "budgets: " + ("all met" if not missed else "MISSED")]
+    lines += [f"  - {reason}" for reason in missed]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--qps", type=float, default=2000.0)
+    parser.add_argument("--burst", type=int, default=4000)
+    parser.add_argument("--idle", type=float, default=60.0,
+                        help="wall seconds to watch for idle writes (default 60)")
+    parser.add_argument("--namespace", default="bench")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-file", type=Path, default=None,
+                        help="the daemon's JSON log (default: a temporary file)")
+    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--budget-latency", type=float, default=2.0)
+    parser.add_argument("--budget-rss-mb", type=float, default=250.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    results = Results(rollouts=args.rollouts, workers=args.workers, qps=args.qps,
+                      burst=args.burst)
+    with tempfile.TemporaryDirectory(prefix="shiftd-bench-") as tmp:
+        workdir = Path(tmp)
+        log_path = args.log_file or workdir / "daemon.log"
+        with open(log_path, "w", encoding="utf-8") as log_stream:
+            timed_out = False
+            try:
+                anyio.run(run, args, results, workdir, log_stream)
+            except* TimeoutError:
+                timed_out = True
+            if timed_out:
+                print(f"timed out {results.stage}; emulator summary: {results.last_summary}",
+                      file=sys.stderr)
+                return 2
+    missed = check_budgets(results, args)
+    print(render(results, missed))
+    if args.json is not None:
+        args.json.write_text(json.dumps({**asdict(results), "missed": missed}, indent=2) + "\n",
+                             encoding="utf-8")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
