@@ -72,9 +72,31 @@ class PatchRolloutStatus:
     resource_version: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class CreateAnalysisRun:
+    body: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class PatchAnalysisRun:
+    """A JSON merge patch on an AnalysisRun (``spec.terminate``)."""
+
+    name: str
+    patch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAnalysisRun:
+    name: str
+
+
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
-    | PatchRolloutStatus
+    | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun
 )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shiftd.decide.analysis_runs import AnalysisRunView
 from shiftd.decide.traffic import TrafficObservation
 from shiftd.model.rollout import (
     POD_TEMPLATE_HASH_LABEL,
@@ -96,4 +97,7 @@ class Observed:
     replica_sets: tuple[ReplicaSetView, ...]
     services: Mapping[str, ServiceView | None]  # by name; None: not found
     traffic: TrafficObservation | None  # None: basic canary, no traffic router
-    step_analysis_phase: str | None = None  # the seam for step analysis (separate issue)
+    # The Rollout's AnalysisRuns, and the run specs its analysis blocks resolve to ("background",
+    # "step-<index>"), built by the runtime from the templates in its caches.
+    analysis_runs: tuple[AnalysisRunView, ...] = ()
+    analysis_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -43,6 +43,16 @@ from shiftd.decide.replicas import (
     traffic_routed_counts,
     traffic_weight_to_replicas,
 )
+from shiftd.decide.rollout_analysis import (
+    BACKGROUND_STATUS,
+    INCONCLUSIVE_PAUSE_REASON,
+    STEP_STATUS,
+    Verdict,
+    background_key,
+    follow_run,
+    housekeeping,
+    step_key,
+)
 from shiftd.decide.status import (
     AVAILABLE,
     CANARY_PAUSE_REASON,
@@ -350,17 +360,22 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
         status["controllerPause"] = False
         status["abort"] = False
     fully_promoted = stable_hash == pod_hash
+    analysis_actions: list[Action] = []
+    current_runs: set[str] = set()
+    background = canary.background_analysis
+    if (background and not fully_promoted and not status.get("abort")
+            and index >= int(background.get("startingStep") or 0)):
+        verdict = follow_run(rollout, status=status, runs=observed.analysis_runs,
+                             spec=observed.analysis_specs.get(background_key(), {}),
+                             pod_hash=pod_hash, revision=revision, step_index=None)
+        analysis_actions.extend(verdict.actions)
+        current_runs.add(status["canary"][BACKGROUND_STATUS]["name"])
+        _act_on_verdict(draft, verdict)
     aborted = bool(status.get("abort")) and not fully_promoted
-    if aborted and "abortedAt" not in status:
-        status["abortedAt"] = draft.now_text
-        draft.event(ROLLOUT_ABORTED_REASON,
-                    f"Aborted: Rollout aborted update to revision {revision}", warning=True)
     if not status.get("abort"):
         status.pop("abortedAt", None)
     if aborted:
-        index = 0
-        status.pop("pauseConditions", None)
-        status["controllerPause"] = False
+        index = _begin_abort(draft, revision)
     if fully_promoted:
         stable_rs = new_rs
     older = tuple(rs for rs in replica_sets if rs is not new_rs and rs is not stable_rs)
@@ -371,7 +386,10 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
     # -- the step machine -----------------------------------------------------------------
     weight_moves = 0
     status["currentStepIndex"] = index
-    while not fully_promoted and not aborted and not rollout.paused and index < step_count:
+    held = any(c.get("reason") == INCONCLUSIVE_PAUSE_REASON
+               for c in status.get("pauseConditions") or [])  # waiting for a human
+    while (not fully_promoted and not aborted and not rollout.paused and not held
+           and index < step_count):
         step = steps[index]
         if isinstance(step, SetWeightStep | SetCanaryScaleStep):
             targets = _targets(draft, index=index, new_rs=new_rs, stable_rs=stable_rs,
@@ -411,8 +429,19 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
                              if c.get("reason") != CANARY_PAUSE_REASON]
                 status["pauseConditions"] = remaining
                 status["controllerPause"] = bool(remaining)
-        elif isinstance(step, AnalysisStep) and observed.step_analysis_phase != "Successful":
-            break  # the analysis layer reports the step's AnalysisRun phase
+        elif isinstance(step, AnalysisStep):
+            verdict = follow_run(rollout, status=status, runs=observed.analysis_runs,
+                                 spec=observed.analysis_specs.get(step_key(index), {}),
+                                 pod_hash=pod_hash, revision=revision, step_index=index)
+            analysis_actions.extend(verdict.actions)
+            current_runs.add(status["canary"][STEP_STATUS]["name"])
+            if verdict.outcome != "done":
+                _act_on_verdict(draft, verdict)
+                if verdict.outcome == "abort":
+                    aborted = True
+                    index = _begin_abort(draft, revision)
+                break
+            status["canary"].pop(STEP_STATUS, None)
         index += 1
         status["currentStepIndex"] = index
         draft.event("RolloutStepCompleted",
@@ -435,12 +464,16 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
         draft.event("RolloutCompleted",
                     f"Promoted: revision {revision} ({pod_hash}) is now stable")
 
+    if fully_promoted or aborted:
+        current_runs = set()
+    analysis_actions.extend(housekeeping(observed.analysis_runs, current=current_runs))
     actions = _derive_actions(
         draft, pod_hash=pod_hash, stable_hash=stable_hash, revision=revision, new_rs=new_rs,
         stable_rs=stable_rs, older=older, index=index, aborted=aborted,
         fully_promoted=fully_promoted, current_weight=current_weight,
         planned_weight=planned_weight,
     )
+    actions.extend(analysis_actions)
     _finish_status(draft, new_rs=new_rs, revision=revision, aborted=aborted,
                    fully_promoted=fully_promoted)
     patch = merge_patch_diff(rollout.status, status)
@@ -448,6 +481,47 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=status)
+
+
+def _abort_detail(status: dict[str, Any]) -> str:
+    """The failed analysis behind an abort, if that is what caused it."""
+    canary_status = status.get("canary") or {}
+    for key in (STEP_STATUS, BACKGROUND_STATUS):
+        entry = canary_status.get(key) or {}
+        if entry.get("status") in ("Failed", "Error"):
+            return str(entry.get("message") or f"AnalysisRun {entry.get('name')} "
+                       f"{entry.get('status')}")
+    return ""
+
+
+def _begin_abort(draft: _Draft, revision: int) -> int:
+    """Aborted: weight to 0 (done by the caller), pauses cleared; returns the step index."""
+    status = draft.status
+    if "abortedAt" not in status:
+        status["abortedAt"] = draft.now_text
+        detail = _abort_detail(status)
+        draft.event(ROLLOUT_ABORTED_REASON,
+                    f"Aborted: Rollout aborted update to revision {revision}"
+                    + (f": {detail}" if detail else ""), warning=True)
+    status.pop("pauseConditions", None)
+    status["controllerPause"] = False
+    status["currentStepIndex"] = 0
+    return 0
+
+
+def _act_on_verdict(draft: _Draft, verdict: Verdict) -> None:
+    """Abort on a failed run, pause on an inconclusive one (each once)."""
+    status = draft.status
+    if verdict.outcome == "abort" and not status.get("abort"):
+        status["abort"] = True
+    elif verdict.outcome == "pause" and not any(
+            c.get("reason") == INCONCLUSIVE_PAUSE_REASON
+            for c in status.get("pauseConditions") or []):
+        status["pauseConditions"] = [*(status.get("pauseConditions") or []),
+                                     {"reason": INCONCLUSIVE_PAUSE_REASON,
+                                      "startTime": draft.now_text}]
+        status["controllerPause"] = True
+        draft.event("RolloutPaused", f"Paused: analysis inconclusive: {verdict.message}")
 
 
 def _derive_actions(
@@ -573,7 +647,9 @@ def _derive_actions(
             _scale(draft, rs, target, {}, role="old", into=scale_downs)
 
     deletions = _history_deletions(rollout, new_rs=new_rs, stable_rs=stable_rs, older=older)
-    if lowering:
+    if lowering and not fully_promoted:
+        # moving traffic off a canary (abort, new revision) before its Service moves; at
+        # promotion the stable Service moves first, so traffic never returns to the old pods
         return [*scale_ups, *traffic, *service_actions, *scale_downs, *deletions]
     return [*scale_ups, *service_actions, *traffic, *scale_downs, *deletions]
 
@@ -717,7 +793,8 @@ def _finish_status(
     if aborted:
         conditions = set_condition(
             conditions, type_=PROGRESSING, status=False, reason=ROLLOUT_ABORTED_REASON,
-            message=f"Rollout aborted update to revision {revision}", now=now)
+            message=f"Rollout aborted update to revision {revision}"
+            + (f": {detail}" if (detail := _abort_detail(status)) else ""), now=now)
     elif paused:
         conditions = set_condition(conditions, type_=PROGRESSING, status="Unknown",
                                    reason="RolloutPaused", message="Rollout is paused", now=now)

@@ -17,6 +17,9 @@ from anyio.abc import TaskStatus
 
 from shiftd.kube.informer import Informer, ListWatchClient
 from shiftd.kube.resources import (
+    ANALYSIS_RUN,
+    ANALYSIS_TEMPLATE,
+    CLUSTER_ANALYSIS_TEMPLATE,
     DESTINATION_RULE,
     REPLICA_SET,
     ROLLOUT,
@@ -52,7 +55,8 @@ class Caches:
     """Informers for every kind a reconcile reads, plus the reverse indexes."""
 
     WATCHED: tuple[ResourceKind, ...] = (ROLLOUT, REPLICA_SET, SERVICE, VIRTUAL_SERVICE,
-                                         DESTINATION_RULE)
+                                         DESTINATION_RULE, ANALYSIS_RUN, ANALYSIS_TEMPLATE,
+                                         CLUSTER_ANALYSIS_TEMPLATE)
 
     def __init__(
         self,
@@ -61,8 +65,10 @@ class Caches:
         namespaces: Sequence[str] | None,
         enqueue: Callable[[str], None],
         on_restart: Callable[[str], None] | None = None,
+        on_analysis_run: Callable[[str], None] | None = None,
     ) -> None:
         self._enqueue = enqueue
+        self._on_analysis_run = on_analysis_run
         self._informers: dict[str, Informer] = {}
         # ReplicaSets by the uid of their controlling owner; orphans by namespace.
         self._owned: dict[str, dict[str, JsonObject]] = defaultdict(dict)
@@ -94,8 +100,13 @@ class Caches:
     def informer(self, kind: ResourceKind) -> Informer:
         return self._informers[kind.plural]
 
-    def get(self, kind: ResourceKind, namespace: str, name: str) -> JsonObject | None:
-        return self._informers[kind.plural].get(namespace, name)
+    def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject | None:
+        return self._informers[kind.plural].get(namespace if kind.namespaced else None, name)
+
+    def analysis_runs_for(self, *, namespace: str, uid: str) -> list[JsonObject]:
+        """The AnalysisRuns this Rollout controls."""
+        return [run for run in self._informers[ANALYSIS_RUN.plural].items(namespace)
+                if _controller_uid(run) == uid]
 
     def rollout_keys(self) -> list[str]:
         return [rollout_key(obj) for obj in self._informers[ROLLOUT.plural].items()]
@@ -147,6 +158,8 @@ class Caches:
             return self._on_rollout
         if kind is REPLICA_SET:
             return self._on_replica_set
+        if kind is ANALYSIS_RUN:
+            return self._on_owned
 
         def on_referenced(event_type: str, obj: JsonObject) -> None:
             metadata = obj.get("metadata") or {}
@@ -164,6 +177,14 @@ class Caches:
         else:
             self._rollout_uids[uid] = key
         self._enqueue(key)
+
+    def _on_owned(self, event_type: str, obj: JsonObject) -> None:
+        if self._on_analysis_run is not None and event_type != "DELETED":
+            self._on_analysis_run(rollout_key(obj))
+        uid = _controller_uid(obj)
+        key = self._rollout_uids.get(uid) if uid is not None else None
+        if key is not None:
+            self._enqueue(key)
 
     def _on_replica_set(self, event_type: str, obj: JsonObject) -> None:
         self._index_replica_set(event_type, obj)

@@ -102,7 +102,7 @@ class Daemon:
             client=client, caches=caches, router=IstioRouter(reader=caches, writer=client),
             writers=writers, timers=timers, queue=self.queue, clock=self.clock,
             telemetry=self.telemetry, recorder=EventRecorder(client),
-            instance_id=settings.instance_id, analysis=analysis,
+            instance_id=settings.instance_id,
             defaults=RolloutDefaults(
                 scale_down_delay_seconds=settings.defaults.scale_down_delay_seconds,
                 abort_scale_down_delay_seconds=settings.defaults.abort_scale_down_delay_seconds,

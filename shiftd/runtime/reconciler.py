@@ -15,20 +15,28 @@ from typing import Any
 
 from shiftd.decide.actions import (
     Action,
+    CreateAnalysisRun,
     CreateReplicaSet,
+    DeleteAnalysisRun,
     DeleteReplicaSet,
+    PatchAnalysisRun,
     PatchReplicaSet,
     PatchRolloutStatus,
     PatchService,
     Plan,
     SetTraffic,
 )
+from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
 from shiftd.decide.plan import plan_invalid_spec, plan_rollout
+from shiftd.decide.rollout_analysis import background_key, step_key
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import ApiError, Conflict, Invalid, KubeError, NotFound
 from shiftd.kube.events import EventRecorder
 from shiftd.kube.resources import (
+    ANALYSIS_RUN,
+    ANALYSIS_TEMPLATE,
+    CLUSTER_ANALYSIS_TEMPLATE,
     DESTINATION_RULE,
     REPLICA_SET,
     ROLLOUT,
@@ -40,12 +48,12 @@ from shiftd.mesh.istio import RouteError
 from shiftd.mesh.router import TrafficRouter
 from shiftd.model.rollout import (
     CONTROLLER_INSTANCE_LABEL,
+    AnalysisStep,
     InvalidSpecError,
     Rollout,
     RolloutDefaults,
     parse_rollout,
 )
-from shiftd.runtime.analysis import AnalysisPoller
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import WorkQueue
@@ -66,9 +74,10 @@ class Writers:
         self.replica_sets = Writer("replicasets", concurrency=concurrency)
         self.traffic = Writer("traffic", concurrency=concurrency)
         self.status = Writer("status", concurrency=concurrency)
+        self.analysis = Writer("analysisruns", concurrency=concurrency)
 
     def all(self) -> tuple[Writer, ...]:
-        return (self.replica_sets, self.traffic, self.status)
+        return (self.replica_sets, self.traffic, self.status, self.analysis)
 
 
 class Reconciler:
@@ -85,7 +94,6 @@ class Reconciler:
         telemetry: Telemetry,
         recorder: EventRecorder,
         instance_id: str | None,
-        analysis: AnalysisPoller,
         defaults: RolloutDefaults,
     ) -> None:
         self._client = client
@@ -98,7 +106,6 @@ class Reconciler:
         self._telemetry = telemetry
         self._recorder = recorder
         self._instance_id = instance_id
-        self._analysis = analysis
         self._defaults = defaults
         self._failures: dict[str, int] = {}
 
@@ -152,7 +159,12 @@ class Reconciler:
             if service
         ]
         refs.extend(self._router.references(rollout))
-        self._caches.set_references(key, refs)
+        try:
+            specs, template_refs = self._analysis_specs(rollout, obj)
+        except InvalidSpecError as error:
+            self._caches.set_references(key, refs)
+            return plan_invalid_spec(obj, str(error), now=now), None
+        self._caches.set_references(key, [*refs, *template_refs])
         observed = Observed(
             replica_sets=tuple(
                 ReplicaSetView.from_object(rs, rollout_uid=rollout.uid)
@@ -166,11 +178,45 @@ class Reconciler:
                 for found in [self._caches.get(SERVICE, rollout.namespace, service)]
             },
             traffic=self._router.observe(rollout) if rollout.canary.traffic_routed else None,
-            step_analysis_phase=self._analysis.step_phase(rollout),
+            analysis_runs=tuple(
+                AnalysisRunView.from_object(run)
+                for run in self._caches.analysis_runs_for(namespace=rollout.namespace,
+                                                          uid=rollout.uid)
+            ),
+            analysis_specs=specs,
         )
         plan = plan_rollout(rollout, observed, now=now,
                             resource_version=metadata.get("resourceVersion"))
         return plan, rollout
+
+    def _analysis_specs(
+        self, rollout: Rollout, obj: dict[str, Any]
+    ) -> tuple[dict[str, dict[str, Any]], list[tuple[ResourceKind, str, str]]]:
+        """The AnalysisRun spec of every analysis block, from the cached templates."""
+        blocks: list[tuple[str, dict[str, Any], str]] = []
+        if rollout.canary.background_analysis:
+            blocks.append((background_key(), rollout.canary.background_analysis,
+                           "spec.strategy.canary.analysis"))
+        for index, step in enumerate(rollout.canary.steps):
+            if isinstance(step, AnalysisStep):
+                blocks.append((step_key(index), step.raw,
+                               f"spec.strategy.canary.steps[{index}].analysis"))
+        specs: dict[str, dict[str, Any]] = {}
+        refs: list[tuple[ResourceKind, str, str]] = []
+        for key, block, path in blocks:
+            templates: dict[tuple[str, str], dict[str, Any]] = {}
+            for ref in block.get("templates") or []:
+                name = str(ref.get("templateName", ""))
+                if ref.get("clusterScope"):
+                    kind, namespace = CLUSTER_ANALYSIS_TEMPLATE, ""
+                else:
+                    kind, namespace = ANALYSIS_TEMPLATE, rollout.namespace
+                refs.append((kind, namespace, name))
+                found = self._caches.get(kind, namespace or None, name)
+                if found is not None:
+                    templates[(kind.kind, name)] = found
+            specs[key] = merge_run_spec(block, templates=templates, rollout_obj=obj, path=path)
+        return specs, refs
 
     # -- applying -------------------------------------------------------------------------
     async def _apply(self, obj: dict[str, Any], rollout: Rollout | None, plan: Plan) -> None:
@@ -212,6 +258,19 @@ class Reconciler:
             written = await self._writers.traffic.submit(lambda: router.apply(rollout, action))
             for obj in written:
                 caches.remember(_kind_of(obj), obj)
+        elif isinstance(action, CreateAnalysisRun):
+            created = await self._writers.analysis.submit(
+                lambda: client.create(ANALYSIS_RUN, namespace, action.body))
+            caches.remember(ANALYSIS_RUN, created)
+        elif isinstance(action, PatchAnalysisRun):
+            patched = await self._writers.analysis.submit(
+                lambda: client.patch(ANALYSIS_RUN, namespace, action.name, action.patch,
+                                     patch_type="merge"))
+            caches.remember(ANALYSIS_RUN, patched)
+        elif isinstance(action, DeleteAnalysisRun):
+            await self._writers.analysis.submit(
+                lambda: client.delete(ANALYSIS_RUN, namespace, action.name))
+            caches.forget(ANALYSIS_RUN, namespace, action.name)
         elif isinstance(action, PatchRolloutStatus):
             body: dict[str, Any] = {"status": action.patch}
             if action.resource_version:

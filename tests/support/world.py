@@ -16,19 +16,24 @@ from typing import Any
 import yaml
 
 from shiftd.decide.actions import (
+    CreateAnalysisRun,
     CreateReplicaSet,
+    DeleteAnalysisRun,
     DeleteReplicaSet,
+    PatchAnalysisRun,
     PatchReplicaSet,
     PatchRolloutStatus,
     PatchService,
     Plan,
     SetTraffic,
 )
+from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
 from shiftd.decide.plan import plan_invalid_spec, plan_rollout
+from shiftd.decide.status import format_time
 from shiftd.decide.traffic import TrafficObservation
 from shiftd.mesh.istio import Destinations, RouteError, observe_weight, weight_patch
-from shiftd.model.rollout import InvalidSpecError, parse_rollout
+from shiftd.model.rollout import AnalysisStep, InvalidSpecError, parse_rollout
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
 
@@ -76,12 +81,14 @@ class World:
     events: list[str] = field(default_factory=list)
     writes: int = 0
 
+    analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
     @classmethod
-    def from_example(cls, folder: str, *, rollout_file: str | None = None) -> World:
+    def from_example(cls, folder: str, *, with_analysis: bool = False) -> World:
         documents = load_example(folder)
-        # the seeds' Rollouts without their analysis (analysis is a separate layer)
         rollouts = [d for d in documents if d["kind"] == "Rollout"
-                    and "analysis" not in d["spec"]["strategy"]["canary"]]
+                    and ("analysis" in d["spec"]["strategy"]["canary"]) == with_analysis]
         rollout = copy.deepcopy(rollouts[0])
         rollout["metadata"].setdefault("namespace", "default")
         rollout["metadata"].update(uid="uid-1", generation=1)
@@ -92,6 +99,8 @@ class World:
                       if d["kind"] == "Service"},
             virtual_services={d["metadata"]["name"]: copy.deepcopy(d) for d in documents
                               if d["kind"] == "VirtualService"},
+            templates={(d["kind"], d["metadata"]["name"]): copy.deepcopy(d) for d in documents
+                       if d["kind"] in ("AnalysisTemplate", "ClusterAnalysisTemplate")},
         )
 
     # -- observation ----------------------------------------------------------------------
@@ -111,7 +120,23 @@ class World:
                     vs, ref, self._destinations(parsed)))
             except RouteError as error:
                 traffic = TrafficObservation(canary_weight=0, error=str(error))
+        specs: dict[str, Any] = {}
+        try:
+            if parsed.canary.background_analysis:
+                specs["background"] = merge_run_spec(
+                    parsed.canary.background_analysis, templates=self.templates,
+                    rollout_obj=self.rollout, path="spec.strategy.canary.analysis")
+            for index, step in enumerate(parsed.canary.steps):
+                if isinstance(step, AnalysisStep):
+                    specs[f"step-{index}"] = merge_run_spec(
+                        step.raw, templates=self.templates, rollout_obj=self.rollout,
+                        path=f"spec.strategy.canary.steps[{index}].analysis")
+        except InvalidSpecError as error:
+            return plan_invalid_spec(self.rollout, str(error), now=self.now)
         observed = Observed(
+            analysis_runs=tuple(AnalysisRunView.from_object(run)
+                                for run in self.analysis_runs.values()),
+            analysis_specs=specs,
             replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid="uid-1")
                                for rs in self.replica_sets.values()),
             services={name: (ServiceView.from_object(svc) if svc else None)
@@ -149,6 +174,15 @@ class World:
                 vs = self.virtual_services[ref.name]
                 apply_json_patch(vs, weight_patch(vs, ref, self._destinations(parsed),
                                                   action.canary_weight))
+            elif isinstance(action, CreateAnalysisRun):
+                body = copy.deepcopy(action.body)
+                body["metadata"]["creationTimestamp"] = format_time(self.now)
+                self.analysis_runs[action.name] = body
+            elif isinstance(action, PatchAnalysisRun):
+                self.analysis_runs[action.name] = merge(self.analysis_runs[action.name],
+                                                        action.patch)
+            elif isinstance(action, DeleteAnalysisRun):
+                del self.analysis_runs[action.name]
             elif isinstance(action, PatchRolloutStatus):
                 assert action.resource_version == self.rollout["metadata"]["resourceVersion"]
                 self.rollout["status"] = merge(self.rollout.get("status") or {}, action.patch)
@@ -191,6 +225,11 @@ class World:
         self.rollout["spec"]["template"] = template
         self.rollout["metadata"]["generation"] += 1
         self._bump()
+
+    def finish_run(self, name: str, phase: str, message: str = "") -> None:
+        """Play the analysis task: give a run its verdict."""
+        run = self.analysis_runs[name]
+        run["status"] = {"phase": phase, **({"message": message} if message else {})}
 
     def patch_status(self, patch: dict[str, Any]) -> None:
         self.rollout["status"] = merge(self.rollout.get("status") or {}, patch)
