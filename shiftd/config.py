@@ -33,6 +33,7 @@ from pydantic.alias_generators import to_camel
 from shiftd.model.durations import parse_duration
 
 __all__ = [
+    "AnalysisSettings",
     "ConfigError",
     "Defaults",
     "KubernetesSettings",
@@ -121,6 +122,19 @@ class Defaults(_Section):
     progress_deadline_seconds: int = Field(default=600, ge=1)
 
 
+class AnalysisSettings(_Section):
+    """The analysis-polling task and its metric providers."""
+
+    # Prometheus address for AnalysisTemplates that leave provider.prometheus.address out.
+    prometheus_address: str | None = Field(default=None, min_length=1)
+    # Measurements taken at once, across every AnalysisRun.
+    concurrency: int = Field(default=32, ge=1)
+    # Deadline of one measurement (provider call, retries of transient failures included).
+    measurement_timeout: Duration = Field(default=60.0, gt=0)
+    # Deadline of one provider call when the metric sets no timeout of its own.
+    provider_timeout: Duration = Field(default=30.0, gt=0)
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -135,6 +149,7 @@ class Settings(_Section):
     # How often every Rollout is reconciled even when nothing changed.
     resync_period: Duration = Field(default=600.0, gt=0)
     defaults: Defaults = Defaults()
+    analysis: AnalysisSettings = AnalysisSettings()
     # How long in-flight reconciles may run after SIGTERM before they are cancelled.
     shutdown_grace_period: Duration = Field(default=10.0, ge=0)
     # Reconciles of different Rollouts that may run at once (one Rollout is always serial).

@@ -132,6 +132,26 @@ class Telemetry:
             registry=registry,
         )
         self.build_info.labels(version=version, python=platform.python_version()).set(1)
+        self.analysis_run_info = Gauge(
+            "analysis_run_info", "Information about an AnalysisRun; always 1.",
+            ["namespace", "name", "phase"], registry=registry,
+        )
+        self.analysis_run_metric_phase = Gauge(
+            "analysis_run_metric_phase",
+            "The phase of each metric of an AnalysisRun; 1 for the current phase.",
+            ["namespace", "name", "metric", "type", "phase"], registry=registry,
+        )
+        self.measurement_duration = Histogram(
+            "shiftd_analysis_measurement_duration_seconds",
+            "Time to take one measurement, provider call and judgement included.",
+            ["provider"], registry=registry,
+        )
+        self.provider_errors = Counter(
+            "shiftd_analysis_provider_errors",
+            "Measurements that ended in a provider error or timeout.",
+            ["provider"], registry=registry,
+        )
+        self._analysis_labels: dict[tuple[str, str], tuple[str, dict[str, tuple[str, str]]]] = {}
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -171,6 +191,31 @@ class Telemetry:
             self.reconcile_errors,
         ):
             metric.remove(namespace, name)
+
+    def observe_analysis_run(self, *, namespace: str, name: str, phase: str,
+                             metrics: dict[str, tuple[str, str]]) -> None:
+        """One AnalysisRun's phase and its metrics' (type, phase); older series replaced."""
+        self.forget_analysis_run(namespace, name)
+        self._analysis_labels[(namespace, name)] = (phase, dict(metrics))
+        self.analysis_run_info.labels(namespace, name, phase).set(1)
+        for metric, (kind, metric_phase) in metrics.items():
+            self.analysis_run_metric_phase.labels(namespace, name, metric, kind,
+                                                  metric_phase).set(1)
+
+    def forget_analysis_run(self, namespace: str, name: str) -> None:
+        previous = self._analysis_labels.pop((namespace, name), None)
+        if previous is None:
+            return
+        phase, metrics = previous
+        self.analysis_run_info.remove(namespace, name, phase)
+        for metric, (kind, metric_phase) in metrics.items():
+            self.analysis_run_metric_phase.remove(namespace, name, metric, kind, metric_phase)
+
+    def observe_measurement(self, provider: str, seconds: float) -> None:
+        self.measurement_duration.labels(provider).observe(seconds)
+
+    def count_provider_error(self, provider: str) -> None:
+        self.provider_errors.labels(provider).inc()
 
     def observe_reconcile(self, *, namespace: str, name: str, seconds: float) -> None:
         self.reconcile_duration.labels(namespace, name).observe(seconds)

@@ -1,36 +1,294 @@
-"""The analysis seam: where AnalysisRuns will be created, polled and judged.
+"""The analysis-polling task: takes AnalysisRuns' measurements on schedule and judges them.
 
-The daemon runs one analysis task beside the others and asks it, for each reconcile, the phase
-of the current step's AnalysisRun (``Observed.step_analysis_phase``). Until the analysis
-layer exists (its own issue), ``NoAnalysis`` is that task: it reports no phase, so an
-``analysis`` step waits (the Rollout stays Progressing at that step, visibly), and background
-analysis is not run. Nothing else in the daemon changes when a real poller replaces it.
+Every AnalysisRun change (and every timer it sets) queues the run. Reconciling a run:
+parse its metrics, ask the pure state machine (``shiftd.decide.analysis``) which are due on
+the injected clock, measure those concurrently (bounded by ``concurrency``; each provider call
+under its own deadline; transient failures retried a couple of times), judge each value with
+the condition language, assess the run and write its status (guarded by resourceVersion), then
+sleep until the next measurement is due. Measurements already taken are in the run's status,
+so a restarted daemon repeats none of them. The Rollout side reads the run's phase from its
+cache (``shiftd.decide.rollout_analysis``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import base64
+import copy
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from shiftd.model.rollout import Rollout
+from shiftd.decide.analysis import (
+    COMPLETED,
+    ERROR,
+    Evaluator,
+    assess_run,
+    due_metrics,
+    measurement_phase,
+    next_measurement_at,
+    record_measurement,
+)
+from shiftd.decide.status import format_time, merge_patch_diff
+from shiftd.kube.client import KubeClient
+from shiftd.kube.errors import ApiError, Conflict, KubeError, NotFound
+from shiftd.kube.resources import ANALYSIS_RUN, ResourceKind
+from shiftd.model.analysis import (
+    DEFAULT_MEASUREMENT_HISTORY_LIMIT,
+    Metric,
+    parse_metrics,
+    substitute_all,
+)
+from shiftd.model.rollout import InvalidSpecError
+from shiftd.providers.base import (
+    MetricProvider,
+    ProviderError,
+    ProviderSettings,
+    provider_for,
+)
+from shiftd.runtime.clock import Clock
+from shiftd.runtime.queue import QueueClosed, WorkQueue
+from shiftd.runtime.timers import Timers
+from shiftd.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+SECRET = ResourceKind("", "v1", "Secret", "secrets", status_subresource=False)
+ProviderFactory = Callable[..., MetricProvider]
 
 
-class AnalysisPoller(Protocol):
+def _matching(rules: list[dict[str, Any]] | None, name: str) -> dict[str, Any] | None:
+    """The first ``{metricName: regex}`` rule matching ``name`` (dryRun, retention)."""
+    for rule in rules or []:
+        pattern = str(rule.get("metricName", ""))
+        if pattern == "*" or re.fullmatch(pattern, name):
+            return rule
+    return None
+
+
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, ProviderError) and error.transient
+
+
+class AnalysisController:
+    def __init__(
+        self,
+        *,
+        client: KubeClient,
+        read: Callable[[ResourceKind, str, str], dict[str, Any] | None],
+        clock: Clock,
+        telemetry: Telemetry,
+        evaluate: Evaluator,
+        provider_settings: ProviderSettings,
+        concurrency: int = 32,
+        measurement_timeout: float = 60.0,
+        retries: int = 3,
+        providers: ProviderFactory = provider_for,
+    ) -> None:
+        self._client = client
+        self._read = read
+        self._clock = clock
+        self._telemetry = telemetry
+        self._evaluate = evaluate
+        self._provider_settings = provider_settings
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._timeout = measurement_timeout
+        self._retries = retries
+        self._providers = providers
+        self.queue = WorkQueue()
+        self._timers = Timers(clock=clock, queue=self.queue)
+        self._workers = max(1, min(concurrency, 64))
+
+    def enqueue(self, key: str) -> None:
+        self.queue.add(key)
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Poll providers and update AnalysisRuns until cancelled."""
+        async with anyio.create_task_group() as group:
+            await group.start(self._timers.run)
+            for _ in range(self._workers):
+                group.start_soon(self._work)
+            task_status.started()
 
-    def step_phase(self, rollout: Rollout) -> str | None:
-        """The phase of the AnalysisRun of ``rollout``'s current step, if there is one."""
+    async def _work(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except QueueClosed:
+                return
+            try:
+                await self.reconcile(key)
+            except Exception:  # one run's bug must not stop the others
+                logger.exception("analysis of %s crashed", key, extra={"analysisrun": key})
+            finally:
+                self.queue.done(key)
+
+    # -- one run ------------------------------------------------------------------------
+    async def reconcile(self, key: str) -> None:
+        namespace, _, name = key.partition("/")
+        run = self._read(ANALYSIS_RUN, namespace, name)
+        if run is None:
+            self._timers.forget(key)
+            self._telemetry.forget_analysis_run(namespace, name)
+            return
+        spec = run.get("spec") or {}
+        old_status = run.get("status") or {}
+        status = copy.deepcopy(old_status)
+        now = self._clock.now()
+        if status.get("phase") in COMPLETED:
+            self._observe(namespace, name, spec, status)
+            return
+        status.setdefault("startedAt", format_time(now))
+        try:
+            metrics = parse_metrics(spec.get("metrics") or [], path="spec.metrics")
+        except InvalidSpecError as error:
+            status.update(phase=ERROR, message=str(error), completedAt=format_time(now))
+            await self._write(run, old_status, status)
+            return
+        by_name = {m.get("name"): m for m in spec.get("metrics") or []}
+        dry_run = {m.name for m in metrics if _matching(spec.get("dryRun"), m.name)}
+        due = due_metrics(spec=spec, status=status, metrics=metrics, now=now)
+        if due:
+            measured: dict[str, dict[str, Any]] = {}
+            async with anyio.create_task_group() as group:
+                for metric in due:
+                    group.start_soon(self._measure_into, measured, run, metric,
+                                     by_name[metric.name])
+            results = {r["name"]: r for r in status.get("metricResults") or []}
+            for metric in due:
+                rule = _matching(spec.get("measurementRetention"), metric.name)
+                retention = int(rule.get("limit", DEFAULT_MEASUREMENT_HISTORY_LIMIT)) if rule \
+                    else DEFAULT_MEASUREMENT_HISTORY_LIMIT
+                results[metric.name] = record_measurement(
+                    results.get(metric.name), measured[metric.name], metric=metric,
+                    dry_run=metric.name in dry_run, retention=retention)
+            status["metricResults"] = [results[m.name] for m in metrics if m.name in results]
+        assessment = assess_run(spec=spec, status=status, metrics=metrics, dry_run=dry_run)
+        status["metricResults"] = assessment.metric_results
+        status["runSummary"] = assessment.run_summary
+        status["dryRunSummary"] = assessment.dry_run_summary
+        status["phase"] = assessment.phase
+        if assessment.message:
+            status["message"] = assessment.message
+        else:
+            status.pop("message", None)
+        if assessment.phase in COMPLETED:
+            status.setdefault("completedAt", format_time(self._clock.now()))
+        written = await self._write(run, old_status, status)
+        if written:
+            self._timers.schedule(key, next_measurement_at(spec=spec, status=status,
+                                                           metrics=metrics, now=now))
+        self._observe(namespace, name, spec, status)
+
+    async def _write(self, run: dict[str, Any], old: dict[str, Any],
+                     new: dict[str, Any]) -> bool:
+        metadata = run["metadata"]
+        key = f"{metadata['namespace']}/{metadata['name']}"
+        patch = merge_patch_diff(old, new)
+        if not patch:
+            return True
+        body = {"metadata": {"resourceVersion": metadata.get("resourceVersion")},
+                "status": patch}
+        try:
+            await self._client.patch(ANALYSIS_RUN, metadata["namespace"], metadata["name"],
+                                     body, patch_type="merge")
+        except (Conflict, NotFound):
+            self.queue.add(key)  # changed under us: the watch brings the new copy
+            return False
+        except KubeError as error:
+            logger.warning("writing %s failed: %s", key, error, extra={"analysisrun": key})
+            self._timers.retry_later(key, 1.0)
+            return False
+        return True
+
+    # -- one measurement ------------------------------------------------------------------
+    async def _measure_into(self, into: dict[str, dict[str, Any]], run: dict[str, Any],
+                            metric: Metric, raw_metric: Mapping[str, Any]) -> None:
+        into[metric.name] = await self.measure(run, metric, raw_metric)
+
+    async def measure(self, run: dict[str, Any], metric: Metric,
+                      raw_metric: Mapping[str, Any]) -> dict[str, Any]:
+        """One measurement, as Argo stores it; never raises for provider trouble."""
+        started = self._clock.now()
+        wall = time.perf_counter()
+        provider_kind = metric.provider_name
+        value: str | None = None
+        metadata: dict[str, str] = {}
+        try:
+            rendered = await self._with_secrets(run, raw_metric)
+            provider = self._providers(rendered, settings=self._provider_settings,
+                                       now=self._clock.now)
+            async with self._limiter:
+                with anyio.fail_after(self._timeout):
+                    measurement = None
+                    async for attempt in AsyncRetrying(
+                        retry=retry_if_exception(_transient),
+                        stop=stop_after_attempt(self._retries),
+                        wait=wait_exponential(multiplier=0.2, max=2.0),
+                        sleep=anyio.sleep, reraise=True,
+                    ):
+                        with attempt:
+                            measurement = await provider.measure(rendered)
+            assert measurement is not None
+            value = measurement.raw
+            metadata = dict(measurement.metadata)
+            phase, message = measurement_phase(measurement.value, metric,
+                                               evaluate=self._evaluate)
+        except ProviderError as error:
+            phase, message = ERROR, error.message
+            self._telemetry.count_provider_error(provider_kind)
+        except TimeoutError:
+            phase, message = ERROR, f"measurement timed out after {self._timeout:g}s"
+            self._telemetry.count_provider_error(provider_kind)
+        except InvalidSpecError as error:
+            phase, message = ERROR, str(error)
+        self._telemetry.observe_measurement(provider_kind, time.perf_counter() - wall)
+        result: dict[str, Any] = {"phase": phase, "startedAt": format_time(started),
+                                  "finishedAt": format_time(self._clock.now())}
+        if value is not None:
+            result["value"] = value
+        if message:
+            result["message"] = message
+        if metadata:
+            result["metadata"] = metadata
+        return result
+
+    async def _with_secrets(self, run: dict[str, Any],
+                            raw_metric: Mapping[str, Any]) -> dict[str, Any]:
+        """Fill ``{{args.x}}`` from secretKeyRef args (read now, never stored in the run)."""
+        namespace = run["metadata"]["namespace"]
+        values: dict[str, str] = {}
+        for arg in (run.get("spec") or {}).get("args") or []:
+            if "value" in arg:
+                values[str(arg["name"])] = str(arg["value"])
+                continue
+            ref = (arg.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if not ref:
+                continue
+            try:
+                secret = await self._client.get(SECRET, namespace, str(ref.get("name")))
+            except ApiError as error:
+                raise ProviderError(f"args.{arg['name']}: secret {ref.get('name')!r}: "
+                                    f"{error.message}", transient=False) from None
+            data = (secret.get("data") or {}).get(str(ref.get("key")))
+            if data is None:
+                raise ProviderError(f"args.{arg['name']}: secret {ref.get('name')!r} has no "
+                                    f"key {ref.get('key')!r}", transient=False)
+            values[str(arg["name"])] = base64.b64decode(data).decode()
+        return dict(substitute_all(dict(raw_metric), values))
+
+    def _observe(self, namespace: str, name: str, spec: Mapping[str, Any],
+                 status: Mapping[str, Any]) -> None:
+        kinds = {str(m.get("name")): next(iter(m.get("provider") or {}), "")
+                 for m in spec.get("metrics") or []}
+        self._telemetry.observe_analysis_run(
+            namespace=namespace, name=name, phase=str(status.get("phase") or "Pending"),
+            metrics={str(r.get("name")): (kinds.get(str(r.get("name")), ""),
+                                          str(r.get("phase") or "Pending"))
+                     for r in status.get("metricResults") or []})
 
 
-class NoAnalysis:
-    """The analysis task before analysis is implemented: reports nothing, polls nothing."""
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await anyio.sleep_forever()
-
-    def step_phase(self, rollout: Rollout) -> str | None:
-        return None
