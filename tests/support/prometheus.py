@@ -230,6 +230,23 @@ class PrometheusServer:
             what=f"{count} samples of {selector}",
         )
 
+    async def sample_count(self, selector: str, *, window: str = "5m") -> int:
+        """The fewest samples any series ``selector`` matches has (0 when it matches none)."""
+        values = await self.values(f"count_over_time({selector}[{window}])")
+        return int(min(values)) if values else 0
+
+    async def wait_for_more_samples(
+        self,
+        selector: str,
+        more: int,
+        *,
+        timeout: float = 30.0,  # noqa: ASYNC109 (a polling deadline is this helper's job)
+    ) -> None:
+        """Wait until every series ``selector`` matches has ``more`` samples beyond now's."""
+        await self.wait_for_samples(
+            selector, await self.sample_count(selector) + more, timeout=timeout
+        )
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
