@@ -8,6 +8,7 @@ No controller runs: what is checked is what the command wrote, its output and ex
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -427,10 +428,12 @@ async def test_get_rollout_shows_status_steps_weights_images_and_replicas(
 
     result = await shiftctl(cluster, capsys, "get", "rollout", NAME)
     assert result.code == 0, result.err
-    assert result.out == (
+    summary, _, tree = result.out.partition("\n\n")
+    assert summary + "\n" == (
         f"Name:            {NAME}\n"
         f"Namespace:       {cluster.namespace}\n"
-        "Status:          Paused (CanaryPauseStep)\n"
+        "Status:          ॥ Paused\n"
+        "Message:         CanaryPauseStep\n"
         "Strategy:        Canary\n"
         "  Step:          1/18\n"
         "  SetWeight:     10\n"
@@ -444,6 +447,10 @@ async def test_get_rollout_shows_status_steps_weights_images_and_replicas(
         "  Ready:         2\n"
         "  Available:     2\n"
     )
+    icons_and_names = [re.search(r"([⟳#⧉□]) (\S+)", line).groups()  # type: ignore[union-attr]
+                       for line in tree.splitlines()[1:]]
+    assert icons_and_names == [("⟳", NAME), ("#", "revision:2"), ("⧉", f"{NAME}-h2"),
+                               ("#", "revision:1"), ("⧉", f"{NAME}-h1")]
 
 
 async def test_get_rollout_says_when_the_virtual_service_is_missing(
