@@ -97,9 +97,8 @@ class SkyWalkingProvider:
         if not isinstance(document, Mapping):
             raise ProviderError(f"{what}: SkyWalking answered with no JSON object", transient=False)
         if errors:
-            raise ProviderError(
-                f"{what}: graphql: {_first_message(errors) or errors!r}", transient=False
-            )
+            message = _first_message(errors) or repr(errors)
+            raise ProviderError(f"{what}: graphql: {message}", transient=False)
         data = document.get("data")
         if data is None:
             raise ProviderError(
