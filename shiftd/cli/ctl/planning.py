@@ -114,7 +114,7 @@ def render_timeline(rollout: Obj, timeline: Timeline) -> str:
         "basic canary (pod counts approximate the weight)"
     lines = [f"Rollout {metadata.get('name', '')}: {timeline.replicas} "
              f"replica{'s' if timeline.replicas != 1 else ''}, {routing}", ""]
-    header = ("STEP", "ACTION", "WEIGHT", "CANARY", "STABLE", "PAUSE", "AT", "ANALYSIS")
+    header = ("STEP", "ACTION", "WEIGHT", "CANARY", "STABLE", "PAUSE", "DONE AT", "ANALYSIS")
     rows: list[tuple[str, ...]] = [header]
     for step in timeline.steps:
         if step.manual:
