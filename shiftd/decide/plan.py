@@ -281,10 +281,11 @@ def _at_desired_counts(
     """Argo's AtDesiredReplicaCountsForCanary, judged against what the cluster reports: the
     canary has exactly its pods available, the stable has its pods created and, without a
     traffic router, no older revision still serves."""
+    # As Argo: a step never completes before the new ReplicaSet exists, even at 0 replicas.
     canary_ok = (
         new_rs is not None and new_rs.spec_replicas == targets.canary_replicas
         and new_rs.available >= targets.canary_replicas
-    ) or (new_rs is None and targets.canary_replicas == 0)
+    )
     stable_ok = stable_rs is None or (stable_rs.spec_replicas == targets.stable_replicas
                                       and stable_rs.replicas >= targets.stable_replicas)
     older_ok = draft.rollout.canary.traffic_routed or sum(rs.available for rs in older) == 0

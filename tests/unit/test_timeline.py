@@ -117,13 +117,7 @@ def test_every_pause_of_the_timeline_holds_what_the_world_holds_there(world_of: 
             assert step.canary_weight == weight, index
 
 
-PLANNER_BUG = pytest.mark.xfail(strict=True, reason=(
-    "planner: a basic canary's first setWeight completes before its ReplicaSet exists when "
-    "the surge/unavailable targets already match (new RS None counts as 'at desired')"))
-
-
-@pytest.mark.parametrize("world_of", [
-    *WORLDS[:4], pytest.param(WORLDS[4].values[0], id=WORLDS[4].id, marks=PLANNER_BUG)])
+@pytest.mark.parametrize("world_of", WORLDS)
 def test_a_set_weight_step_leaves_what_the_following_pause_then_holds(world_of: Any) -> None:
     world = world_of()
     timeline = rollout_timeline(world_after_update(world, "next:2"))
