@@ -140,7 +140,7 @@ async def test_a_range_query_measures_every_sample_of_every_series_in_label_orde
     assert values == ok + errors and len(ok) >= 3 and len(errors) >= 3
     assert all(value >= 1000 for value in errors)
     assert ok == sorted(ok) and errors == sorted(errors)
-    assert measurement.raw == "[" + ",".join(f"{value:g}" for value in values) + "]"
+    assert measurement.raw == "[" + ",".join(str(int(value)) for value in values) + "]"
 
 
 async def test_a_query_prometheus_rejects_is_permanent_and_a_stopped_prometheus_transient() -> None:

@@ -233,4 +233,3 @@ async def test_a_spec_missing_what_argo_requires_is_a_permanent_error(
     with pytest.raises(ProviderError, match=message) as caught:
         await measure(metric)
     assert not caught.value.transient
-
