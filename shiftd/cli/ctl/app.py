@@ -62,6 +62,7 @@ from shiftd.decide.operator import OperatorError
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import ROLLOUT
+from shiftd.lint import LINTED_KINDS, LintInput, find_crd_dir, lint, load_schemas
 from shiftd.model.durations import parse_duration
 
 __all__ = ["PROGRAM", "build_parser", "context_namespace", "main"]
@@ -242,6 +243,26 @@ async def _cmd_plan(run: _Invocation) -> int:
     return EXIT_OK
 
 
+async def _cmd_lint(run: _Invocation) -> int:
+    manifests = load_manifests(run.args.filenames)
+    crd_dir = find_crd_dir()
+    report = lint([LintInput(m.source, m.obj) for m in manifests],
+                  schemas=load_schemas(crd_dir) if crd_dir is not None else None,
+                  check_references=not run.args.no_references)
+    for problem in report.problems:
+        run.say(str(problem))
+    for note in report.notes:
+        print(f"note: {note}", file=run.err)
+    checked = sum(1 for m in manifests if m.kind in LINTED_KINDS)
+    if report.problems:
+        count = len(report.problems)
+        print(f"error: {count} problem{'s' if count != 1 else ''} in {checked} "
+              f"object{'s' if checked != 1 else ''}", file=run.err)
+        return EXIT_FAILED
+    print(f"{checked} object{'s' if checked != 1 else ''} checked, no problems", file=run.err)
+    return EXIT_OK
+
+
 async def _cmd_version(run: _Invocation) -> int:
     run.say(f"{PROGRAM} {shiftd.__version__}")
     return EXIT_OK
@@ -413,6 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--now", type=_instant, default=None,
                       help="with --state: the time to plan at (default: now)")
     _output_flag(plan, ("table", "json", "yaml"))
+
+    lint_parser = command("lint", _cmd_lint,
+                          "Check Rollouts and AnalysisTemplates offline against what shiftd "
+                          "runs: one line per problem with the path of its field; exit 1 if "
+                          "any", offline=True)
+    lint_parser.add_argument("-f", "--filename", dest="filenames", action="append",
+                             required=True, metavar="FILE",
+                             help="manifests to check, with the Services, VirtualServices and "
+                             "templates they refer to (repeatable; - for stdin)")
+    lint_parser.add_argument("--no-references", action="store_true",
+                             help="do not require referenced objects among the given files")
 
     version = command("version", _cmd_version, "Print the version", offline=True)
     del version

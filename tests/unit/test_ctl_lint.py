@@ -1,0 +1,148 @@
+"""``shiftctl lint``: every shared example is clean, every broken file is caught once.
+
+The broken manifests live in ``tests/golden/lint/`` with a comment on each planted problem;
+the expected report is the golden file ``lint-broken.txt``. Seed 004 uses ``workloadRef``,
+which shiftd does not support yet: lint reports exactly that, once. Seed 003 is a Flagger
+``Canary``: skipped with a note, not a problem.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from shiftd.cli.ctl import main
+from shiftd.lint import LintInput, Problem, find_crd_dir, lint, load_schemas, split_message
+from tests.golden import GOLDEN_DIR, assert_golden
+from tests.support.world import EXAMPLES
+
+BROKEN = GOLDEN_DIR / "lint"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def example_files(folder: str) -> list[str]:
+    return [arg for path in sorted((EXAMPLES / folder).glob("*.yaml"))
+            for arg in ("-f", str(path))]
+
+
+@pytest.mark.parametrize("folder", ["asm-host-split", "imesh-host-split", "myapp-analysis"])
+def test_the_istio_examples_are_clean(folder: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "lint", *example_files(folder))
+    assert (code, out) == (0, ""), err
+    assert "checked, no problems" in err
+
+
+def test_the_flagger_example_is_skipped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "lint", *example_files("flagger-podinfo"))
+    assert (code, out) == (0, "")
+    assert "note: skipped 1 Canary object: shiftd does not lint that kind" in err
+
+
+def test_the_workload_ref_example_is_one_clear_problem(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "lint", *example_files("tsb-subset-skywalking"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{EXAMPLES / 'tsb-subset-skywalking' / 'rollout.yaml'}: Rollout reviews-rollout: "
+        "spec.workloadRef: not supported by shiftd yet: put the pod template in spec.template "
+        "(the rest of the Rollout is checked as if it did)"]
+
+
+def test_the_broken_files_report_each_problem_once_with_its_path(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(BROKEN)
+    code, out, err = run(capsys, "lint", "-f", "broken-rollout.yaml",
+                         "-f", "broken-template.yaml")
+    assert code == 1
+    lines = out.splitlines()
+    assert len(lines) == len(set(lines))
+    planted = sum(text.count("# ") for text in (
+        (BROKEN / name).read_text() for name in ("broken-rollout.yaml", "broken-template.yaml")
+    )) - 1  # the first comment is the file's heading
+    assert len(lines) == planted
+    assert err.splitlines()[-1] == f"error: {planted} problems in 3 objects"
+    assert_golden("lint-broken.txt", out)
+
+
+def test_references_can_be_left_unchecked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(BROKEN)
+    _, out, _ = run(capsys, "lint", "--no-references", "-f", "broken-rollout.yaml")
+    assert "not among the given files" not in out
+    assert "steps[0].setWeight" in out
+
+
+def test_a_rollout_alone_names_every_missing_reference(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "lint", "-f", str(EXAMPLES / "asm-host-split" / "rollout.yaml"))
+    assert code == 1
+    assert [line.split(": ", 2)[2] for line in out.splitlines()] == [
+        "spec.strategy.canary.canaryService: Service 'istio-rollout-canary' is not among "
+        "the given files",
+        "spec.strategy.canary.stableService: Service 'istio-rollout-stable' is not among "
+        "the given files",
+        "spec.strategy.canary.trafficRouting.istio.virtualService.name: VirtualService "
+        "'istio-rollout-vsvc' is not among the given files",
+    ]
+
+
+def test_unknown_fields_are_found_against_the_crd_schema() -> None:
+    crd_dir = find_crd_dir()
+    assert crd_dir is not None
+    rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+               "metadata": {"name": "r", "labels": {"anything": "goes"}},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
+                        "template": {"metadata": {"labels": {"a": "b"}},
+                                     "spec": {"containers": [{"name": "c", "image": "i",
+                                                              "imagePullPolicy": "Always"}]}},
+                        "strategy": {"canary": {"steps": [{"setWeigth": 10}]}}}}
+    report = lint([LintInput("r.yaml", rollout)], schemas=load_schemas(crd_dir))
+    paths = [problem.path for problem in report.problems]
+    assert "spec.strategy.canary.steps[0].setWeigth" in paths
+    assert not any(path.startswith(("metadata", "spec.template")) for path in paths)
+
+
+def test_without_the_crds_unknown_fields_are_noted_as_unchecked() -> None:
+    report = lint([], schemas=None)
+    assert report.problems == []
+    assert any("unknown fields not checked" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("spec.strategy.canary.steps[3].pause.duration: invalid duration '5x'",
+     ("spec.strategy.canary.steps[3].pause.duration", "invalid duration '5x'")),
+    ("spec.strategy.canary.steps[0].setWeight must be between 0 and 100, got 150",
+     ("spec.strategy.canary.steps[0].setWeight", "must be between 0 and 100, got 150")),
+    ("something without a path", ("spec", "something without a path")),
+])
+def test_messages_split_into_a_path_and_a_message(text: str,
+                                                  expected: tuple[str, str]) -> None:
+    assert split_message(text, default_path="spec") == expected
+
+
+def test_a_problem_reads_as_file_object_path_message() -> None:
+    problem = Problem("rollout.yaml", "Rollout", "istio-rollout",
+                      "spec.strategy.canary.steps[3].pause.duration", "invalid duration '5x'")
+    assert str(problem) == ("rollout.yaml: Rollout istio-rollout: "
+                            "spec.strategy.canary.steps[3].pause.duration: invalid duration '5x'")
+
+
+def test_lint_reads_from_stdin(capsys: pytest.CaptureFixture[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(Path(BROKEN / "broken-template.yaml")
+                                                 .read_text()))
+    code, out, _ = run(capsys, "lint", "-f", "-")
+    assert code == 1
+    assert out.startswith("-: AnalysisTemplate bad-template: ")
