@@ -7,6 +7,7 @@ No controller runs: what is checked is what the command wrote, its output and ex
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +22,12 @@ import pytest
 import yaml
 
 from shiftd.cli.ctl import main
-from shiftd.kube.resources import REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
+from shiftd.cli.ctl.render import RolloutView, render_rollout
+from shiftd.cli.ctl.view import read_view, watch_views
+from shiftd.kube.resources import POD, REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
+from shiftd.runtime.clock import ManualClock
+from tests.golden import assert_golden
+from tests.integration.daemon_support import running_daemon
 from tests.integration.harness import Cluster, test_cluster
 
 pytestmark = pytest.mark.integration
@@ -529,3 +535,111 @@ async def test_status_fails_when_the_rollout_is_deleted_while_watched(
         await cluster.client.delete(ROLLOUT, cluster.namespace, NAME)
     assert code == [1]
     assert capsys.readouterr().err == f'error: rollout "{NAME}" was deleted\n'
+
+
+# --- get rollout: golden views of a real daemon's work, and --watch ------------------------------
+
+GOLDEN_NOW = datetime(2026, 1, 1, 0, 0, 52, tzinfo=UTC)
+
+
+def normalised(view: RolloutView) -> RolloutView:
+    """The view with what varies between runs made fixed: every object created at 00:00:00
+    (so ages read 52s), the namespace ``default``, pod names ``<replicaset>-xxxxx``."""
+    def fixed(obj: Obj) -> Obj:
+        copied = copy.deepcopy(obj)
+        copied["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        copied["metadata"]["namespace"] = "default"
+        return copied
+
+    by_uid = {rs["metadata"]["uid"]: rs["metadata"]["name"] for rs in view.replica_sets}
+    pods = []
+    counts: dict[str, int] = {}
+    for pod in sorted(view.pods, key=lambda p: str(p["metadata"]["name"])):
+        owner = by_uid[pod["metadata"]["ownerReferences"][0]["uid"]]
+        counts[owner] = counts.get(owner, 0) + 1
+        renamed = fixed(pod)
+        renamed["metadata"]["name"] = f"{owner}-xxxx{counts[owner]}"
+        pods.append(renamed)
+    return RolloutView(rollout=fixed(view.rollout),
+                       replica_sets=[fixed(rs) for rs in view.replica_sets], pods=pods,
+                       analysis_runs=[fixed(run) for run in view.analysis_runs],
+                       actual_weight=view.actual_weight)
+
+
+async def rendered(cluster: Cluster) -> str:
+    view = await read_view(cluster.client, namespace=cluster.namespace, name=NAME)
+    return render_rollout(normalised(view), now=GOLDEN_NOW)
+
+
+async def test_get_rollout_of_seed_000_matches_the_golden_views_healthy_and_paused() -> None:
+    clock = ManualClock()
+    async with test_cluster() as cluster, cluster.kubelet(create_pods=True), \
+            running_daemon(cluster, clock=clock):
+        await cluster.apply_example("asm-host-split")
+
+        async def phase(wanted: str, step: int) -> bool:
+            status = (await cluster.rollout()).get("status") or {}
+            pods = [p for p in (await cluster.client.list(POD, cluster.namespace))[0]
+                    if (p.get("status") or {}).get("phase") == "Running"]
+            return (status.get("phase"), status.get("currentStepIndex")) == (wanted, step) \
+                and len(pods) == int(status.get("replicas") or 0)
+
+        await cluster.wait_for(lambda: phase("Healthy", 18), what="Healthy")
+        assert_golden("get-000-healthy.txt", await rendered(cluster))
+
+        await cluster.set_image(NAME, "argoproj/rollouts-demo:yellow")
+        await cluster.wait_for(lambda: phase("Paused", 1), what="paused at step 1")
+        assert_golden("get-000-paused-step-1.txt", await rendered(cluster))
+
+
+async def test_get_rollout_watch_redraws_on_each_change_and_ends_on_cancellation(
+    cluster: Cluster
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Progressing",
+                                           "message": "more replicas need to be updated"}})
+    views: list[RolloutView] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(watch_views, cluster.client,
+                                        namespace=cluster.namespace, name=NAME,
+                                        on_view=views.append))
+        await cluster.wait_for(lambda: len(views) >= 1, what="the first view")
+        await cluster.patch_status({"status": {"phase": "Paused",
+                                               "message": "CanaryPauseStep"}})
+        await cluster.wait_for(
+            lambda: views[-1].rollout["status"]["phase"] == "Paused", what="a redraw")
+        tg.cancel_scope.cancel()
+    phases = [view.rollout["status"]["phase"] for view in views]
+    assert phases[0] == "Progressing" and phases[-1] == "Paused"
+    if cluster.api is not None:
+        rollout_path = f"/apis/argoproj.io/v1alpha1/namespaces/{cluster.namespace}/rollouts"
+        gets = [r for r in cluster.api.request_log if r.method == "GET"
+                and r.path.startswith(rollout_path) and not r.watch]
+        assert len(gets) <= 2  # one read and the informer's list: the redraw came by watch
+
+
+async def test_get_rollout_watch_prints_a_frame_per_change_and_exits_0_at_its_timeout(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Progressing",
+                                           "message": "more replicas need to be updated"}})
+    argv = ["--kubeconfig", str(cluster.kubeconfig_path), "-n", cluster.namespace,
+            "get", "rollout", NAME, "--watch", "--timeout-seconds", "3"]
+    code: list[int] = []
+    printed: list[str] = []
+    capsys.readouterr()
+    async with anyio.create_task_group() as tg:
+        async def run() -> None:
+            code.append(await anyio.to_thread.run_sync(functools.partial(main, argv)))
+        tg.start_soon(run)
+
+        def frame_with(text: str) -> bool:
+            printed.append(capsys.readouterr().out)
+            return text in "".join(printed)
+
+        await cluster.wait_for(lambda: frame_with("◌ Progressing"), what="the first frame")
+        await cluster.patch_status({"status": {"phase": "Paused",
+                                               "message": "CanaryPauseStep"}})
+        await cluster.wait_for(lambda: frame_with("॥ Paused"), what="the redrawn frame")
+    printed.append(capsys.readouterr().out)
+    assert code == [0]
+    assert "".join(printed).count("Name:            istio-rollout") >= 2

@@ -31,7 +31,9 @@ VsLookup = Callable[[str, str], Obj | None]  # (namespace, name) -> VirtualServi
 
 
 def actual_weight_of(rollout: Obj, lookup: VsLookup) -> str:
-    """The canary weight the (first) VirtualService routes now, or a dash and why not."""
+    """The weight the (first) VirtualService routes to the current revision, or a dash and
+    why not. Once the current revision is stable it gets the stable weight, so a promoted
+    Rollout reads 100 (as the plugin shows it)."""
     try:
         parsed = parse_rollout(rollout)
     except InvalidSpecError:
@@ -47,10 +49,14 @@ def actual_weight_of(rollout: Obj, lookup: VsLookup) -> str:
     vs = lookup(ref.namespace or parsed.namespace, ref.name)
     if vs is None:
         return f"- (VirtualService {ref.name!r} not found)"
+    status = rollout.get("status") or {}
+    promoted = bool(status.get("currentPodHash")) and \
+        status.get("currentPodHash") == status.get("stableRS")
     try:
-        return str(observe_weight(vs, ref, destinations))
+        weight = observe_weight(vs, ref, destinations)
     except RouteError as error:
         return f"- ({error})"
+    return str(100 - weight if promoted else weight)
 
 
 def _owned_by(uid: str, items: Sequence[Obj]) -> list[Obj]:
