@@ -54,6 +54,9 @@ def _bind(callback: Callable[[str], None], plural: str) -> Callable[[], None]:
 class Caches:
     """Informers for every kind a reconcile reads, plus the reverse indexes."""
 
+    # Cluster-scoped kinds a namespace-bound RoleBinding cannot list: readiness does not wait
+    # for them (a Rollout naming a missing one is InvalidSpec until it is seen).
+    OPTIONAL = frozenset({CLUSTER_ANALYSIS_TEMPLATE.plural})
     WATCHED: tuple[ResourceKind, ...] = (ROLLOUT, REPLICA_SET, SERVICE, VIRTUAL_SERVICE,
                                          DESTINATION_RULE, ANALYSIS_RUN, ANALYSIS_TEMPLATE,
                                          CLUSTER_ANALYSIS_TEMPLATE)
@@ -88,13 +91,17 @@ class Caches:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Start every informer; ``started()`` once all of them have listed."""
         async with anyio.create_task_group() as group:
-            for informer in self._informers.values():
-                await group.start(informer.run)
+            for plural, informer in self._informers.items():
+                if plural in self.OPTIONAL:
+                    group.start_soon(informer.run)
+                else:
+                    await group.start(informer.run)
             task_status.started()
 
     @property
     def synced(self) -> bool:
-        return all(informer.synced.is_set() for informer in self._informers.values())
+        return all(informer.synced.is_set() for plural, informer in self._informers.items()
+                   if plural not in self.OPTIONAL)
 
     # -- reading ----------------------------------------------------------------------------
     def informer(self, kind: ResourceKind) -> Informer:
