@@ -329,10 +329,10 @@ def _output_flag(parser: argparse.ArgumentParser, choices: Sequence[str]) -> Non
                         help=f"output format: {', '.join(choices)} (default: text)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = PROGRAM) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _connection_flags(common)
-    parser = _Parser(prog=PROGRAM, parents=[common],
+    parser = _Parser(prog=prog, parents=[common],
                      description="Operate shiftd (and Argo Rollouts) canary Rollouts; also "
                                  "installed as kubectl-shift, so `kubectl shift ...` works.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -522,8 +522,11 @@ async def _run_command(args: argparse.Namespace, *, namespace: str, out: TextIO,
 def main(argv: Sequence[str] | None = None) -> int:
     """``shiftctl``; returns the exit code (the console script exits with it)."""
     out, err = sys.stdout, sys.stderr
+    # Installed twice: as ``shiftctl`` and as the kubectl plugin ``kubectl-shift``.
+    invoked = Path(sys.argv[0]).name if argv is None else PROGRAM
+    prog = "kubectl shift" if invoked == "kubectl-shift" else PROGRAM
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(prog).parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     kubeconfig = getattr(args, "kubeconfig", None)

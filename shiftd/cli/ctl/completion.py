@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-__all__ = ["command_words", "completion_script"]
+__all__ = ["command_words", "completion_script", "value_flags"]
 
 
 def command_words(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
@@ -36,8 +36,25 @@ def command_words(parser: argparse.ArgumentParser) -> dict[str, list[str]]:
     return table
 
 
+def value_flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every flag that takes a value (its value is not part of the command path)."""
+    found: set[str] = set()
+
+    def walk(current: argparse.ArgumentParser) -> None:
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    walk(sub)
+            elif action.option_strings and action.nargs != 0:
+                found.update(action.option_strings)
+
+    walk(parser)
+    return sorted(found)
+
+
 def completion_script(parser: argparse.ArgumentParser, *, shell: str, program: str) -> str:
     function = f"_{program.replace('-', '_')}_complete"
+    takes_value = "|".join(value_flags(parser))
     cases = []
     for path, words in sorted(command_words(parser).items(), key=lambda item: -len(item[0])):
         pattern = '""' if not path else f'{shlex.quote(path)}|{shlex.quote(path)}" "*'
@@ -46,9 +63,14 @@ def completion_script(parser: argparse.ArgumentParser, *, shell: str, program: s
     header = f"# {program} completion for {shell}; load: source <({program} completion {shell})"
     script = f"""{header}
 {function}() {{
-  local cur="${{COMP_WORDS[COMP_CWORD]}}" path="" word words=""
+  local cur="${{COMP_WORDS[COMP_CWORD]}}" path="" word words="" skip=""
   for word in "${{COMP_WORDS[@]:1:COMP_CWORD-1}}"; do
-    case "$word" in -*) ;; *) path="${{path:+$path }}$word" ;; esac
+    if [ -n "$skip" ]; then skip=""; continue; fi
+    case "$word" in
+      {takes_value}) skip=1 ;;
+      -*) ;;
+      *) path="${{path:+$path }}$word" ;;
+    esac
   done
   case "$path" in
 {body}
