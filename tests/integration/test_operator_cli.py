@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -643,3 +644,35 @@ async def test_get_rollout_watch_prints_a_frame_per_change_and_exits_0_at_its_ti
     printed.append(capsys.readouterr().out)
     assert code == [0]
     assert "".join(printed).count("Name:            istio-rollout") >= 2
+
+
+# --- list rollouts, machine output ---------------------------------------------------------------
+
+async def test_list_rollouts_shows_the_namespaces_rollouts_and_all_of_them_with_a(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Paused",
+                                           "message": "CanaryPauseStep", "currentStepIndex": 1,
+                                           "replicas": 2, "readyReplicas": 2,
+                                           "updatedReplicas": 1, "availableReplicas": 2}})
+    result = await shiftctl(cluster, capsys, "list", "rollouts")
+    assert result.code == 0
+    assert result.out.splitlines() == [
+        "NAME           STRATEGY  STATUS  STEP  SET-WEIGHT  READY  DESIRED  UP-TO-DATE  "
+        "AVAILABLE",
+        "istio-rollout  Canary    Paused  1/18  10          2/2    1        1           2",
+    ]
+    everywhere = await shiftctl(cluster, capsys, "list", "rollouts", "-A")
+    assert everywhere.out.splitlines()[1].startswith(f"{cluster.namespace}  istio-rollout")
+    empty = await shiftctl(cluster, capsys, "list", "rollouts", namespace="nothing-here")
+    assert empty == Result(0, "", 'No resources found in namespace "nothing-here".\n')
+
+
+async def test_get_rollout_as_json_carries_the_objects_it_draws(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = await shiftctl(cluster, capsys, "get", "rollout", NAME, "-o", "json")
+    assert result.code == 0
+    document = json.loads(result.out)
+    assert document["rollout"]["metadata"]["name"] == NAME
+    assert set(document) == {"rollout", "replicaSets", "pods", "analysisRuns", "actualWeight"}
