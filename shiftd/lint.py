@@ -15,8 +15,8 @@ cannot disagree:
   and their routes and destinations (``mesh.istio.observe_weight``), the DestinationRule and
   its subsets, and the analysis templates and args (``decide.analysis_runs.merge_run_spec``);
 - **condition syntax**: ``successCondition``/``failureCondition`` through the condition
-  compiler ``shiftd.decide.expr.compile_condition`` when it is installed (it is being built;
-  until it exports ``compile_condition`` the check is skipped and a note says so).
+  compiler the analysis task uses, ``decide.expr.compile_condition`` (a condition holding
+  ``{{args...}}`` is left alone: it only parses once substituted).
 
 Kinds other than Rollout, AnalysisTemplate and ClusterAnalysisTemplate are only read as
 references (Service, VirtualService, DestinationRule) or skipped with a note (e.g. Flagger's
@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from typing import Any
 import yaml
 
 from shiftd.decide.analysis_runs import merge_run_spec
+from shiftd.decide.expr import ExprSyntaxError, compile_condition
 from shiftd.mesh.istio import Destinations, RouteError, observe_subsets, observe_weight
 from shiftd.model.analysis import parse_metric, substitute_all
 from shiftd.model.rollout import InvalidSpecError, Rollout, parse_rollout
@@ -307,31 +307,6 @@ def _check_analysis(item: LintInput, rollout: Rollout, items: Sequence[LintInput
 
 # --- AnalysisTemplates -------------------------------------------------------------------------
 
-ConditionCompiler = Callable[[str], object]
-
-
-def _condition_compiler(report: LintReport) -> tuple[ConditionCompiler | None, type[Exception]]:
-    """The condition compiler of ``shiftd.decide.expr`` when it exists.
-
-    TODO(expr): ``shiftd.decide.expr`` is being written by a colleague; once it exports
-    ``compile_condition`` and ``ExprSyntaxError`` this finds them and condition syntax is
-    checked. Until then conditions are not checked and the report carries a note.
-    """
-    try:
-        module = importlib.import_module("shiftd.decide.expr")
-    except ImportError:
-        module = None
-    compiler = getattr(module, "compile_condition", None)
-    error_type = getattr(module, "ExprSyntaxError", None)
-    if compiler is None or not isinstance(error_type, type):
-        note = ("condition syntax not checked: shiftd.decide.expr.compile_condition is not "
-                "available yet")
-        if note not in report.notes:
-            report.notes.append(note)
-        return None, Exception
-    return compiler, error_type
-
-
 def _check_template(item: LintInput, report: LintReport) -> None:
     spec = item.obj.get("spec") or {}
     metrics = spec.get("metrics")
@@ -340,7 +315,6 @@ def _check_template(item: LintInput, report: LintReport) -> None:
         return
     declared = {str(arg.get("name")): "x" for arg in spec.get("args") or []
                 if isinstance(arg, Mapping)}
-    compiler, syntax_error = _condition_compiler(report)
     names: set[str] = set()
     for index, metric in enumerate(metrics):
         path = f"spec.metrics[{index}]"
@@ -359,15 +333,13 @@ def _check_template(item: LintInput, report: LintReport) -> None:
             parse_metric(metric, path=path)
         except InvalidSpecError as error:
             report.add_error(item, error, default_path=path)
-        if compiler is None:
-            continue
         for key in ("successCondition", "failureCondition"):
             source = metric.get(key)
             if not isinstance(source, str) or "{{" in source:
                 continue
             try:
-                compiler(source)
-            except syntax_error as error:
+                compile_condition(source)
+            except ExprSyntaxError as error:
                 report.add(item, f"{path}.{key}", f"invalid condition {source!r}: {error}")
 
 
