@@ -40,7 +40,7 @@ from shiftd.decide.expr.regex import matches
 _NO_ACC = object()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Frame:
     """The element a predicate is looking at."""
 
@@ -87,7 +87,7 @@ def fetch(container: object, key: object) -> Any:
     raise ExprRuntimeError(f"cannot fetch {shown} from {values.type_name(container)}")
 
 
-def _slice(container: object, start: object, end: object) -> Any:
+def _slice(container: object, *, start: object, end: object) -> Any:
     if not (values.is_array(container) or isinstance(container, str)):
         raise ExprRuntimeError(f"cannot slice {values.type_name(container)}")
     sequence: Sequence[Any] = container  # type: ignore[assignment]
@@ -130,11 +130,11 @@ class Evaluator:
                 container = self.eval(obj, frame)
                 low = None if start is None else self.eval(start, frame)
                 high = None if end is None else self.eval(end, frame)
-                return _slice(container, low, high)
+                return _slice(container, start=low, end=high)
             case Unary(op=op, operand=operand):
                 return self._unary(op, self.eval(operand, frame))
-            case Binary(op=op, left=left, right=right):
-                return self._binary(op, left, right, frame)
+            case Binary():
+                return self._binary(node, frame)
             case Conditional(cond=cond, then=then, otherwise=otherwise):
                 chosen = then if _as_bool(self.eval(cond, frame), "condition of ?:") else otherwise
                 return self.eval(chosen, frame)
@@ -185,7 +185,8 @@ class Evaluator:
                     raise ExprRuntimeError(f"invalid operation: + {values.type_name(operand)}")
                 return operand
 
-    def _binary(self, op: str, left_node: Node, right_node: Node, frame: _Frame | None) -> Any:
+    def _binary(self, node: Binary, frame: _Frame | None) -> Any:
+        op, left_node, right_node = node.op, node.left, node.right
         if op in ("&&", "||"):
             left = _as_bool(self.eval(left_node, frame), f"left operand of {op}")
             if left == (op == "||"):
@@ -205,7 +206,7 @@ class Evaluator:
             case "!=":
                 return not values.equal(left, right, budget=self.budget)
             case "<" | "<=" | ">" | ">=":
-                return values.compare(op, left, right)
+                return values.compare(left, right, op=op)
             case "+":
                 result = values.add(left, right)
                 if isinstance(result, str):
@@ -226,7 +227,7 @@ class Evaluator:
             case "in":
                 return self._contains_member(left, right) != negated
             case _:
-                return self._string_operator(op, left, right) != negated
+                return self._string_operator(left, right, op=op) != negated
 
     def _range(self, low: object, high: object) -> list[int]:
         if not (values.is_int(low) and values.is_int(high)):
@@ -255,7 +256,7 @@ class Evaluator:
             return needle in haystack  # type: ignore[operator]
         raise ExprRuntimeError(f'operator "in" not defined on {values.type_name(haystack)}')
 
-    def _string_operator(self, op: str, left: object, right: object) -> bool:
+    def _string_operator(self, left: object, right: object, *, op: str) -> bool:
         if not (isinstance(left, str) and isinstance(right, str)):
             raise ExprRuntimeError(
                 f"invalid operation: {values.type_name(left)} {op} {values.type_name(right)}"
@@ -284,7 +285,8 @@ class Evaluator:
 
     # --- predicates --------------------------------------------------------------------------
 
-    def elements(self, name: str, args: tuple[Node, ...], frame: _Frame | None) -> Sequence[Any]:
+    def elements(self, args: tuple[Node, ...], frame: _Frame | None, *, name: str) -> Sequence[Any]:
+        """The array a predicate builtin iterates over (its first argument)."""
         collection = self.eval(args[0], frame)
         if not values.is_array(collection):
             raise ExprRuntimeError(
@@ -293,12 +295,14 @@ class Evaluator:
         items: Sequence[Any] = collection
         return items
 
-    def run(self, body: Node, element: Any, index: int, acc: Any = _NO_ACC) -> Any:
+    def run(self, body: Node, element: Any, *, index: int, acc: Any = _NO_ACC) -> Any:
+        """The predicate's value for one element."""
         self.budget.spend()
-        return self.eval(body, _Frame(element, index, acc))
+        return self.eval(body, _Frame(element=element, index=index, acc=acc))
 
-    def test(self, name: str, body: Node, element: Any, index: int) -> bool:
-        result = self.run(body, element, index)
+    def test(self, body: Node, element: Any, *, index: int, name: str) -> bool:
+        """The predicate's verdict on one element; it must be a bool."""
+        result = self.run(body, element, index=index)
         if not isinstance(result, bool):
             raise ExprRuntimeError(
                 f"predicate of {name} must return bool, not {values.type_name(result)}"
@@ -322,8 +326,8 @@ def _quantifier(name: str, *, stop_on: bool, found: bool, exhausted: bool) -> _P
 
     def run(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> bool:
         body = _body(name, args, 2)
-        for i, item in enumerate(ev.elements(name, args, frame)):
-            if ev.test(name, body, item, i) == stop_on:
+        for i, item in enumerate(ev.elements(args, frame, name=name)):
+            if ev.test(body, item, index=i, name=name) == stop_on:
                 return found
         return exhausted
 
@@ -333,8 +337,8 @@ def _quantifier(name: str, *, stop_on: bool, found: bool, exhausted: bool) -> _P
 def _one(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> bool:
     body = _body("one", args, 2)
     hits = 0
-    for i, item in enumerate(ev.elements("one", args, frame)):
-        if ev.test("one", body, item, i):
+    for i, item in enumerate(ev.elements(args, frame, name="one")):
+        if ev.test(body, item, index=i, name="one"):
             hits += 1
             if hits > 1:
                 return False
@@ -343,34 +347,36 @@ def _one(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> bool:
 
 def _filter(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> list[Any]:
     body = _body("filter", args, 2)
-    items = ev.elements("filter", args, frame)
-    return [item for i, item in enumerate(items) if ev.test("filter", body, item, i)]
+    items = ev.elements(args, frame, name="filter")
+    return [item for i, item in enumerate(items) if ev.test(body, item, index=i, name="filter")]
 
 
 def _map(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> list[Any]:
     body = _body("map", args, 2)
-    return [ev.run(body, item, i) for i, item in enumerate(ev.elements("map", args, frame))]
+    items = ev.elements(args, frame, name="map")
+    return [ev.run(body, item, index=i) for i, item in enumerate(items)]
 
 
 def _count(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> int:
     body = _body("count", args, 2)
-    items = ev.elements("count", args, frame)
-    return sum(1 for i, item in enumerate(items) if ev.test("count", body, item, i))
+    items = ev.elements(args, frame, name="count")
+    return sum(1 for i, item in enumerate(items) if ev.test(body, item, index=i, name="count"))
 
 
 def _sum(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> Any:
     body = _body("sum", args, 2)
-    mapped = [ev.run(body, item, i) for i, item in enumerate(ev.elements("sum", args, frame))]
+    items = ev.elements(args, frame, name="sum")
+    mapped = [ev.run(body, item, index=i) for i, item in enumerate(items)]
     return FUNCTIONS["sum"]([mapped], ev.budget)
 
 
 def _finder(name: str, *, from_end: bool, want_index: bool) -> _Predicate:
     def run(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> Any:
         body = _body(name, args, 2)
-        items = ev.elements(name, args, frame)
+        items = ev.elements(args, frame, name=name)
         order = range(len(items) - 1, -1, -1) if from_end else range(len(items))
         for i in order:
-            if ev.test(name, body, items[i], i):
+            if ev.test(body, items[i], index=i, name=name):
                 return i if want_index else items[i]
         return -1 if want_index else None
 
@@ -382,7 +388,7 @@ def _reduce(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> Any:
         raise ExprRuntimeError(f"builtin reduce takes 2 or 3 arguments, not {len(args)}")
     node = args[1]
     body = node.body if isinstance(node, Closure) else node
-    items = ev.elements("reduce", args, frame)
+    items = ev.elements(args, frame, name="reduce")
     start = 0
     if len(args) == 3:
         acc = ev.eval(args[2], frame)
@@ -391,7 +397,7 @@ def _reduce(ev: Evaluator, args: tuple[Node, ...], frame: _Frame | None) -> Any:
     else:
         raise ExprRuntimeError("reduce of empty array with no initial value")
     for i in range(start, len(items)):
-        acc = ev.run(body, items[i], i, acc)
+        acc = ev.run(body, items[i], index=i, acc=acc)
     return acc
 
 

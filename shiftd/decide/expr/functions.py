@@ -42,7 +42,7 @@ _GO_FLOAT = re.compile(
 )
 
 
-def _arity(name: str, args: Sequence[Any], low: int, high: int | None = None) -> None:
+def _arity(name: str, args: Sequence[Any], *, low: int, high: int | None = None) -> None:
     high = low if high is None else high
     if len(args) < low:
         raise ExprRuntimeError(f"not enough arguments to call {name}")
@@ -112,7 +112,7 @@ def _parse_float(name: str, text: str) -> float:
 
 
 def _len(args: Sequence[Any], budget: Budget) -> int:
-    _arity("len", args, 1)
+    _arity("len", args, low=1)
     (value,) = args
     if isinstance(value, str) or is_array(value) or is_map(value):
         return len(value)
@@ -120,7 +120,7 @@ def _len(args: Sequence[Any], budget: Budget) -> int:
 
 
 def _abs(args: Sequence[Any], budget: Budget) -> int | float:
-    _arity("abs", args, 1)
+    _arity("abs", args, low=1)
     (value,) = args
     if isinstance(value, int) and not isinstance(value, bool):
         return wrap_int64(abs(value))
@@ -130,7 +130,7 @@ def _abs(args: Sequence[Any], budget: Budget) -> int | float:
 
 
 def _to_int(args: Sequence[Any], budget: Budget) -> int:
-    _arity("int", args, 1)
+    _arity("int", args, low=1)
     (value,) = args
     if isinstance(value, int) and not isinstance(value, bool):
         return wrap_int64(value)
@@ -142,7 +142,7 @@ def _to_int(args: Sequence[Any], budget: Budget) -> int:
 
 
 def _to_float(args: Sequence[Any], budget: Budget) -> float:
-    _arity("float", args, 1)
+    _arity("float", args, low=1)
     (value,) = args
     if is_number(value):
         return to_float(value)
@@ -152,14 +152,14 @@ def _to_float(args: Sequence[Any], budget: Budget) -> float:
 
 
 def _to_string(args: Sequence[Any], budget: Budget) -> str:
-    _arity("string", args, 1)
+    _arity("string", args, low=1)
     text = to_text(args[0], limit=MAX_STRING_LENGTH)
     budget.string(len(text))
     return text
 
 
 def _type(args: Sequence[Any], budget: Budget) -> str:
-    _arity("type", args, 1)
+    _arity("type", args, low=1)
     return kind_name(args[0])
 
 
@@ -186,7 +186,7 @@ def _extreme(name: str, pick_larger: bool) -> Function:
 
 def _rounding(name: str, how: Callable[[float], float]) -> Function:
     def rounding(args: Sequence[Any], budget: Budget) -> float:
-        _arity(name, args, 1)
+        _arity(name, args, low=1)
         (value,) = args
         if not is_number(value):
             raise _bad(name, value)
@@ -204,7 +204,7 @@ def _round_half_away(value: float) -> float:
 
 
 def _sum(args: Sequence[Any], budget: Budget) -> int | float:
-    _arity("sum", args, 1)
+    _arity("sum", args, low=1)
     items = _numbers("sum", args[0], budget)
     if all(isinstance(x, int) for x in items):
         return wrap_int64(sum(items))
@@ -212,7 +212,7 @@ def _sum(args: Sequence[Any], budget: Budget) -> int | float:
 
 
 def _mean(args: Sequence[Any], budget: Budget) -> float:
-    _arity("mean", args, 1)
+    _arity("mean", args, low=1)
     items = _numbers("mean", args[0], budget)
     if not items:
         return 0.0
@@ -220,7 +220,7 @@ def _mean(args: Sequence[Any], budget: Budget) -> float:
 
 
 def _median(args: Sequence[Any], budget: Budget) -> float:
-    _arity("median", args, 1)
+    _arity("median", args, low=1)
     items = sorted(to_float(x) for x in _numbers("median", args[0], budget))
     if not items:
         return 0.0
@@ -234,31 +234,31 @@ def _median(args: Sequence[Any], budget: Budget) -> float:
 
 
 def _first(args: Sequence[Any], budget: Budget) -> Any:
-    _arity("first", args, 1)
+    _arity("first", args, low=1)
     items = _array("first", args[0], budget)
     return items[0] if items else None
 
 
 def _last(args: Sequence[Any], budget: Budget) -> Any:
-    _arity("last", args, 1)
+    _arity("last", args, low=1)
     items = _array("last", args[0], budget)
     return items[-1] if items else None
 
 
 def _take(args: Sequence[Any], budget: Budget) -> list[Any]:
-    _arity("take", args, 2)
+    _arity("take", args, low=2)
     items = _array("take", args[0], budget)
     count = _int_arg("take", args[1])
     return list(items[: max(count, 0)])
 
 
 def _reverse(args: Sequence[Any], budget: Budget) -> list[Any]:
-    _arity("reverse", args, 1)
+    _arity("reverse", args, low=1)
     return list(reversed(_array("reverse", args[0], budget)))
 
 
 def _sort(args: Sequence[Any], budget: Budget) -> list[Any]:
-    _arity("sort", args, 1, 2)
+    _arity("sort", args, low=1, high=2)
     items = _array("sort", args[0], budget)
     order = _string("sort", args[1]) if len(args) == 2 else "asc"
     if order not in ("asc", "desc"):
@@ -278,17 +278,17 @@ def _map_arg(name: str, value: object, budget: Budget) -> Mapping[Any, Any]:
 
 
 def _keys(args: Sequence[Any], budget: Budget) -> list[Any]:
-    _arity("keys", args, 1)
+    _arity("keys", args, low=1)
     return list(_map_arg("keys", args[0], budget).keys())
 
 
 def _values(args: Sequence[Any], budget: Budget) -> list[Any]:
-    _arity("values", args, 1)
+    _arity("values", args, low=1)
     return list(_map_arg("values", args[0], budget).values())
 
 
 def _get(args: Sequence[Any], budget: Budget) -> Any:
-    _arity("get", args, 2)
+    _arity("get", args, low=2)
     container, key = args
     if is_array(container) or isinstance(container, str):
         if not is_number(key):
@@ -306,7 +306,7 @@ def _get(args: Sequence[Any], budget: Budget) -> Any:
 
 
 def _join(args: Sequence[Any], budget: Budget) -> str:
-    _arity("join", args, 1, 2)
+    _arity("join", args, low=1, high=2)
     items = _array("join", args[0], budget)
     separator = _string("join", args[1]) if len(args) == 2 else ""
     if not all(isinstance(x, str) for x in items):
@@ -316,7 +316,7 @@ def _join(args: Sequence[Any], budget: Budget) -> str:
 
 
 def _split(args: Sequence[Any], budget: Budget) -> list[str]:
-    _arity("split", args, 2, 3)
+    _arity("split", args, low=2, high=3)
     text = _string("split", args[0])
     separator = _string("split", args[1])
     limit = _int_arg("split", args[2]) if len(args) == 3 else -1
@@ -332,14 +332,14 @@ def _split(args: Sequence[Any], budget: Budget) -> list[str]:
 
 
 def _trim(args: Sequence[Any], budget: Budget) -> str:
-    _arity("trim", args, 1, 2)
+    _arity("trim", args, low=1, high=2)
     text = _string("trim", args[0])
     return text.strip(_string("trim", args[1])) if len(args) == 2 else text.strip()
 
 
 def _string_function(name: str, how: Callable[[str, str], Any]) -> Function:
     def function(args: Sequence[Any], budget: Budget) -> Any:
-        _arity(name, args, 2)
+        _arity(name, args, low=2)
         text = _string(name, args[0])
         budget.spend(1 + len(text) // 64)
         return how(text, _string(name, args[1]))
@@ -349,7 +349,7 @@ def _string_function(name: str, how: Callable[[str, str], Any]) -> Function:
 
 def _case(name: str, how: Callable[[str], str]) -> Function:
     def function(args: Sequence[Any], budget: Budget) -> str:
-        _arity(name, args, 1)
+        _arity(name, args, low=1)
         text = _string(name, args[0])
         budget.string(len(text) * 3)  # case mapping may grow a string up to threefold
         return how(text)
@@ -358,7 +358,7 @@ def _case(name: str, how: Callable[[str], str]) -> Function:
 
 
 def _replace(args: Sequence[Any], budget: Budget) -> str:
-    _arity("replace", args, 3)
+    _arity("replace", args, low=3)
     text, old, new = (_string("replace", a) for a in args)
     count = len(text) + 1 if old == "" else text.count(old)
     budget.string(len(text) + count * max(len(new) - len(old), 0))
@@ -366,7 +366,7 @@ def _replace(args: Sequence[Any], budget: Budget) -> str:
 
 
 def _repeat(args: Sequence[Any], budget: Budget) -> str:
-    _arity("repeat", args, 2)
+    _arity("repeat", args, low=2)
     text = _string("repeat", args[0])
     times = _int_arg("repeat", args[1])
     if times < 0:
@@ -379,7 +379,7 @@ def _repeat(args: Sequence[Any], budget: Budget) -> str:
 
 
 def _as_int(args: Sequence[Any], budget: Budget) -> int:
-    _arity("asInt", args, 1)
+    _arity("asInt", args, low=1)
     (value,) = args
     if isinstance(value, int) and not isinstance(value, bool):
         return wrap_int64(value)
@@ -391,7 +391,7 @@ def _as_int(args: Sequence[Any], budget: Budget) -> int:
 
 
 def _as_float(args: Sequence[Any], budget: Budget) -> float:
-    _arity("asFloat", args, 1)
+    _arity("asFloat", args, low=1)
     (value,) = args
     if is_number(value):
         return to_float(value)
@@ -402,7 +402,7 @@ def _as_float(args: Sequence[Any], budget: Budget) -> float:
 
 def _float_test(name: str, test: Callable[[float], bool]) -> Function:
     def function(args: Sequence[Any], budget: Budget) -> bool:
-        _arity(name, args, 1)
+        _arity(name, args, low=1)
         (value,) = args
         if isinstance(value, float):
             return test(value)
@@ -414,12 +414,12 @@ def _float_test(name: str, test: Callable[[float], bool]) -> Function:
 
 
 def _is_nil(args: Sequence[Any], budget: Budget) -> bool:
-    _arity("isNil", args, 1)
+    _arity("isNil", args, low=1)
     return args[0] is None
 
 
 def _default(args: Sequence[Any], budget: Budget) -> Any:
-    _arity("default", args, 2)
+    _arity("default", args, low=2)
     value, fallback = args
     return fallback if value is None else value
 

@@ -72,7 +72,7 @@ class Chain(Node):
     inner: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Slice(Node):
     """``obj[start:end]``; a missing bound is ``None``."""
 
@@ -89,7 +89,7 @@ class Unary(Node):
     operand: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Binary(Node):
     """Every infix operator; ``and``/``or`` are spelt ``&&``/``||`` and ``^`` is ``**``."""
 
@@ -98,7 +98,7 @@ class Binary(Node):
     right: Node
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Conditional(Node):
     """``cond ? then : otherwise``."""
 
@@ -115,7 +115,7 @@ class Call(Node):
     args: tuple[Node, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MethodCall(Node):
     """``obj.name(args...)``: parsed so the error is a runtime one, as in Argo; never callable."""
 

@@ -324,7 +324,8 @@ class _Builder(Transformer[Token, Node]):
     def method_call(self, children: list[Any]) -> Node:
         obj, name, args = children
         args = args or ()
-        return self._checked(MethodCall(obj, str(name), args, depth=_height(obj, *args)), children)
+        node = MethodCall(obj=obj, name=str(name), args=args, depth=_height(obj, *args))
+        return self._checked(node, children)
 
     def member(self, children: list[Any]) -> Node:
         obj, name = children
@@ -345,7 +346,8 @@ class _Builder(Transformer[Token, Node]):
 
     def slice(self, children: list[Any]) -> Node:
         obj, start, end = children
-        return self._checked(Slice(obj, start, end, depth=_height(obj, start, end)), children)
+        node = Slice(obj=obj, start=start, end=end, depth=_height(obj, start, end))
+        return self._checked(node, children)
 
     def chain(self, children: list[Any]) -> Node:
         (inner,) = children
@@ -360,17 +362,21 @@ class _Builder(Transformer[Token, Node]):
 
     def binary(self, children: list[Any]) -> Node:
         left, op, right = children
-        node = Binary(_SPELLING.get(str(op), str(op)), left, right, depth=_height(left, right))
+        node = Binary(
+            op=_SPELLING.get(str(op), str(op)), left=left, right=right, depth=_height(left, right)
+        )
         return self._checked(node, children)
 
     def negated_binary(self, children: list[Any]) -> Node:
         left, _, op, right = children
-        node = Binary(f"not {op}", left, right, depth=_height(left, right))
+        node = Binary(op=f"not {op}", left=left, right=right, depth=_height(left, right))
         return self._checked(node, children)
 
     def conditional(self, children: list[Any]) -> Node:
         cond, then, otherwise = children
-        node = Conditional(cond, then, otherwise, depth=_height(cond, then, otherwise))
+        node = Conditional(
+            cond=cond, then=then, otherwise=otherwise, depth=_height(cond, then, otherwise)
+        )
         return self._checked(node, children)
 
 

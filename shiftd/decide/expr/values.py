@@ -127,14 +127,14 @@ def to_float(value: object) -> float:
     raise ExprRuntimeError(f"invalid operation: float64({type_name(value)})")
 
 
-def _mismatch(op: str, a: object, b: object) -> ExprRuntimeError:
+def _mismatch(a: object, b: object, *, op: str) -> ExprRuntimeError:
     return ExprRuntimeError(f"invalid operation: {type_name(a)} {op} {type_name(b)}")
 
 
-def compare(op: str, a: object, b: object) -> bool:
+def compare(a: object, b: object, *, op: str) -> bool:
     """``<``, ``<=``, ``>``, ``>=`` on two numbers or two strings; NaN compares false."""
     if not ((is_number(a) and is_number(b)) or (isinstance(a, str) and isinstance(b, str))):
-        raise _mismatch(op, a, b)
+        raise _mismatch(a, b, op=op)
     x: Any = a
     y: Any = b
     match op:
@@ -151,12 +151,12 @@ def compare(op: str, a: object, b: object) -> bool:
 def add(a: object, b: object) -> Any:
     if isinstance(a, str) and isinstance(b, str):
         return a + b
-    return _arith("+", a, b)
+    return _arith(a, b, op="+")
 
 
-def _arith(op: str, a: object, b: object) -> int | float:
+def _arith(a: object, b: object, *, op: str) -> int | float:
     if not (is_number(a) and is_number(b)):
-        raise _mismatch(op, a, b)
+        raise _mismatch(a, b, op=op)
     x: Any = a
     y: Any = b
     if isinstance(x, int) and isinstance(y, int):
@@ -178,17 +178,17 @@ def _arith(op: str, a: object, b: object) -> int | float:
 
 
 def subtract(a: object, b: object) -> int | float:
-    return _arith("-", a, b)
+    return _arith(a, b, op="-")
 
 
 def multiply(a: object, b: object) -> int | float:
-    return _arith("*", a, b)
+    return _arith(a, b, op="*")
 
 
 def divide(a: object, b: object) -> float:
     """Always a float, as in expr-lang; division by zero follows IEEE 754 like Go."""
     if not (is_number(a) and is_number(b)):
-        raise _mismatch("/", a, b)
+        raise _mismatch(a, b, op="/")
     x, y = to_float(a), to_float(b)
     if y == 0.0:
         if x == 0.0 or math.isnan(x):
@@ -201,7 +201,7 @@ def divide(a: object, b: object) -> float:
 def modulo(a: object, b: object) -> int:
     """Integers only; the sign follows the dividend, as Go's ``%`` does."""
     if not (is_int(a) and is_int(b)):
-        raise _mismatch("%", a, b)
+        raise _mismatch(a, b, op="%")
     if b == 0:
         raise ExprRuntimeError("integer divide by zero")
     x: int = a  # type: ignore[assignment]
@@ -213,7 +213,7 @@ def modulo(a: object, b: object) -> int:
 def power(a: object, b: object) -> float:
     """``math.Pow`` semantics: overflow is infinity and a domain error is NaN, never an error."""
     if not (is_number(a) and is_number(b)):
-        raise _mismatch("**", a, b)
+        raise _mismatch(a, b, op="**")
     x, y = to_float(a), to_float(b)
     try:
         return math.pow(x, y)
@@ -276,6 +276,8 @@ def to_text(value: object, *, limit: int) -> str:
         elif isinstance(item, bool):
             emit("true" if item else "false")
         elif isinstance(item, int):
+            if not -(10**4000) < item < 10**4000:  # beyond what str() of an int allows
+                raise ExprRuntimeError("integer is too large to format")
             emit(str(item))
         elif isinstance(item, float):
             emit(format_float(item))
