@@ -363,15 +363,6 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
     fully_promoted = stable_hash == pod_hash
     analysis_actions: list[Action] = []
     current_runs: set[str] = set()
-    background = canary.background_analysis
-    if (background and not fully_promoted and not status.get("abort")
-            and index >= int(background.get("startingStep") or 0)):
-        verdict = follow_run(rollout, status=status, runs=observed.analysis_runs,
-                             spec=observed.analysis_specs.get(background_key(), {}),
-                             pod_hash=pod_hash, revision=revision, step_index=None)
-        analysis_actions.extend(verdict.actions)
-        current_runs.add(status["canary"][BACKGROUND_STATUS]["name"])
-        _act_on_verdict(draft, verdict)
     aborted = bool(status.get("abort")) and not fully_promoted
     if not status.get("abort"):
         status.pop("abortedAt", None)
@@ -447,6 +438,19 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
         status["currentStepIndex"] = index
         draft.event("RolloutStepCompleted",
                     f"Rollout step {index}/{step_count} completed ({describe_step(step)})")
+    # -- background analysis, from its starting step (as reached after the steps above) ----
+    background = canary.background_analysis
+    if (background and not fully_promoted and not aborted
+            and index >= int(background.get("startingStep") or 0)):
+        verdict = follow_run(rollout, status=status, runs=observed.analysis_runs,
+                             spec=observed.analysis_specs.get(background_key(), {}),
+                             pod_hash=pod_hash, revision=revision, step_index=None)
+        analysis_actions.extend(verdict.actions)
+        current_runs.add(status["canary"][BACKGROUND_STATUS]["name"])
+        _act_on_verdict(draft, verdict)
+        if verdict.outcome == "abort":
+            aborted = True
+            index = _begin_abort(draft, revision)
     if not status.get("pauseConditions"):
         status.pop("pauseConditions", None)
 

@@ -293,10 +293,3 @@ class AnalysisController:
 
 
 
-
-class NoAnalysis:
-    """Stands in for ``AnalysisController`` until the condition language is wired in."""
-
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await anyio.sleep_forever()

@@ -127,6 +127,8 @@ class Caches:
     def remember(self, kind: ResourceKind, obj: JsonObject) -> None:
         informer = self._informers[kind.plural]
         informer.remember(obj)
+        if kind is ANALYSIS_RUN and self._on_analysis_run is not None:
+            self._on_analysis_run(rollout_key(obj))  # its watch event will be a no-op
         if kind is REPLICA_SET:
             # Index what the informer kept: when the watch already brought a newer copy (the
             # kubelet's status update can overtake our own create's answer), ``obj`` is stale.

@@ -6,7 +6,7 @@ Tasks under the root group:
 * the watch task (``Caches``: one informer per kind, feeding the queue),
 * the writer tasks (ReplicaSet scaling, traffic — Istio and Services —, Rollout status),
 * the timers task (pause ends, scale-down deadlines, error backoff),
-* the analysis seam (no provider yet: step analysis waits, see ``Observed``),
+* the analysis-polling task (``AnalysisController``: measurements on schedule),
 * the resync task (every Rollout, every ``resyncPeriod``, a safety net),
 * ``workers`` reconcile workers draining the event queue.
 
@@ -21,16 +21,20 @@ import functools
 import logging
 import os
 import signal
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.config import Settings
+from shiftd.decide.expr import evaluate_condition
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
+from shiftd.kube.resources import ResourceKind
 from shiftd.mesh.router import IstioRouter
 from shiftd.model.rollout import RolloutDefaults
-from shiftd.runtime.analysis import NoAnalysis
+from shiftd.providers.base import ProviderSettings
+from shiftd.runtime.analysis import AnalysisController
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.queue import QueueClosed, WorkQueue
@@ -58,6 +62,7 @@ class Daemon:
         self.port = 0
         self._stopping = anyio.Event()
         self._workers_done = anyio.Event()
+        self._other_queues: list[WorkQueue] = []
 
     @property
     def stopping(self) -> bool:
@@ -70,6 +75,8 @@ class Daemon:
                         self.settings.shutdown_grace_period)
             self._stopping.set()
             self.queue.close()
+            for queue in self._other_queues:
+                queue.close()
 
     async def _make_client(self) -> KubeClient:
         kube = self.settings.kubernetes
@@ -91,13 +98,26 @@ class Daemon:
 
     async def _run(self, client: KubeClient, *, task_status: TaskStatus[None]) -> None:
         settings = self.settings
+        def read(kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None:
+            return caches.get(kind, namespace, name)
+
+        analysis = AnalysisController(
+            client=client, read=read, clock=self.clock, telemetry=self.telemetry,
+            evaluate=evaluate_condition,
+            provider_settings=ProviderSettings(
+                prometheus_default_address=settings.analysis.prometheus_address,
+                timeout_seconds=settings.analysis.provider_timeout,
+            ),
+            concurrency=settings.analysis.concurrency,
+            measurement_timeout=settings.analysis.measurement_timeout,
+        )
+        self._other_queues.append(analysis.queue)
         caches = Caches(
             client, namespaces=list(settings.namespaces) or None, enqueue=self._enqueue,
-            on_restart=self.telemetry.count_watch_restart,
+            on_restart=self.telemetry.count_watch_restart, on_analysis_run=analysis.enqueue,
         )
         writers = Writers(concurrency=settings.workers)
         timers = Timers(clock=self.clock, queue=self.queue)
-        analysis = NoAnalysis()
         reconciler = Reconciler(
             client=client, caches=caches, router=IstioRouter(reader=caches, writer=client),
             writers=writers, timers=timers, queue=self.queue, clock=self.clock,
