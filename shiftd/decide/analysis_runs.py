@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shiftd.decide.expr import ExprSyntaxError, compile_condition
 from shiftd.model.analysis import merge_args, missing_args, parse_metrics, substitute_all
 from shiftd.model.rollout import InvalidSpecError
 
@@ -136,7 +137,15 @@ def merge_run_spec(
         rendered = [m if _uses_secret(m, args) else substitute_all(m, values) for m in metrics]
     except InvalidSpecError as error:
         raise InvalidSpecError(f"{path}: {error}") from None
-    parse_metrics(rendered, path=f"{path} metrics")
+    for metric in parse_metrics(rendered, path=f"{path} metrics"):
+        for which, condition in (("successCondition", metric.success_condition),
+                                 ("failureCondition", metric.failure_condition)):
+            if condition:
+                try:
+                    compile_condition(condition)
+                except ExprSyntaxError as error:
+                    raise InvalidSpecError(f"{path}: metric {metric.name!r} {which}: "
+                                           f"{error}") from None
     spec: dict[str, Any] = {"metrics": rendered, "args": args}
     if dry_run:
         spec["dryRun"] = dry_run

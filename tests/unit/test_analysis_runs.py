@@ -96,3 +96,14 @@ def test_old_runs_beyond_five_successful_and_five_unsuccessful_are_deleted() -> 
                                 step_index=None, phase="Running", message="",
                                 terminated=False, created="2026-01-01T00:00:00Z"))
     assert runs_to_delete(runs, keep={"ok-0"}) == ["bad-0", "ok-1", "ok-2"]
+
+
+def test_a_condition_syntax_error_is_invalid_spec_with_its_position() -> None:
+    key, broken = template("t", "m", args=[{"name": "service", "value": "a"},
+                                          {"name": "namespace", "value": "b"}])
+    broken["spec"]["metrics"][0]["successCondition"] = "result[0] >> 0.9"
+    with pytest.raises(InvalidSpecError,
+                       match=r"metric 'm' successCondition: unexpected token '>' "
+                             r"\(line 1, column 12\)"):
+        merge_run_spec({"templates": [{"templateName": "t"}]}, templates={key: broken},
+                       rollout_obj=ROLLOUT, path="spec.strategy.canary.analysis")
