@@ -18,6 +18,7 @@ import pytest
 
 from shiftd.kube.resources import ANALYSIS_RUN, ANALYSIS_TEMPLATE
 from shiftd.runtime.clock import ManualClock
+from shiftd.runtime.daemon import Daemon
 from tests.integration.daemon_support import running_daemon, weights
 from tests.integration.harness import Cluster, test_cluster
 from tests.support.prometheus import (
@@ -70,7 +71,7 @@ async def measurements(cluster: Cluster) -> list[Obj]:
 async def analysed_canary(
     folder: str, canary_host: str, *, default_address: bool, traffic: dict[str, float],
     clock: ManualClock,
-) -> AsyncIterator[tuple[Cluster, PrometheusServer, IstioExporter]]:
+) -> AsyncIterator[tuple[Cluster, PrometheusServer, IstioExporter, Daemon]]:
     """The seed updated to a new image, paused at its first pause, background analysis on."""
     async with istio_prometheus() as (prometheus, exporter), test_cluster() as cluster, \
             cluster.kubelet():
@@ -80,7 +81,7 @@ async def analysed_canary(
             f'istio_requests_total{{destination_service="{host}"}}', 3)
         await install(cluster, folder, address=None if default_address else prometheus.url)
         extra = {"analysis": {"prometheusAddress": prometheus.url}} if default_address else {}
-        async with running_daemon(cluster, clock=clock, **extra):
+        async with running_daemon(cluster, clock=clock, **extra) as daemon:
             async def healthy() -> bool:
                 return (await status(cluster)).get("phase") == "Healthy"
 
@@ -93,7 +94,7 @@ async def analysed_canary(
                 return current.get("phase") == "Paused" and current.get("currentStepIndex") == 1
 
             await cluster.wait_for(paused, what="paused at the first pause")
-            yield cluster, prometheus, exporter
+            yield cluster, prometheus, exporter, daemon
 
 
 async def measured(cluster: Cluster, count: int) -> list[Obj]:
@@ -109,7 +110,7 @@ async def measured(cluster: Cluster, count: int) -> list[Obj]:
 async def test_seed_002_canary_with_65_percent_errors_is_rolled_back_by_its_analysis() -> None:
     clock = ManualClock()
     async with analysed_canary("myapp-analysis", "myapp-canary-svc", default_address=False,
-                               traffic=FAILING, clock=clock) as (cluster, _, _):
+                               traffic=FAILING, clock=clock) as (cluster, _, _, daemon):
         (run,) = await runs(cluster)
         assert run["metadata"]["labels"]["rollout-type"] == "Background"
         assert await measurements(cluster) == []  # initialDelay: 60s
@@ -135,12 +136,18 @@ async def test_seed_002_canary_with_65_percent_errors_is_rolled_back_by_its_anal
         (run,) = await runs(cluster)
         assert run["status"]["phase"] == "Failed"
         assert run["status"]["runSummary"]["failed"] == 1
+        name, namespace = run["metadata"]["name"], cluster.namespace
+        metrics = daemon.telemetry.metrics_text().decode()
+        assert (f'analysis_run_info{{name="{name}",namespace="{namespace}",phase="Failed"}} 1.0'
+                in metrics)
+        assert (f'analysis_run_metric_phase{{metric="success-rate",name="{name}",'
+                f'namespace="{namespace}",phase="Failed",type="prometheus"}} 1.0' in metrics)
 
 
 async def test_seed_000_healthy_canary_is_promoted_with_its_analysis_passing() -> None:
     clock = ManualClock()
     async with analysed_canary("asm-host-split", "canary", default_address=True,
-                               traffic=HEALTHY, clock=clock) as (cluster, _, _):
+                               traffic=HEALTHY, clock=clock) as (cluster, _, _, _):
         await cluster.promote()
         clock.advance(60)  # initialDelay; the 20 s pauses pass on the way
         first = await measured(cluster, 1)
@@ -175,7 +182,7 @@ async def test_seed_000_healthy_canary_is_promoted_with_its_analysis_passing() -
 async def test_prometheus_down_gives_errors_then_aborts_after_the_limit() -> None:
     clock = ManualClock()
     async with analysed_canary("myapp-analysis", "myapp-canary-svc", default_address=False,
-                               traffic=HEALTHY, clock=clock) as (cluster, _, _):
+                               traffic=HEALTHY, clock=clock) as (cluster, _, _, _):
         template = (await cluster.client.list(ANALYSIS_TEMPLATE, cluster.namespace))[0][0]
         assert template  # the run was built from it already; now break the run's address
         (run,) = await runs(cluster)
