@@ -16,13 +16,11 @@ import base64
 import copy
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from shiftd.decide.analysis import (
     COMPLETED,
@@ -30,7 +28,6 @@ from shiftd.decide.analysis import (
     Evaluator,
     assess_run,
     due_metrics,
-    measurement_phase,
     next_measurement_at,
     record_measurement,
 )
@@ -45,12 +42,8 @@ from shiftd.model.analysis import (
     substitute_all,
 )
 from shiftd.model.rollout import InvalidSpecError
-from shiftd.providers.base import (
-    MetricProvider,
-    ProviderError,
-    ProviderSettings,
-    provider_for,
-)
+from shiftd.providers.base import ProviderError, ProviderSettings, provider_for
+from shiftd.providers.measure import ProviderFactory, take_measurement
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import QueueClosed, WorkQueue
 from shiftd.runtime.timers import Timers
@@ -59,7 +52,6 @@ from shiftd.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 SECRET = ResourceKind("", "v1", "Secret", "secrets", status_subresource=False)
-ProviderFactory = Callable[..., MetricProvider]
 
 
 def _matching(rules: list[dict[str, Any]] | None, name: str) -> dict[str, Any] | None:
@@ -69,10 +61,6 @@ def _matching(rules: list[dict[str, Any]] | None, name: str) -> dict[str, Any] |
         if pattern == "*" or re.fullmatch(pattern, name):
             return rule
     return None
-
-
-def _transient(error: BaseException) -> bool:
-    return isinstance(error, ProviderError) and error.transient
 
 
 class AnalysisController:
@@ -213,49 +201,14 @@ class AnalysisController:
     async def measure(self, run: dict[str, Any], metric: Metric,
                       raw_metric: Mapping[str, Any]) -> dict[str, Any]:
         """One measurement, as Argo stores it; never raises for provider trouble."""
-        started = self._clock.now()
-        wall = time.perf_counter()
-        provider_kind = metric.provider_name
-        value: str | None = None
-        metadata: dict[str, str] = {}
-        try:
-            rendered = await self._with_secrets(run, raw_metric)
-            provider = self._providers(rendered, settings=self._provider_settings,
-                                       now=self._clock.now)
-            async with self._limiter:
-                with anyio.fail_after(self._timeout):
-                    measurement = None
-                    async for attempt in AsyncRetrying(
-                        retry=retry_if_exception(_transient),
-                        stop=stop_after_attempt(self._retries),
-                        wait=wait_exponential(multiplier=0.2, max=2.0),
-                        sleep=anyio.sleep, reraise=True,
-                    ):
-                        with attempt:
-                            measurement = await provider.measure(rendered)
-            assert measurement is not None
-            value = measurement.raw
-            metadata = dict(measurement.metadata)
-            phase, message = measurement_phase(measurement.value, metric,
-                                               evaluate=self._evaluate)
-        except ProviderError as error:
-            phase, message = ERROR, error.message
-            self._telemetry.count_provider_error(provider_kind)
-        except TimeoutError:
-            phase, message = ERROR, f"measurement timed out after {self._timeout:g}s"
-            self._telemetry.count_provider_error(provider_kind)
-        except InvalidSpecError as error:
-            phase, message = ERROR, str(error)
-        self._telemetry.observe_measurement(provider_kind, time.perf_counter() - wall)
-        result: dict[str, Any] = {"phase": phase, "startedAt": format_time(started),
-                                  "finishedAt": format_time(self._clock.now())}
-        if value is not None:
-            result["value"] = value
-        if message:
-            result["message"] = message
-        if metadata:
-            result["metadata"] = metadata
-        return result
+        taken = await take_measurement(
+            metric, lambda: self._with_secrets(run, raw_metric), providers=self._providers,
+            settings=self._provider_settings, now=self._clock.now, evaluate=self._evaluate,
+            time_limit=self._timeout, retries=self._retries, limiter=self._limiter)
+        if taken.provider_failed:
+            self._telemetry.count_provider_error(taken.provider)
+        self._telemetry.observe_measurement(taken.provider, taken.seconds)
+        return taken.measurement
 
     async def _with_secrets(self, run: dict[str, Any],
                             raw_metric: Mapping[str, Any]) -> dict[str, Any]:
