@@ -47,11 +47,17 @@ RESOLVED_QUERY = "ResolvedPrometheusQuery"
 
 
 class PrometheusProvider:
-    """Measures ``provider.prometheus`` metrics."""
+    """Measures ``provider.prometheus`` metrics.
 
-    def __init__(self, *, settings: ProviderSettings, now: Clock) -> None:
+    With ``at_now`` an instant query also sends ``time=<now()>``, so Prometheus answers as of
+    that moment rather than its own present (``shiftctl analyze --from`` replays the past this
+    way); range queries are always computed from ``now()``.
+    """
+
+    def __init__(self, *, settings: ProviderSettings, now: Clock, at_now: bool = False) -> None:
         self._settings = settings
         self._now = now
+        self._at_now = at_now
 
     async def measure(
         self, metric: Mapping[str, Any], *, variables: Mapping[str, str] | None = None
@@ -116,6 +122,8 @@ class PrometheusProvider:
     ) -> tuple[str, dict[str, str]]:
         range_query = spec.get("rangeQuery")
         if range_query is None:
+            if self._at_now:
+                return "/api/v1/query", {"query": query, "time": _unix(self._now())}
             return "/api/v1/query", {"query": query}
         if not isinstance(range_query, Mapping):
             raise ProviderError(f"{what}: rangeQuery must be an object", transient=False)
