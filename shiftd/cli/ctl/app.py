@@ -24,6 +24,13 @@ import yaml
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 import shiftd
+from shiftd.cli.ctl.analyze import (
+    exit_code,
+    load_analysis,
+    render_report,
+    report_document,
+    run_analysis,
+)
 from shiftd.cli.ctl.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -58,6 +65,7 @@ from shiftd.cli.ctl.planning import (
 )
 from shiftd.cli.ctl.render import RolloutView, render_list, render_rollout
 from shiftd.cli.ctl.view import read_view, watch_views
+from shiftd.decide.backtest import parse_instant
 from shiftd.decide.operator import OperatorError
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
@@ -263,6 +271,34 @@ async def _cmd_lint(run: _Invocation) -> int:
     return EXIT_OK
 
 
+async def _cmd_analyze(run: _Invocation) -> int:
+    args = run.args
+    if args.to is not None and args.from_ is None:
+        raise UsageError("--to needs --from")
+    now = datetime.now(UTC).replace(microsecond=0)
+    window = None
+    if args.from_ is not None:
+        try:
+            start = parse_instant(args.from_, now=now)
+            end = parse_instant(args.to, now=now) if args.to is not None else now
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        if start >= end:
+            raise UsageError(f"--from ({start:%Y-%m-%dT%H:%M:%SZ}) must be before --to "
+                             f"({end:%Y-%m-%dT%H:%M:%SZ})")
+        if end > now:
+            raise UsageError("--to is in the future: a backtest replays the past")
+        window = (start, end)
+    analysis = load_analysis(args.filenames, args=args.args,
+                             prometheus_address=args.prometheus_address)
+    report = await run_analysis(analysis, window=window, clock=lambda: datetime.now(UTC))
+    if args.output == "json":
+        run.emit(report_document(report))
+    else:
+        run.out.write(render_report(report))
+    return exit_code(report)
+
+
 async def _cmd_version(run: _Invocation) -> int:
     run.say(f"{PROGRAM} {shiftd.__version__}")
     return EXIT_OK
@@ -312,6 +348,13 @@ def _instant(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an RFC 3339 time, got {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _arg_assignment(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def _connection_flags(parser: argparse.ArgumentParser) -> None:
@@ -445,6 +488,26 @@ def build_parser(prog: str = PROGRAM) -> argparse.ArgumentParser:
                              "templates they refer to (repeatable; - for stdin)")
     lint_parser.add_argument("--no-references", action="store_true",
                              help="do not require referenced objects among the given files")
+
+    analyze = command("analyze", _cmd_analyze,
+                      "Run an AnalysisTemplate's metrics once against the live providers, or "
+                      "with --from/--to replay them over a past window (Prometheus); exit 0 "
+                      "if the verdict is Successful, 1 otherwise", offline=True)
+    analyze.add_argument("-f", "--filename", dest="filenames", action="append", required=True,
+                         metavar="FILE", help="AnalysisTemplates, ClusterAnalysisTemplates or "
+                         "an AnalysisRun; several merge into one run (repeatable; - for stdin)")
+    analyze.add_argument("--arg", dest="args", action="append", default=[],
+                         type=_arg_assignment, metavar="NAME=VALUE",
+                         help="a value for one of the templates' args (repeatable)")
+    analyze.add_argument("--prometheus-address", default=None, metavar="URL",
+                         help="send every Prometheus query here instead of the metric's "
+                         "address (e.g. a kubectl port-forward)")
+    analyze.add_argument("--from", dest="from_", default=None, metavar="TIME",
+                         help="backtest from TIME: RFC 3339 (2024-05-01T12:00:00Z) or "
+                         "now-7d, now-90m, now-1d12h")
+    analyze.add_argument("--to", default=None, metavar="TIME",
+                         help="backtest until TIME (default: now); same forms as --from")
+    _output_flag(analyze, ("table", "json"))
 
     version = command("version", _cmd_version, "Print the version", offline=True)
     del version
