@@ -75,9 +75,12 @@ class Writers:
         self.traffic = Writer("traffic", concurrency=concurrency)
         self.status = Writer("status", concurrency=concurrency)
         self.analysis = Writer("analysisruns", concurrency=concurrency)
+        # One at a time, like client-go's event broadcaster: Events are written in the order
+        # they were planned, and a burst of them never holds up the writes that route traffic.
+        self.events = Writer("events", concurrency=1)
 
     def all(self) -> tuple[Writer, ...]:
-        return (self.replica_sets, self.traffic, self.status, self.analysis)
+        return (self.replica_sets, self.traffic, self.status, self.analysis, self.events)
 
 
 class Reconciler:
@@ -228,9 +231,18 @@ class Reconciler:
         namespace, name = metadata["namespace"], metadata["name"]
         for action in plan.actions:
             await self._apply_one(namespace, name, rollout, action)
+        if plan.events:
+            # Recorded by the events writer in the background: the reconcile does not wait
+            # for them (the recorder never raises and nothing plans from Events).
+            events, recorder = plan.events, self._recorder
+
+            async def record() -> None:
+                for event in events:
+                    await recorder.record(obj, type=event.type, reason=event.reason,
+                                          message=event.message)
+
+            self._writers.events.post(record)
         for event in plan.events:
-            await self._recorder.record(obj, type=event.type, reason=event.reason,
-                                        message=event.message)
             logger.info("%s", event.message, extra={"rollout": f"{namespace}/{name}",
                                                     "reason": event.reason})
 

@@ -3,11 +3,13 @@
 The reconciler hands a write to the task that owns it (ReplicaSet scaling, traffic — Services,
 VirtualServices and DestinationRules —, Rollout status) and awaits its result, so writes of one
 reconcile keep their order while each writer bounds its own concurrency and reports its own
-failures. A write's exception is raised in the reconcile that asked for it.
+failures. A write's exception is raised in the reconcile that asked for it; a write handed
+over with ``post`` (nobody waits for it) has its exception logged instead.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +19,8 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(eq=False)  # identity: a job is its own CapacityLimiter borrower
 class _Job:
@@ -24,6 +28,7 @@ class _Job:
     done: anyio.Event = field(default_factory=anyio.Event)
     result: Any = None
     error: BaseException | None = None
+    awaited: bool = True
 
 
 class Writer:
@@ -44,6 +49,10 @@ class Writer:
             raise job.error
         return job.result
 
+    def post(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Queue ``work`` without waiting for it; jobs start in the order they were posted."""
+        self._send.send_nowait(_Job(work, awaited=False))
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         with self._send, self._receive:
             async with anyio.create_task_group() as group:
@@ -57,6 +66,8 @@ class Writer:
             job.result = await job.work()
         except Exception as error:  # handed to the reconcile that submitted the job
             job.error = error
+            if not job.awaited:
+                logger.exception("%s: a posted write failed", self.name)
         finally:
             self._limiter.release_on_behalf_of(job)
             job.done.set()
