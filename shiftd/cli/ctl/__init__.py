@@ -2,8 +2,9 @@
 
 One module per concern: ``operations`` sends what ``kubectl argo rollouts`` sends (the
 integration harness and ``shiftd demo`` call it too), ``view`` and ``render`` read and draw
-``get rollout``, ``planning`` runs the daemon's planner offline for ``plan``, ``files`` reads
-manifests, ``completion`` writes shell completion, ``app`` parses the command line.
+``get rollout``, ``planning`` runs the daemon's planner offline for ``plan``, ``analyze``
+measures analysis templates' metrics now or over a past window, ``files`` reads manifests,
+``completion`` writes shell completion, ``app`` parses the command line.
 """
 
 from shiftd.cli.ctl.app import build_parser, context_namespace, main

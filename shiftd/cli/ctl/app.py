@@ -2,8 +2,9 @@
 
 Each command is a small coroutine over an ``_Invocation``; those that talk to the cluster get
 a ``KubeClient`` from the kubeconfig (kubectl's flags: ``--kubeconfig``, ``--context``,
-``-n``, ``-A``), the offline ones (``plan``, ``lint``, ``version``, ``completion``) never
-load one. Failures are one line on stderr with exit 1; usage errors exit 2.
+``-n``, ``-A``), the offline ones (``plan``, ``lint``, ``analyze``, ``version``,
+``completion``) never load one (``analyze`` talks to metric providers only). Failures are one
+line on stderr with exit 1; usage errors exit 2.
 """
 
 from __future__ import annotations
