@@ -15,6 +15,8 @@ import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
+
 from shiftd.sim.errors import ApiStatusError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -26,6 +28,14 @@ PATCH_TYPES = (MERGE_PATCH, JSON_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH)
 
 def _unprocessable(message: str) -> ApiStatusError:
     return ApiStatusError(422, message, reason="Invalid")
+
+
+def _copy_document(value: Any) -> Any:
+    """A deep copy of a JSON document; an orjson round trip is ~10x faster than deepcopy."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # not plain JSON (orjson.JSONEncodeError is a TypeError)
+        return copy.deepcopy(value)
 
 
 # --- RFC 7386 JSON merge patch ---------------------------------------------------------------
@@ -141,7 +151,7 @@ def json_patch(target: Any, operations: Any) -> Any:
     """Apply an RFC 6902 JSON patch; a failed ``test`` or a missing path is a 422."""
     if not isinstance(operations, list):
         raise bad_request("json patch must be a JSON array of operations")
-    doc = copy.deepcopy(target)
+    doc = _copy_document(target)
     for operation in operations:
         if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
             raise bad_request(f"malformed json patch operation: {operation!r}")
