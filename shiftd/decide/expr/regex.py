@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from dataclasses import dataclass
 
 from shiftd.decide.expr.errors import ExprRuntimeError
@@ -209,11 +210,23 @@ def guard(pattern: str) -> Guarded:
         longest = _longest_subject(cost)
     except _Refused as exc:
         raise ExprRuntimeError(f"regex {pattern!r} refused: {exc}") from None
-    try:
-        compiled = re.compile(pattern)
-    except (re.error, OverflowError, RecursionError) as exc:
-        raise ExprRuntimeError(f"invalid regex {pattern!r}: {exc}") from None
+    compiled = _compile(pattern)
+    if isinstance(compiled, str):
+        raise ExprRuntimeError(f"invalid regex {pattern!r}: {compiled}")
     return Guarded(compiled, longest)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(pattern: str) -> re.Pattern[str] | str:
+    """The compiled pattern, or why it is refused (remembered: ``re`` warns only once)."""
+    try:
+        with warnings.catch_warnings():
+            # Python warns where its set syntax may change ("possible set union"); such a
+            # pattern means something else in Go's RE2, so it is refused, not guessed.
+            warnings.simplefilter("error", FutureWarning)
+            return re.compile(pattern)
+    except (re.error, OverflowError, RecursionError, FutureWarning) as exc:
+        return str(exc)
 
 
 def matches(subject: str, pattern: str) -> bool:
