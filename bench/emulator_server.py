@@ -17,11 +17,13 @@ Control API (JSON in and out):
 * ``GET /requests?since=I``: the request log from index ``I`` on, as
   ``[method, path, status, watch, at]`` rows (``at`` is ``time.monotonic()``).
 * ``GET /usage``: this process's CPU seconds and peak RSS.
+* ``POST /profile {"start": true}`` / ``{"dump": PATH}``: cProfile this process.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import resource
 import signal
 import sys
@@ -111,6 +113,7 @@ class Control:
     def __init__(self, api: ApiEmulator) -> None:
         self._api = api
         self._store: Store = api.store
+        self._profiler: cProfile.Profile | None = None
 
     def _type(self, group: str, version: str, plural: str) -> ResourceType:
         found = self._store.registry.lookup(group, version, plural)
@@ -124,7 +127,20 @@ class Control:
         app.router.add_get("/summary", self.summary)
         app.router.add_get("/requests", self.requests)
         app.router.add_get("/usage", self.usage)
+        app.router.add_post("/profile", self.profile)
         return app
+
+    async def profile(self, request: web.Request) -> web.Response:
+        """``{"start": true}`` starts cProfile; ``{"dump": PATH}`` stops it and writes pstats."""
+        body = await request.json()
+        if body.get("start"):
+            self._profiler = cProfile.Profile()
+            self._profiler.enable()
+        elif self._profiler is not None:
+            self._profiler.disable()
+            self._profiler.dump_stats(str(body["dump"]))
+            self._profiler = None
+        return _json({})
 
     async def seed(self, request: web.Request) -> web.Response:
         body = await request.json()

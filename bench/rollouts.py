@@ -25,6 +25,8 @@ seconds, no idle writes, RSS under ``--budget-rss-mb``.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import gc
 import json
 import math
 import resource
@@ -124,12 +126,41 @@ class Control:
         page = await self._get(f"/requests?since={since}")
         return page["rows"], int(page["next"])
 
+    async def profile(self, *, dump: Path | None) -> None:
+        await self._post("/profile", {"dump": str(dump)} if dump else {"start": True})
+
     async def usage(self) -> dict[str, float]:
         result: dict[str, float] = await self._get("/usage")
         return result
 
 
 # --- measuring -------------------------------------------------------------------------------
+
+
+class GcPauses:
+    """Collector pauses of this process while active (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"gen{generation} {len(times)}x max {max(times, default=0.0) * 1000:.0f} ms"
+            for generation, times in self.pauses.items())
 
 
 def rss_mib() -> tuple[float, float]:
@@ -194,6 +225,8 @@ class Results:
     latency_max: float = 0.0
     status_latency_max: float = 0.0
     step_daemon_cpu_seconds: float = 0.0
+    step_emulator_cpu_seconds: float = 0.0
+    step_gc: str = ""
     requests_to_pause: dict[str, float] = field(default_factory=dict)
     requests_per_step: dict[str, float] = field(default_factory=dict)
     idle_writes: int = 0
@@ -288,18 +321,47 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                         f"pauses started at {len(paused['pause_starts'])} different instants")
 
                 # Every pause ends at this instant.
+                emulator_cpu_before = (await control.usage())["cpu_seconds"]
+                profiler = cProfile.Profile() if args.profile else None
                 cpu_before = cpu_seconds()
                 pause_end = time.monotonic()
+                if args.profile_emulator is not None:
+                    await control.profile(dump=None)
+                if profiler is not None:
+                    profiler.enable()
                 clock.advance(PAUSE_SECONDS)
                 results.stage = "waiting for every Rollout to reach weight 20"
+                with anyio.fail_after(timeout), GcPauses() as collector:
+                    # Follow the request log (cheap for the emulator) until every
+                    # VirtualService and Rollout status was written; then check the state.
+                    written: set[str] = set()
+                    step_position = position
+                    while len(written) < 2 * n:
+                        await anyio.sleep(0.05)
+                        new, step_position = await control.requests(step_position)
+                        written.update(
+                            path for method, path, status, watch, _ in new
+                            if method == "PATCH" and status < 400 and (
+                                "/virtualservices/" in path or "/rollouts/" in path))
+                results.step_gc = collector.describe()
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(args.profile)
+                if args.profile_emulator is not None:
+                    await control.profile(dump=args.profile_emulator)
+                results.step_daemon_cpu_seconds = cpu_seconds() - cpu_before
+                results.step_emulator_cpu_seconds = (
+                    (await control.usage())["cpu_seconds"] - emulator_cpu_before)
                 with anyio.fail_after(timeout):
                     await wait_for(control, lambda s: (
-                        s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n),
-                        interval=0.02)
-                results.step_daemon_cpu_seconds = cpu_seconds() - cpu_before
+                        s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n))
                 with anyio.fail_after(timeout):
                     rows, position = await quiesce(control, position)
                 results.requests_per_step = per_rollout(count_requests(rows), n)
+                if args.step_log is not None:
+                    args.step_log.write_bytes(orjson.dumps(
+                        [[m, path, status, watch, at - pause_end]
+                         for m, path, status, watch, at in rows]))
                 delays = first_write_delays(rows, "/virtualservices/", pause_end)
                 status_delays = first_write_delays(rows, "/status", pause_end, "/rollouts/")
                 if len(delays) != n:
@@ -371,6 +433,8 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row("pause end -> VirtualService write, max", f"{r.latency_max * 1000:.0f} ms")
     row("pause end -> last status write", f"{r.status_latency_max * 1000:.0f} ms")
     row("daemon CPU for that step", f"{r.step_daemon_cpu_seconds:.2f} s")
+    row("emulator CPU for that step", f"{r.step_emulator_cpu_seconds:.2f} s")
+    lines.append(f"  daemon GC in that step: {r.step_gc}")
     row(f"writes while idle ({r.idle_seconds:.0f} s wall, 60 s clock)", f"{r.idle_writes}")
     row("requests while idle (non-watch)", f"{r.idle_requests}")
     row("daemon RSS before start", f"{r.rss_baseline_mib:.0f} MiB")
@@ -401,6 +465,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-file", type=Path, default=None,
                         help="the daemon's JSON log (default: a temporary file)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    parser.add_argument("--step-log", type=Path, default=None,
+                        help="write the emulator's requests of the measured step here (JSON: "
+                             "method, path, status, watch, seconds after the pause end)")
+    parser.add_argument("--profile-emulator", type=Path, default=None,
+                        help="the same for the emulator process")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="cProfile the daemon process from the pause end until every "
+                             "weight is written; pstats written here (slows the step)")
     parser.add_argument("--budget-latency", type=float, default=2.0)
     parser.add_argument("--budget-rss-mb", type=float, default=250.0)
     return parser.parse_args(argv)
