@@ -108,6 +108,10 @@ class Plan:
     events: tuple[EventSpec, ...]
     requeue_at: datetime | None
     status: dict[str, Any] = field(compare=False)  # the status after the plan is applied
+    # The planner stopped early on purpose (one weight move per reconcile): once these writes
+    # are done, plan again at once. Otherwise a plan is a fixed point: planning again on the
+    # state it writes finds nothing to do until something else changes.
+    again: bool = False
 
     @property
     def phase(self) -> str:

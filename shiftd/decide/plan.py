@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from shiftd.decide.actions import (
     Action,
     CreateReplicaSet,
@@ -84,6 +86,12 @@ from shiftd.model.rollout import (
 )
 
 
+def _copy_json(value: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON data; an orjson round trip is many times faster than deepcopy."""
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    return copied
+
+
 def describe_step(step: Step) -> str:
     if isinstance(step, SetWeightStep):
         return f"setWeight: {step.weight}"
@@ -131,6 +139,7 @@ class _Draft:
     status: dict[str, Any]
     events: list[EventSpec] = field(default_factory=list)
     requeue_at: datetime | None = None
+    again: bool = False  # stopped early on purpose: plan again once these writes are done
 
     @property
     def now_text(self) -> str:
@@ -158,7 +167,7 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
 def plan_invalid_spec(rollout_obj: dict[str, Any], message: str, *, now: datetime) -> Plan:
     """InvalidSpec condition and phase Degraded; nothing else is touched."""
     old = rollout_obj.get("status") or {}
-    status = copy.deepcopy(old)
+    status = _copy_json(old)
     now_text = format_time(now)
     status["conditions"] = set_condition(
         list(status.get("conditions") or []), type_=INVALID_SPEC, status=True,
@@ -321,7 +330,7 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
         return plan_invalid_spec(raw, error, now=now)
 
     draft = _Draft(rollout=rollout, observed=observed, now=now,
-                   status=copy.deepcopy(rollout.status))
+                   status=_copy_json(rollout.status))
     status = draft.status
     canary = rollout.canary
     steps = canary.steps
@@ -392,7 +401,8 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
             if canary.traffic_routed and isinstance(step, SetWeightStep) \
                     and planned_weight != step.weight:
                 if weight_moves:
-                    break  # one weight move per reconcile, so each setWeight is written
+                    draft.again = True  # one weight move per reconcile: the next one goes on
+                    break
                 planned_weight = step.weight
                 weight_moves += 1
         elif isinstance(step, PauseStep):
@@ -485,7 +495,7 @@ def plan_rollout(rollout: Rollout, observed: Observed, *, now: datetime,
     if patch:
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
     return Plan(actions=tuple(actions), events=tuple(draft.events),
-                requeue_at=draft.requeue_at, status=status)
+                requeue_at=draft.requeue_at, status=status, again=draft.again and bool(actions))
 
 
 def _abort_detail(status: dict[str, Any]) -> str:

@@ -143,10 +143,8 @@ class Reconciler:
             self._telemetry.observe_reconcile(namespace=namespace, name=name,
                                               seconds=time.perf_counter() - started)
         self._failures.pop(key, None)
-        if plan.actions:
-            # Our own writes raise no watch events (their versions are already cached), so
-            # look once more: the next plan is empty unless the writes enabled more.
-            self._queue.add(key)
+        if plan.again:
+            self._queue.add(key)  # the planner stopped early on purpose
         self._timers.schedule(key, plan.requeue_at)
         self._observe_metrics(namespace, name, rollout, plan)
 

@@ -80,6 +80,9 @@ class World:
     held: set[str] = field(default_factory=set)  # ReplicaSets whose pods never get ready
     events: list[str] = field(default_factory=list)
     writes: int = 0
+    # The daemon sees no watch event for its own writes, so a plan must leave nothing for the
+    # next plan to do on the same observed state (unless it says ``again``); checked here.
+    check_fixed_point: bool = True
 
     analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -188,6 +191,15 @@ class World:
                 self.rollout["status"] = merge(self.rollout.get("status") or {}, action.patch)
                 self._bump()
         self.events.extend(event.message for event in plan.events)
+        scaled = any(isinstance(a, CreateReplicaSet) or (
+            isinstance(a, PatchReplicaSet) and "spec" in a.patch) for a in plan.actions)
+        # (a ReplicaSet whose size changed always gets a status update from its controller,
+        # and that event plans again)
+        if self.check_fixed_point and plan.actions and not plan.again and not scaled:
+            follow_up = self.plan()
+            assert not follow_up.actions, (
+                "the plan is not a fixed point: planning again on what it wrote wants "
+                f"{follow_up.actions}")
         self._kubelet()
 
     def _bump(self) -> None:
