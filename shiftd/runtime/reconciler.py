@@ -164,10 +164,12 @@ class Reconciler:
             if service
         ]
         refs.extend(self._router.references(rollout))
+        template_refs: list[tuple[ResourceKind, str, str]] = []
         try:
-            specs, template_refs = self._analysis_specs(rollout, obj)
+            specs = self._analysis_specs(rollout, obj, refs=template_refs)
         except InvalidSpecError as error:
-            self._caches.set_references(key, refs)
+            # the templates it names are watched even when missing: creating one recovers it
+            self._caches.set_references(key, [*refs, *template_refs])
             return plan_invalid_spec(obj, str(error), now=now), None
         self._caches.set_references(key, [*refs, *template_refs])
         observed = Observed(
@@ -195,9 +197,11 @@ class Reconciler:
         return plan, rollout
 
     def _analysis_specs(
-        self, rollout: Rollout, obj: dict[str, Any]
-    ) -> tuple[dict[str, dict[str, Any]], list[tuple[ResourceKind, str, str]]]:
-        """The AnalysisRun spec of every analysis block, from the cached templates."""
+        self, rollout: Rollout, obj: dict[str, Any], *,
+        refs: list[tuple[ResourceKind, str, str]],
+    ) -> dict[str, dict[str, Any]]:
+        """The AnalysisRun spec of every analysis block, from the cached templates; every
+        template named is added to ``refs`` first, found or not."""
         blocks: list[tuple[str, dict[str, Any], str]] = []
         if rollout.canary.background_analysis:
             blocks.append((background_key(), rollout.canary.background_analysis,
@@ -207,7 +211,13 @@ class Reconciler:
                 blocks.append((step_key(index), step.raw,
                                f"spec.strategy.canary.steps[{index}].analysis"))
         specs: dict[str, dict[str, Any]] = {}
-        refs: list[tuple[ResourceKind, str, str]] = []
+        for _, block, _ in blocks:
+            for ref in block.get("templates") or []:
+                name = str(ref.get("templateName", ""))
+                if ref.get("clusterScope"):
+                    refs.append((CLUSTER_ANALYSIS_TEMPLATE, "", name))
+                else:
+                    refs.append((ANALYSIS_TEMPLATE, rollout.namespace, name))
         for key, block, path in blocks:
             templates: dict[tuple[str, str], dict[str, Any]] = {}
             for ref in block.get("templates") or []:
@@ -216,12 +226,11 @@ class Reconciler:
                     kind, namespace = CLUSTER_ANALYSIS_TEMPLATE, ""
                 else:
                     kind, namespace = ANALYSIS_TEMPLATE, rollout.namespace
-                refs.append((kind, namespace, name))
                 found = self._caches.get(kind, namespace or None, name)
                 if found is not None:
                     templates[(kind.kind, name)] = found
             specs[key] = merge_run_spec(block, templates=templates, rollout_obj=obj, path=path)
-        return specs, refs
+        return specs
 
     # -- applying -------------------------------------------------------------------------
     async def _apply(self, obj: dict[str, Any], rollout: Rollout | None, plan: Plan) -> None:
