@@ -77,6 +77,7 @@ class AnalysisController:
         measurement_timeout: float = 60.0,
         retries: int = 3,
         providers: ProviderFactory = provider_for,
+        ours: Callable[[dict[str, Any]], bool] = lambda run: True,
     ) -> None:
         self._client = client
         self._read = read
@@ -88,6 +89,7 @@ class AnalysisController:
         self._timeout = measurement_timeout
         self._retries = retries
         self._providers = providers
+        self._ours = ours
         self.queue = WorkQueue()
         self._timers = Timers(clock=clock, queue=self.queue)
         self._workers = max(1, min(concurrency, 64))
@@ -119,7 +121,8 @@ class AnalysisController:
     async def reconcile(self, key: str) -> None:
         namespace, _, name = key.partition("/")
         run = self._read(ANALYSIS_RUN, namespace, name)
-        if run is None:
+        if run is None or not self._ours(run):
+            # gone, or another controller's (another instanceId, or Argo Rollouts itself)
             self._timers.forget(key)
             self._telemetry.forget_analysis_run(namespace, name)
             return

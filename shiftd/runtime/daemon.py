@@ -30,7 +30,7 @@ from shiftd.config import Settings
 from shiftd.decide.expr import evaluate_condition
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
-from shiftd.kube.resources import ResourceKind
+from shiftd.kube.resources import ROLLOUT, ResourceKind
 from shiftd.mesh.router import IstioRouter
 from shiftd.model.rollout import RolloutDefaults
 from shiftd.providers.base import ProviderSettings
@@ -110,6 +110,7 @@ class Daemon:
             ),
             concurrency=settings.analysis.concurrency,
             measurement_timeout=settings.analysis.measurement_timeout,
+            ours=lambda run: self._owned_by_us(run, caches, reconciler),
         )
         self._other_queues.append(analysis.queue)
         caches = Caches(
@@ -147,6 +148,16 @@ class Daemon:
             with anyio.move_on_after(settings.shutdown_grace_period, shield=True):
                 await self._workers_done.wait()
             root.cancel_scope.cancel()
+
+    @staticmethod
+    def _owned_by_us(run: dict[str, Any], caches: Caches, reconciler: Reconciler) -> bool:
+        """An AnalysisRun is ours when the Rollout controlling it is one we handle."""
+        metadata = run.get("metadata") or {}
+        for ref in metadata.get("ownerReferences") or []:
+            if ref.get("controller") and ref.get("kind") == "Rollout":
+                owner = caches.get(ROLLOUT, str(metadata.get("namespace")), str(ref["name"]))
+                return owner is not None and reconciler.handles(owner)
+        return False
 
     def _enqueue(self, key: str) -> None:
         self.queue.add(key)
