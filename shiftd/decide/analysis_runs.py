@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiftd.decide.expr import ExprSyntaxError, compile_condition
+from shiftd.decide.hashing import pod_template_hash
 from shiftd.model.analysis import merge_args, missing_args, parse_metrics, substitute_all
 from shiftd.model.rollout import InvalidSpecError
 
@@ -84,12 +85,25 @@ def _field_ref(rollout_obj: Mapping[str, Any], path: str) -> str:
                            "metadata.namespace, metadata.labels['k'], metadata.annotations['k'])")
 
 
+def _pod_template_hash_value(rollout_obj: Mapping[str, Any], which: str) -> str:
+    """Argo's ``valueFrom.podTemplateHashValue``: the Stable or Latest pod-template hash."""
+    if which == "Stable":
+        return str((rollout_obj.get("status") or {}).get("stableRS") or "")
+    if which == "Latest":
+        template = (rollout_obj.get("spec") or {}).get("template") or {}
+        return pod_template_hash(template)
+    raise InvalidSpecError(f"podTemplateHashValue must be Stable or Latest, got {which!r}")
+
+
 def resolve_field_refs(args: Sequence[Mapping[str, Any]],
                        rollout_obj: Mapping[str, Any]) -> list[dict[str, Any]]:
     resolved: list[dict[str, Any]] = []
     for arg in args:
         value_from = arg.get("valueFrom") or {}
-        if "fieldRef" in value_from:
+        if "podTemplateHashValue" in value_from:
+            resolved.append({"name": arg["name"], "value": _pod_template_hash_value(
+                rollout_obj, str(value_from["podTemplateHashValue"]))})
+        elif "fieldRef" in value_from:
             path = str((value_from.get("fieldRef") or {}).get("fieldPath", ""))
             resolved.append({"name": arg["name"], "value": _field_ref(rollout_obj, path)})
         else:
@@ -125,6 +139,9 @@ def merge_run_spec(
                 template_args.append(dict(arg))
         dry_run.extend(template_spec.get("dryRun") or [])
         retention.extend(template_spec.get("measurementRetention") or [])
+    # the Rollout's own dryRun / measurementRetention rules come after the templates'
+    dry_run.extend(analysis.get("dryRun") or [])
+    retention.extend(analysis.get("measurementRetention") or [])
     args = merge_args(template_args, analysis.get("args") or [])
     args = resolve_field_refs(args, rollout_obj)
     missing = missing_args(args)

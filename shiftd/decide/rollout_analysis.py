@@ -74,8 +74,11 @@ def _latest(runs: Sequence[AnalysisRunView], *, kind: str, pod_hash: str,
 
 
 def _body(rollout: Rollout, *, spec: Mapping[str, Any], name: str, kind: str, pod_hash: str,
-          revision: int, step_index: int | None) -> dict[str, Any]:
-    labels = {ROLLOUT_TYPE_LABEL: kind, POD_TEMPLATE_HASH_LABEL: pod_hash}
+          revision: int, step_index: int | None,
+          metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    extra = metadata or {}
+    labels = {**(extra.get("labels") or {}), ROLLOUT_TYPE_LABEL: kind,
+              POD_TEMPLATE_HASH_LABEL: pod_hash}
     if step_index is not None:
         labels[STEP_INDEX_LABEL] = str(step_index)
     return {
@@ -85,7 +88,8 @@ def _body(rollout: Rollout, *, spec: Mapping[str, Any], name: str, kind: str, po
             "name": name,
             "namespace": rollout.namespace,
             "labels": labels,
-            "annotations": {REVISION_ANNOTATION: str(revision)},
+            "annotations": {**(extra.get("annotations") or {}),
+                            REVISION_ANNOTATION: str(revision)},
             "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
                                  "name": rollout.name, "uid": rollout.uid, "controller": True,
                                  "blockOwnerDeletion": True}],
@@ -118,7 +122,8 @@ def follow_run(
         name = run_name(rollout.name, pod_hash, revision, step_index, attempts)
         canary_status[status_key] = {"name": name, "status": "Pending"}
         body = _body(rollout, spec=spec, name=name, kind=kind, pod_hash=pod_hash,
-                     revision=revision, step_index=step_index)
+                     revision=revision, step_index=step_index,
+                     metadata=rollout.canary.analysis_run_metadata)
         return Verdict("wait", actions=[CreateAnalysisRun(body=body)])
     entry = {"name": run.name, "status": run.phase or "Pending"}
     if run.message:

@@ -81,6 +81,8 @@ def parse_metric(raw: Mapping[str, Any], *, path: str) -> Metric:
     if provider_name not in SUPPORTED_PROVIDERS:
         raise InvalidSpecError(f"{path}.provider.{provider_name} is not supported by shiftd yet "
                                f"(supported: {', '.join(SUPPORTED_PROVIDERS)})")
+    if raw.get("consecutiveSuccessLimit"):
+        raise InvalidSpecError(f"{path}.consecutiveSuccessLimit is not supported by shiftd yet")
     count = raw.get("count")
     if isinstance(count, str) and count.isdigit():
         count = int(count)

@@ -97,6 +97,7 @@ class CanaryStrategy:
     scale_down_delay_seconds: int
     abort_scale_down_delay_seconds: int
     background_analysis: dict[str, Any] | None  # handled by the analysis layer
+    analysis_run_metadata: dict[str, Any] | None = None  # labels/annotations for every run
 
     @property
     def traffic_routed(self) -> bool:
@@ -312,6 +313,7 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
             path=path,
         ),
         background_analysis=canary.get("analysis"),
+        analysis_run_metadata=canary.get("analysisRunMetadata"),
     )
 
 

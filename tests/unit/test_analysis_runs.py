@@ -107,3 +107,33 @@ def test_a_condition_syntax_error_is_invalid_spec_with_its_position() -> None:
                              r"\(line 1, column 12\)"):
         merge_run_spec({"templates": [{"templateName": "t"}]}, templates={key: broken},
                        rollout_obj=ROLLOUT, path="spec.strategy.canary.analysis")
+
+
+def test_pod_template_hash_args_and_the_rollouts_own_rules_reach_the_run() -> None:
+    from shiftd.decide.hashing import pod_template_hash  # noqa: PLC0415
+
+    rollout = {**ROLLOUT, "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                                                "spec": {"containers": [{"name": "c"}]}}},
+               "status": {"stableRS": "stable1"}}
+    templates = dict([template("t", "m", args=[{"name": "service"}, {"name": "namespace"}])])
+    spec = merge_run_spec({
+        "templates": [{"templateName": "t"}],
+        "args": [{"name": "service", "valueFrom": {"podTemplateHashValue": "Latest"}},
+                 {"name": "namespace", "valueFrom": {"podTemplateHashValue": "Stable"}}],
+        "dryRun": [{"metricName": "m"}],
+        "measurementRetention": [{"metricName": "m", "limit": 20}],
+    }, templates=templates, rollout_obj=rollout, path="p")
+    values = {a["name"]: a["value"] for a in spec["args"]}
+    assert values == {"service": pod_template_hash(rollout["spec"]["template"]),
+                      "namespace": "stable1"}
+    assert spec["dryRun"] == [{"metricName": "m"}]
+    assert spec["measurementRetention"] == [{"metricName": "m", "limit": 20}]
+
+
+def test_consecutive_success_limit_is_refused_rather_than_ignored() -> None:
+    key, with_limit = template("t", "m", args=[{"name": "service", "value": "a"},
+                                              {"name": "namespace", "value": "b"}])
+    with_limit["spec"]["metrics"][0]["consecutiveSuccessLimit"] = 3
+    with pytest.raises(InvalidSpecError, match="consecutiveSuccessLimit is not supported"):
+        merge_run_spec({"templates": [{"templateName": "t"}]}, templates={key: with_limit},
+                       rollout_obj=ROLLOUT, path="p")

@@ -140,3 +140,17 @@ def test_at_promotion_the_stable_service_moves_before_the_weights() -> None:
                          if isinstance(a, PatchService) and a.name == "stable-svc")
     weights = next(i for i, a in enumerate(plan.actions) if isinstance(a, SetTraffic))
     assert stable_switch < weights, kinds
+
+
+def test_analysis_run_metadata_labels_and_annotates_every_run() -> None:
+    world = World.from_example("asm-host-split", with_analysis=True)
+    world.rollout["spec"]["strategy"]["canary"]["analysisRunMetadata"] = {
+        "labels": {"team": "shop"}, "annotations": {"owner": "payments"}}
+    world.settle()
+    world.set_image("argoproj/rollouts-demo:orange")
+    world.settle()
+    (name,) = background_runs(world)
+    metadata = world.analysis_runs[name]["metadata"]
+    assert metadata["labels"]["team"] == "shop"
+    assert metadata["labels"]["rollout-type"] == "Background"
+    assert metadata["annotations"]["owner"] == "payments"
