@@ -1,2 +1,2 @@
-"""Kubernetes plumbing: the API client over kubernetes_asyncio, list+watch caches, patch
-helpers with conflict handling, and the Kubernetes Events recorder."""
+"""Kubernetes plumbing: the API client over kubernetes_asyncio (errors mapped to a small
+exception tree, client-side rate limit), list+watch informers, and the Events recorder."""

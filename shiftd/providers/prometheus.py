@@ -174,8 +174,8 @@ def eval_time(expression: str, *, now: datetime) -> datetime:
     """Evaluate the expr time expressions Argo's range queries use, relative to ``now``.
 
     Accepts ``now()`` followed by any number of ``+ duration("…")`` / ``- duration("…")``
-    terms with Go durations; anything else raises ``ValueError`` (shiftd does not embed a
-    full expr-lang evaluator for this).
+    terms with Go durations, which is what Argo documents for ``rangeQuery``; anything else
+    raises ``ValueError``.
     """
     match = _NOW.match(expression)
     if match is None:

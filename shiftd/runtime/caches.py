@@ -1,9 +1,11 @@
 """The watch task's caches and the indexes that turn an object's change into Rollout keys.
 
 One ``Informer`` per kind (Rollouts, ReplicaSets, Services, VirtualServices,
-DestinationRules). A change to a Rollout queues it; a change to a ReplicaSet queues the
-Rollout that owns it; a change to a Service or mesh object queues every Rollout that last
-reconciled with a reference to it. Nothing here writes to the API.
+DestinationRules, AnalysisRuns, AnalysisTemplates, ClusterAnalysisTemplates). A change to a
+Rollout queues it; a change to a ReplicaSet or AnalysisRun queues the Rollout that controls it
+(and an AnalysisRun also the analysis task); a change to a Service, mesh object or template
+queues every Rollout that last reconciled with a reference to it. Nothing here writes to the
+API.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Tasks under the root group:
 
 * the HTTP endpoints (/metrics, /healthz, /readyz),
 * the watch task (``Caches``: one informer per kind, feeding the queue),
-* the writer tasks (ReplicaSet scaling, traffic — Istio and Services —, Rollout status),
+* the writer tasks (ReplicaSet scaling; traffic: Istio and Services; Rollout status;
+  AnalysisRuns; Kubernetes Events, written in the background one at a time),
 * the timers task (pause ends, scale-down deadlines, error backoff),
 * the analysis-polling task (``AnalysisController``: measurements on schedule),
 * the resync task (every Rollout, every ``resyncPeriod``, a safety net),

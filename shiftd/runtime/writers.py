@@ -1,7 +1,8 @@
 """Writer tasks: each kind of write is owned by one long-running task.
 
-The reconciler hands a write to the task that owns it (ReplicaSet scaling, traffic — Services,
-VirtualServices and DestinationRules —, Rollout status) and awaits its result, so writes of one
+The reconciler hands a write to the task that owns it (ReplicaSet scaling; traffic: Services,
+VirtualServices and DestinationRules; Rollout status; AnalysisRuns; Events) and awaits its
+result (Events excepted: they are posted and not awaited), so writes of one
 reconcile keep their order while each writer bounds its own concurrency and reports its own
 failures. A write's exception is raised in the reconcile that asked for it; a write handed
 over with ``post`` (nobody waits for it) has its exception logged instead.
