@@ -9,6 +9,7 @@ exactly as Argo falls back to comparing templates.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
@@ -20,7 +21,9 @@ _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
 
 
+@functools.lru_cache(maxsize=4096)
 def fnv1a_32(data: bytes) -> int:
+    """FNV-1a (32 bit); cached, since every reconcile hashes the same templates and steps."""
     value = _FNV32_OFFSET
     for byte in data:
         value ^= byte

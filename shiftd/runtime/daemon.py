@@ -19,6 +19,7 @@ everything is cancelled.
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import signal
@@ -64,6 +65,13 @@ class Daemon:
         self._stopping = anyio.Event()
         self._workers_done = anyio.Event()
         self._other_queues: list[WorkQueue] = []
+        self._writers: Writers | None = None
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to reconcile and no write in flight or waiting (Events included)."""
+        writers = self._writers.all() if self._writers is not None else ()
+        return self.queue.idle and all(writer.idle for writer in writers)
 
     @property
     def stopping(self) -> bool:
@@ -118,7 +126,7 @@ class Daemon:
             client, namespaces=list(settings.namespaces) or None, enqueue=self._enqueue,
             on_restart=self.telemetry.count_watch_restart, on_analysis_run=analysis.enqueue,
         )
-        writers = Writers(concurrency=settings.workers)
+        writers = self._writers = Writers(concurrency=settings.workers)
         timers = Timers(clock=self.clock, queue=self.queue)
         reconciler = Reconciler(
             client=client, caches=caches, router=IstioRouter(reader=caches, writer=client),
@@ -141,6 +149,9 @@ class Daemon:
             await root.start(caches.run)
             root.start_soon(self._resync, caches)
             root.start_soon(self._work, reconciler)
+            # Everything loaded so far (caches, modules) lives for the whole run: keep it out
+            # of the collector's generations, so a full collection never scans it mid-step.
+            gc.freeze()
             self.telemetry.set_ready(True)
             logger.info("caches synced; reconciling", extra={"port": self.port})
             task_status.started()

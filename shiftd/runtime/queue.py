@@ -23,6 +23,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._wakeup = anyio.Event()
+        self._idle = anyio.Event()
         self._closed = False
 
     def __len__(self) -> int:
@@ -32,6 +33,13 @@ class WorkQueue:
     def idle(self) -> bool:
         """Nothing queued and nothing being reconciled."""
         return not self._queue and not self._processing
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is queued or being reconciled."""
+        while not self.idle and not self._closed:
+            if self._idle.is_set():
+                self._idle = anyio.Event()
+            await self._idle.wait()
 
     @property
     def closed(self) -> bool:
@@ -65,8 +73,11 @@ class WorkQueue:
         if key in self._dirty and not self._closed:
             self._queue.append(key)
             self._wakeup.set()
+        if self.idle:
+            self._idle.set()
 
     def close(self) -> None:
         """Stop handing out work; workers blocked in ``get`` raise ``QueueClosed``."""
         self._closed = True
         self._wakeup.set()
+        self._idle.set()

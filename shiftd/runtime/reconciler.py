@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+import anyio
+
 from shiftd.decide.actions import (
     Action,
     CreateAnalysisRun,
@@ -63,6 +65,7 @@ from shiftd.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
+EVENT_DEFER_SECONDS = 3.0
 RETRY_BASE_SECONDS = 0.05
 RETRY_MAX_SECONDS = 10.0
 
@@ -243,7 +246,13 @@ class Reconciler:
             # for them (the recorder never raises and nothing plans from Events).
             events, recorder = plan.events, self._recorder
 
+            queue = self._queue
+
             async def record() -> None:
+                # Events are informational: let the reconciles that move traffic go first (a
+                # burst of due steps), but never hold an Event back more than a few seconds.
+                with anyio.move_on_after(EVENT_DEFER_SECONDS):
+                    await queue.wait_idle()
                 for event in events:
                     await recorder.record(obj, type=event.type, reason=event.reason,
                                           message=event.message)

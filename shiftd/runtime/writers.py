@@ -40,10 +40,16 @@ class Writer:
             anyio.create_memory_object_stream(max_buffer_size=math.inf)
         )
         self._send, self._receive = channel
+        self._pending = 0  # jobs handed over and not yet finished
+
+    @property
+    def idle(self) -> bool:
+        return self._pending == 0
 
     async def submit(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` in this writer's task and return its result (or raise its error)."""
         job = _Job(work)
+        self._pending += 1
         await self._send.send(job)
         await job.done.wait()
         if job.error is not None:
@@ -52,6 +58,7 @@ class Writer:
 
     def post(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Queue ``work`` without waiting for it; jobs start in the order they were posted."""
+        self._pending += 1
         self._send.send_nowait(_Job(work, awaited=False))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -71,4 +78,5 @@ class Writer:
                 logger.exception("%s: a posted write failed", self.name)
         finally:
             self._limiter.release_on_behalf_of(job)
+            self._pending -= 1
             job.done.set()

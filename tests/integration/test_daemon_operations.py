@@ -237,10 +237,10 @@ async def test_a_settled_rollout_makes_no_writes() -> None:
             pytest.skip("counting requests needs the emulator's log")
         async with cluster.kubelet(), running_daemon(cluster, clock=clock) as daemon:
             await started_canary(cluster)
-            await cluster.wait_for(lambda: daemon.queue.idle, what="queue idle")
+            await cluster.wait_for(lambda: daemon.quiet, what="nothing left to do or write")
             before = len(writes(cluster))
             clock.advance(3600)  # the indefinite pause ignores time
             for key in [f"{cluster.namespace}/istio-rollout"] * 3:
                 daemon.queue.add(key)  # as a resync would
-            await cluster.wait_for(lambda: daemon.queue.idle, what="queue idle again")
+            await cluster.wait_for(lambda: daemon.quiet, what="quiet again")
             assert writes(cluster)[before:] == []

@@ -86,6 +86,7 @@ async def test_seed_000_canary_walks_every_step_to_full_promotion() -> None:
 
         await cluster.wait_for(blue_scaled_down, what="old stable scaled down")
 
+        await cluster.wait_for(lambda: daemon.quiet, what="every Event written")
         events, _ = await cluster.client.list(EVENT, cluster.namespace)
         messages = {event["message"] for event in events
                     if event["involvedObject"]["name"] == "istio-rollout"}

@@ -92,3 +92,22 @@ async def test_a_newer_request_replaces_the_older_one() -> None:
         with anyio.fail_after(2):
             assert await queue.get() == "ns/a"
         group.cancel_scope.cancel()
+
+
+async def test_waiting_for_idle_returns_once_the_last_key_is_done() -> None:
+    queue = WorkQueue()
+    await queue.wait_idle()  # idle from the start
+    queue.add("ns/a")
+    finished: list[str] = []
+
+    async def waiter() -> None:
+        await queue.wait_idle()
+        finished.append("idle")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiter)
+        key = await queue.get()
+        await anyio.wait_all_tasks_blocked()
+        assert finished == []
+        queue.done(key)
+    assert finished == ["idle"]
