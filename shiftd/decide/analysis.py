@@ -16,13 +16,18 @@ takes the next on schedule.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from shiftd.decide.observed import parse_time
-from shiftd.model.analysis import DEFAULT_ERROR_RETRY_SECONDS, Metric
+from shiftd.model.analysis import (
+    DEFAULT_ERROR_RETRY_SECONDS,
+    DEFAULT_MEASUREMENT_HISTORY_LIMIT,
+    Metric,
+)
 
 SUCCESSFUL = "Successful"
 RUNNING = "Running"
@@ -265,3 +270,46 @@ def assess_run(*, spec: Mapping[str, Any], status: Mapping[str, Any], metrics: S
     if not everything_completed or not worst:
         return RunAssessment(RUNNING, "", ordered, run_summary, dry_summary)
     return RunAssessment(worst, message.strip(), ordered, run_summary, dry_summary)
+
+
+def rule_for(rules: Sequence[Mapping[str, Any]] | None, name: str) -> Mapping[str, Any] | None:
+    """The first ``{metricName: regex}`` rule (``dryRun``, ``measurementRetention``) matching
+    ``name``."""
+    for rule in rules or []:
+        pattern = str(rule.get("metricName", ""))
+        if pattern == "*" or re.fullmatch(pattern, name):
+            return rule
+    return None
+
+
+def dry_run_metrics(spec: Mapping[str, Any], metrics: Sequence[Metric]) -> frozenset[str]:
+    """The metrics the run's ``dryRun`` rules name: measured, never failing the run."""
+    return frozenset(m.name for m in metrics if rule_for(spec.get("dryRun"), m.name))
+
+
+def retention_for(spec: Mapping[str, Any], name: str) -> int:
+    """How many measurements of ``name`` the run keeps (``measurementRetention``, else 10)."""
+    rule = rule_for(spec.get("measurementRetention"), name)
+    return int(rule.get("limit", DEFAULT_MEASUREMENT_HISTORY_LIMIT)) if rule \
+        else DEFAULT_MEASUREMENT_HISTORY_LIMIT
+
+
+def advance_run(*, spec: Mapping[str, Any], status: dict[str, Any], metrics: Sequence[Metric],
+                measured: Mapping[str, Mapping[str, Any]]) -> RunAssessment:
+    """Record new measurements (by metric name) into ``status`` and assess the run; the
+    status's metric results, summaries and phase are updated in place."""
+    dry_run = dry_run_metrics(spec, metrics)
+    if measured:
+        results = {r["name"]: r for r in status.get("metricResults") or []}
+        for metric in metrics:
+            if metric.name in measured:
+                results[metric.name] = record_measurement(
+                    results.get(metric.name), measured[metric.name], metric=metric,
+                    dry_run=metric.name in dry_run, retention=retention_for(spec, metric.name))
+        status["metricResults"] = [results[m.name] for m in metrics if m.name in results]
+    assessment = assess_run(spec=spec, status=status, metrics=metrics, dry_run=dry_run)
+    status["metricResults"] = assessment.metric_results
+    status["runSummary"] = assessment.run_summary
+    status["dryRunSummary"] = assessment.dry_run_summary
+    status["phase"] = assessment.phase
+    return assessment

@@ -29,24 +29,23 @@ from typing import Any
 
 from shiftd.decide.analysis import (
     COMPLETED,
+    advance_run,
     assess_run,
+    dry_run_metrics,
     due_metrics,
     next_measurement_at,
-    record_measurement,
 )
 from shiftd.decide.status import format_time
-from shiftd.model.analysis import DEFAULT_MEASUREMENT_HISTORY_LIMIT, Metric
+from shiftd.model.analysis import Metric
 from shiftd.model.durations import parse_duration
 
 __all__ = [
     "Due",
     "Outcome",
     "Recorded",
-    "dry_run_metrics",
     "one_shot",
     "parse_instant",
     "replay",
-    "rule_for",
 ]
 
 _MIN_STEP = timedelta(seconds=1)  # stored times have whole seconds: never stand still
@@ -80,20 +79,6 @@ class Outcome:
     metric_results: tuple[Mapping[str, Any], ...]
 
 
-def rule_for(rules: Sequence[Mapping[str, Any]] | None, name: str) -> Mapping[str, Any] | None:
-    """The first ``{metricName: regex}`` rule (``dryRun``, ``measurementRetention``) matching
-    ``name``."""
-    for rule in rules or []:
-        pattern = str(rule.get("metricName", ""))
-        if pattern == "*" or re.fullmatch(pattern, name):
-            return rule
-    return None
-
-
-def dry_run_metrics(spec: Mapping[str, Any], metrics: Sequence[Metric]) -> frozenset[str]:
-    return frozenset(m.name for m in metrics if rule_for(spec.get("dryRun"), m.name))
-
-
 def one_shot(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
     """Each metric as a single measurement taken now that decides on its own."""
     return tuple(dataclasses.replace(
@@ -114,15 +99,8 @@ def replay(*, spec: Mapping[str, Any], metrics: Sequence[Metric], start: datetim
         due = due_metrics(spec=spec, status=status, metrics=metrics, now=now)
         if due:
             measured = yield Due(at=now, metrics=tuple(due))
-            results = {r["name"]: r for r in status.get("metricResults") or []}
-            for metric in due:
-                results[metric.name] = record_measurement(
-                    results.get(metric.name), measured[metric.name], metric=metric,
-                    dry_run=metric.name in dry_run, retention=DEFAULT_MEASUREMENT_HISTORY_LIMIT)
-            status["metricResults"] = [results[m.name] for m in metrics if m.name in results]
-        assessment = assess_run(spec=spec, status=status, metrics=metrics, dry_run=dry_run)
-        status["metricResults"] = assessment.metric_results
-        status["phase"] = assessment.phase
+        assessment = advance_run(spec=spec, status=status, metrics=metrics,
+                                 measured=measured if due else {})
         if due:
             timeline.extend(Recorded(at=now, metric=m.name, measurement=measured[m.name],
                                      run_phase=assessment.phase) for m in due)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import copy
 import logging
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,17 +25,15 @@ from shiftd.decide.analysis import (
     COMPLETED,
     ERROR,
     Evaluator,
-    assess_run,
+    advance_run,
     due_metrics,
     next_measurement_at,
-    record_measurement,
 )
 from shiftd.decide.status import format_time, merge_patch_diff
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import ApiError, Conflict, KubeError, NotFound
 from shiftd.kube.resources import ANALYSIS_RUN, ResourceKind
 from shiftd.model.analysis import (
-    DEFAULT_MEASUREMENT_HISTORY_LIMIT,
     Metric,
     parse_metrics,
     substitute_all,
@@ -52,15 +49,6 @@ from shiftd.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 SECRET = ResourceKind("", "v1", "Secret", "secrets", status_subresource=False)
-
-
-def _matching(rules: list[dict[str, Any]] | None, name: str) -> dict[str, Any] | None:
-    """The first ``{metricName: regex}`` rule matching ``name`` (dryRun, retention)."""
-    for rule in rules or []:
-        pattern = str(rule.get("metricName", ""))
-        if pattern == "*" or re.fullmatch(pattern, name):
-            return rule
-    return None
 
 
 class AnalysisController:
@@ -141,28 +129,14 @@ class AnalysisController:
             await self._write(run, old_status, status)
             return
         by_name = {m.get("name"): m for m in spec.get("metrics") or []}
-        dry_run = {m.name for m in metrics if _matching(spec.get("dryRun"), m.name)}
         due = due_metrics(spec=spec, status=status, metrics=metrics, now=now)
+        measured: dict[str, dict[str, Any]] = {}
         if due:
-            measured: dict[str, dict[str, Any]] = {}
             async with anyio.create_task_group() as group:
                 for metric in due:
                     group.start_soon(self._measure_into, measured, run, metric,
                                      by_name[metric.name])
-            results = {r["name"]: r for r in status.get("metricResults") or []}
-            for metric in due:
-                rule = _matching(spec.get("measurementRetention"), metric.name)
-                retention = int(rule.get("limit", DEFAULT_MEASUREMENT_HISTORY_LIMIT)) if rule \
-                    else DEFAULT_MEASUREMENT_HISTORY_LIMIT
-                results[metric.name] = record_measurement(
-                    results.get(metric.name), measured[metric.name], metric=metric,
-                    dry_run=metric.name in dry_run, retention=retention)
-            status["metricResults"] = [results[m.name] for m in metrics if m.name in results]
-        assessment = assess_run(spec=spec, status=status, metrics=metrics, dry_run=dry_run)
-        status["metricResults"] = assessment.metric_results
-        status["runSummary"] = assessment.run_summary
-        status["dryRunSummary"] = assessment.dry_run_summary
-        status["phase"] = assessment.phase
+        assessment = advance_run(spec=spec, status=status, metrics=metrics, measured=measured)
         if assessment.message:
             status["message"] = assessment.message
         else:

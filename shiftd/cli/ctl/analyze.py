@@ -32,11 +32,10 @@ from shiftd.cli.ctl.common import EXIT_FAILED, EXIT_OK, Obj, UsageError
 from shiftd.cli.ctl.files import Manifest, load_manifests
 from shiftd.cli.ctl.planning import format_seconds
 from shiftd.config import AnalysisSettings
-from shiftd.decide.analysis import SUCCESSFUL
+from shiftd.decide.analysis import SUCCESSFUL, dry_run_metrics
 from shiftd.decide.backtest import (
     Due,
     Outcome,
-    dry_run_metrics,
     one_shot,
     replay,
 )
