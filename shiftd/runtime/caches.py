@@ -46,6 +46,19 @@ def _controller_uid(obj: JsonObject) -> str | None:
     return None
 
 
+def entry(kind: ResourceKind, obj: JsonObject) -> str:
+    """One object's line in a fingerprint: ``<plural>/<name>@<resourceVersion>``."""
+    return f"{kind.plural}/{_name(obj)}@{_version(obj)}"
+
+
+def _version(obj: JsonObject) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _name(obj: JsonObject) -> str:
+    return str((obj.get("metadata") or {}).get("name", ""))
+
+
 def _bind(callback: Callable[[str], None], plural: str) -> Callable[[], None]:
     def bound() -> None:
         callback(plural)
@@ -79,6 +92,10 @@ class Caches:
         self._owned: dict[str, dict[str, JsonObject]] = defaultdict(dict)
         self._orphans: dict[str, dict[str, JsonObject]] = defaultdict(dict)
         self._replica_set_owner: dict[tuple[str, str], str] = {}  # "" for orphans
+        # AnalysisRuns (namespace, name) by the uid of their controlling owner, so a Rollout's
+        # reconcile finds its runs without scanning every run in its namespace.
+        self._runs_of: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
+        self._run_owner: dict[tuple[str, str], str] = {}
         self._rollout_uids: dict[str, str] = {}  # uid -> rollout key
         self._dependents: dict[Ref, set[str]] = defaultdict(set)
         self._references: dict[str, set[Ref]] = {}
@@ -114,8 +131,13 @@ class Caches:
 
     def analysis_runs_for(self, *, namespace: str, uid: str) -> list[JsonObject]:
         """The AnalysisRuns this Rollout controls."""
-        return [run for run in self._informers[ANALYSIS_RUN.plural].items(namespace)
-                if _controller_uid(run) == uid]
+        informer = self._informers[ANALYSIS_RUN.plural]
+        runs = []
+        for run_namespace, name in self._runs_of.get(uid, {}):
+            run = informer.get(run_namespace, name) if run_namespace == namespace else None
+            if run is not None:
+                runs.append(run)
+        return runs
 
     def rollout_keys(self) -> list[str]:
         return [rollout_key(obj) for obj in self._informers[ROLLOUT.plural].items()]
@@ -129,8 +151,10 @@ class Caches:
     def remember(self, kind: ResourceKind, obj: JsonObject) -> None:
         informer = self._informers[kind.plural]
         informer.remember(obj)
-        if kind is ANALYSIS_RUN and self._on_analysis_run is not None:
-            self._on_analysis_run(rollout_key(obj))  # its watch event will be a no-op
+        if kind is ANALYSIS_RUN:
+            self._index_analysis_run("MODIFIED", obj)
+            if self._on_analysis_run is not None:
+                self._on_analysis_run(rollout_key(obj))  # its watch event will be a no-op
         if kind is REPLICA_SET:
             # Index what the informer kept: when the watch already brought a newer copy (the
             # kubelet's status update can overtake our own create's answer), ``obj`` is stale.
@@ -144,6 +168,8 @@ class Caches:
         informer.forget(namespace, name)
         if obj is not None and kind is REPLICA_SET:
             self._index_replica_set("DELETED", obj)
+        if obj is not None and kind is ANALYSIS_RUN:
+            self._index_analysis_run("DELETED", obj)
 
     def set_references(self, key: str, refs: Iterable[tuple[ResourceKind, str, str]]) -> None:
         """Record the objects ``key`` depends on, so their changes wake it."""
@@ -158,6 +184,23 @@ class Caches:
         for ref in wanted - previous:
             self._dependents[ref].add(key)
         self._references[key] = wanted
+
+    def fingerprint(self, key: str, rollout: JsonObject) -> tuple[str, ...]:
+        """The resourceVersions of everything a plan of this Rollout reads: the Rollout, the
+        ReplicaSets and AnalysisRuns it may own or adopt, and what it last referenced. Equal
+        fingerprints mean equal inputs (time aside)."""
+        metadata = rollout.get("metadata") or {}
+        namespace = str(metadata.get("namespace", ""))
+        uid = str(metadata.get("uid", ""))
+        versions = [entry(ROLLOUT, rollout)]
+        versions.extend(sorted(entry(REPLICA_SET, rs)
+                               for rs in self.replica_sets_for(namespace=namespace, uid=uid)))
+        versions.extend(sorted(entry(ANALYSIS_RUN, run)
+                               for run in self.analysis_runs_for(namespace=namespace, uid=uid)))
+        for plural, ref_namespace, name in sorted(self._references.get(key, ())):
+            found = self._informers[plural].get(ref_namespace or None, name)
+            versions.append(f"{plural}/{name}@{_version(found) if found else '-'}")
+        return tuple(versions)
 
     def drop_rollout(self, key: str) -> None:
         self.set_references(key, ())
@@ -190,6 +233,7 @@ class Caches:
         self._enqueue(key)
 
     def _on_owned(self, event_type: str, obj: JsonObject) -> None:
+        self._index_analysis_run(event_type, obj)
         if self._on_analysis_run is not None and event_type != "DELETED":
             self._on_analysis_run(rollout_key(obj))
         uid = _controller_uid(obj)
@@ -209,6 +253,23 @@ class Caches:
         for key in self._rollout_uids.values():  # an orphan may be adopted by any Rollout
             if key.startswith(f"{namespace}/"):
                 self._enqueue(key)
+
+    def _index_analysis_run(self, event_type: str, obj: JsonObject) -> None:
+        metadata = obj.get("metadata") or {}
+        where = (str(metadata.get("namespace", "")), str(metadata.get("name")))
+        uid = None if event_type == "DELETED" else _controller_uid(obj)
+        previous = self._run_owner.get(where)
+        if previous == uid:
+            return
+        if previous is not None:
+            del self._run_owner[where]
+            owned = self._runs_of[previous]
+            owned.pop(where, None)
+            if not owned:
+                del self._runs_of[previous]
+        if uid is not None:
+            self._runs_of[uid][where] = None
+            self._run_owner[where] = uid
 
     def _index_replica_set(self, event_type: str, obj: JsonObject) -> None:
         metadata = obj.get("metadata") or {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -56,7 +57,7 @@ from shiftd.model.rollout import (
     RolloutDefaults,
     parse_rollout,
 )
-from shiftd.runtime.caches import Caches
+from shiftd.runtime.caches import Caches, entry
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import WorkQueue
 from shiftd.runtime.timers import Timers
@@ -114,6 +115,10 @@ class Reconciler:
         self._instance_id = instance_id
         self._defaults = defaults
         self._failures: dict[str, int] = {}
+        # per Rollout: the inputs as our last plan left them, and when that plan wants to be
+        # woken; a reconcile seeing the same inputs before then has nothing to do (our own
+        # writes' watch events, resyncs)
+        self._settled: dict[str, tuple[tuple[str, ...], datetime | None]] = {}
 
     def handles(self, obj: dict[str, Any]) -> bool:
         """Argo's --instance-id rule: the label must equal ours (or be absent if we have none)."""
@@ -126,11 +131,18 @@ class Reconciler:
         if obj is None or not self.handles(obj):
             self._forget(key, namespace, name)
             return
+        settled = self._settled.get(key)
+        if settled is not None and settled[0] == self._caches.fingerprint(key, obj) and (
+                settled[1] is None or self._clock.now() < settled[1]):
+            return  # the same inputs as after our last plan's writes: a fixed point
         started = time.perf_counter()
+        ours: set[str] = set()  # fingerprint lines of the objects this reconcile writes
         try:
             plan, rollout = self._plan(obj)
-            await self._apply(obj, rollout, plan)
+            before = set(self._caches.fingerprint(key, obj))
+            await self._apply(obj, rollout, plan, written=ours)
         except (Conflict, Invalid, NotFound, RouteError) as error:
+            self._settled.pop(key, None)
             # Planned from stale objects: re-read the Rollout and plan again.
             logger.info("replanning %s after a conflict: %s", key, error,
                         extra={"rollout": key})
@@ -138,6 +150,7 @@ class Reconciler:
             self._retry(key, immediate=self._failures.get(key, 0) < 3)
             return
         except KubeError as error:
+            self._settled.pop(key, None)
             self._telemetry.count_reconcile_error(namespace, name)
             logger.warning("reconcile of %s failed: %s", key, error, extra={"rollout": key})
             self._retry(key, immediate=False)
@@ -148,6 +161,15 @@ class Reconciler:
         self._failures.pop(key, None)
         if plan.again:
             self._queue.add(key)  # the planner stopped early on purpose
+            self._settled.pop(key, None)
+        else:
+            after = self._caches.fingerprint(key, self._caches.get(ROLLOUT, namespace, name)
+                                             or obj)
+            if set(after) - before <= ours:
+                # nothing changed but what we wrote: planning again would find nothing to do
+                self._settled[key] = (after, plan.requeue_at)
+            else:
+                self._settled.pop(key, None)  # something else moved meanwhile: look again
         self._timers.schedule(key, plan.requeue_at)
         self._observe_metrics(namespace, name, rollout, plan)
 
@@ -236,11 +258,13 @@ class Reconciler:
         return specs
 
     # -- applying -------------------------------------------------------------------------
-    async def _apply(self, obj: dict[str, Any], rollout: Rollout | None, plan: Plan) -> None:
+    async def _apply(self, obj: dict[str, Any], rollout: Rollout | None, plan: Plan, *,
+                     written: set[str]) -> None:
         metadata = obj["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         for action in plan.actions:
-            await self._apply_one(namespace, name, rollout, action)
+            for kind, result in await self._apply_one(namespace, name, rollout, action):
+                written.add(entry(kind, result))
         if plan.events:
             # Recorded by the events writer in the background: the reconcile does not wait
             # for them (the recorder never raises and nothing plans from Events).
@@ -263,46 +287,55 @@ class Reconciler:
                                                     "reason": event.reason})
 
     async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
-                         action: Action) -> None:
+                         action: Action) -> list[tuple[ResourceKind, dict[str, Any]]]:
+        """Apply one write; returns the objects as the API answered them."""
         client = self._client
         caches = self._caches
         if isinstance(action, CreateReplicaSet):
             created = await self._writers.replica_sets.submit(
                 lambda: client.create(REPLICA_SET, namespace, action.body))
             caches.remember(REPLICA_SET, created)
+            return [(REPLICA_SET, created)]
         elif isinstance(action, PatchReplicaSet):
             patched = await self._writers.replica_sets.submit(
                 lambda: client.patch(REPLICA_SET, namespace, action.name, action.patch,
                                      patch_type="merge"))
             caches.remember(REPLICA_SET, patched)
+            return [(REPLICA_SET, patched)]
         elif isinstance(action, DeleteReplicaSet):
             await self._writers.replica_sets.submit(
                 lambda: client.delete(REPLICA_SET, namespace, action.name))
             caches.forget(REPLICA_SET, namespace, action.name)
+            return []
         elif isinstance(action, PatchService):
             patched = await self._writers.traffic.submit(
                 lambda: client.patch(SERVICE, namespace, action.name, action.patch,
                                      patch_type="merge"))
             caches.remember(SERVICE, patched)
+            return [(SERVICE, patched)]
         elif isinstance(action, SetTraffic):
             assert rollout is not None
             router = self._router
             written = await self._writers.traffic.submit(lambda: router.apply(rollout, action))
             for obj in written:
                 caches.remember(_kind_of(obj), obj)
+            return [(_kind_of(obj), obj) for obj in written]
         elif isinstance(action, CreateAnalysisRun):
             created = await self._writers.analysis.submit(
                 lambda: client.create(ANALYSIS_RUN, namespace, action.body))
             caches.remember(ANALYSIS_RUN, created)
+            return [(ANALYSIS_RUN, created)]
         elif isinstance(action, PatchAnalysisRun):
             patched = await self._writers.analysis.submit(
                 lambda: client.patch(ANALYSIS_RUN, namespace, action.name, action.patch,
                                      patch_type="merge"))
             caches.remember(ANALYSIS_RUN, patched)
+            return [(ANALYSIS_RUN, patched)]
         elif isinstance(action, DeleteAnalysisRun):
             await self._writers.analysis.submit(
                 lambda: client.delete(ANALYSIS_RUN, namespace, action.name))
             caches.forget(ANALYSIS_RUN, namespace, action.name)
+            return []
         elif isinstance(action, PatchRolloutStatus):
             body: dict[str, Any] = {"status": action.patch}
             if action.resource_version:
@@ -311,6 +344,8 @@ class Reconciler:
                 lambda: client.patch(ROLLOUT, namespace, name, body, patch_type="merge",
                                      subresource="status"))
             caches.remember(ROLLOUT, patched)
+            return [(ROLLOUT, patched)]
+        return []
 
     # -- bookkeeping ----------------------------------------------------------------------
     async def _refresh(self, namespace: str, name: str) -> None:
@@ -332,6 +367,7 @@ class Reconciler:
         self._timers.retry_later(key, delay)
 
     def _forget(self, key: str, namespace: str, name: str) -> None:
+        self._settled.pop(key, None)
         self._timers.forget(key)
         self._caches.drop_rollout(key)
         self._failures.pop(key, None)

@@ -128,6 +128,7 @@ async def test_a_daemon_killed_at_any_point_resumes_without_moving_weight_back(
                 return current.get("phase") == "Paused" and current.get("currentStepIndex") == 7
 
             await cluster.wait_for(parked, timeout=20, what="paused at the last step")
+            await record()  # the state it parked in (the last poll may have read the VS first)
         assert seen[-1] == (7, 40)
         steps = [step for step, _ in seen]
         canary_weights = [weight for _, weight in seen]
