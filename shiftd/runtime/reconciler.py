@@ -9,6 +9,7 @@ stale objects: the object is re-read, the key requeued and the plan made again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime
@@ -66,7 +67,7 @@ from shiftd.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
-EVENT_DEFER_SECONDS = 3.0
+EVENT_DEFER_SECONDS = 10.0
 RETRY_BASE_SECONDS = 0.05
 RETRY_MAX_SECONDS = 10.0
 
@@ -119,6 +120,8 @@ class Reconciler:
         # woken; a reconcile seeing the same inputs before then has nothing to do (our own
         # writes' watch events, resyncs)
         self._settled: dict[str, tuple[tuple[str, ...], datetime | None]] = {}
+        # per Rollout: the spec parsed at (uid, generation)
+        self._parsed: dict[str, tuple[tuple[str, Any], Rollout]] = {}
 
     def handles(self, obj: dict[str, Any]) -> bool:
         """Argo's --instance-id rule: the label must equal ours (or be absent if we have none)."""
@@ -179,7 +182,7 @@ class Reconciler:
         metadata = obj.get("metadata") or {}
         key = f"{metadata.get('namespace')}/{metadata.get('name')}"
         try:
-            rollout = parse_rollout(obj, self._defaults)
+            rollout = self._parse(obj)
         except InvalidSpecError as error:
             self._caches.set_references(key, ())
             return plan_invalid_spec(obj, str(error), now=now), None
@@ -220,6 +223,20 @@ class Reconciler:
         plan = plan_rollout(rollout, observed, now=now,
                             resource_version=metadata.get("resourceVersion"))
         return plan, rollout
+
+    def _parse(self, obj: dict[str, Any]) -> Rollout:
+        """``parse_rollout``, with the spec's part reused while the generation is unchanged
+        (a spec change always bumps it); status and annotations are always the object's."""
+        metadata = obj.get("metadata") or {}
+        key = f"{metadata.get('namespace')}/{metadata.get('name')}"
+        version = (str(metadata.get("uid", "")), metadata.get("generation"))
+        cached = self._parsed.get(key)
+        if cached is not None and cached[0] == version and version[1] is not None:
+            return dataclasses.replace(cached[1], status=obj.get("status") or {},
+                                       annotations=metadata.get("annotations") or {})
+        rollout = parse_rollout(obj, self._defaults)
+        self._parsed[key] = (version, rollout)
+        return rollout
 
     def _analysis_specs(
         self, rollout: Rollout, obj: dict[str, Any], *,
@@ -274,7 +291,7 @@ class Reconciler:
 
             async def record() -> None:
                 # Events are informational: let the reconciles that move traffic go first (a
-                # burst of due steps), but never hold an Event back more than a few seconds.
+                # burst of due steps), but never hold an Event back more than ten seconds.
                 with anyio.move_on_after(EVENT_DEFER_SECONDS):
                     await queue.wait_idle()
                 for event in events:
@@ -368,6 +385,7 @@ class Reconciler:
 
     def _forget(self, key: str, namespace: str, name: str) -> None:
         self._settled.pop(key, None)
+        self._parsed.pop(key, None)
         self._timers.forget(key)
         self._caches.drop_rollout(key)
         self._failures.pop(key, None)
