@@ -66,6 +66,7 @@ class AnalysisController:
         retries: int = 3,
         providers: ProviderFactory = provider_for,
         ours: Callable[[dict[str, Any]], bool] = lambda run: True,
+        remember: Callable[[dict[str, Any]], None] = lambda run: None,
     ) -> None:
         self._client = client
         self._read = read
@@ -78,6 +79,7 @@ class AnalysisController:
         self._retries = retries
         self._providers = providers
         self._ours = ours
+        self._remember = remember
         self.queue = WorkQueue()
         self._timers = Timers(clock=clock, queue=self.queue)
         self._workers = max(1, min(concurrency, 64))
@@ -159,8 +161,8 @@ class AnalysisController:
         body = {"metadata": {"resourceVersion": metadata.get("resourceVersion")},
                 "status": patch}
         try:
-            await self._client.patch(ANALYSIS_RUN, metadata["namespace"], metadata["name"],
-                                     body, patch_type="merge")
+            written = await self._client.patch(ANALYSIS_RUN, metadata["namespace"],
+                                               metadata["name"], body, patch_type="merge")
         except (Conflict, NotFound):
             self.queue.add(key)  # changed under us: the watch brings the new copy
             return False
@@ -168,6 +170,9 @@ class AnalysisController:
             logger.warning("writing %s failed: %s", key, error, extra={"analysisrun": key})
             self._timers.retry_later(key, 1.0)
             return False
+        # Into the cache at once, as the Rollout writers do: a run queued again before the
+        # watch brings this version must not be measured again from the older copy.
+        self._remember(written)
         return True
 
     # -- one measurement ------------------------------------------------------------------

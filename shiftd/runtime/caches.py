@@ -152,9 +152,17 @@ class Caches:
         informer = self._informers[kind.plural]
         informer.remember(obj)
         if kind is ANALYSIS_RUN:
-            self._index_analysis_run("MODIFIED", obj)
+            metadata = obj.get("metadata") or {}
+            kept = informer.get(metadata.get("namespace", ""), str(metadata.get("name")))
+            self._index_analysis_run("MODIFIED", kept if kept is not None else obj)
+            # Its watch event will be a no-op, so do now what that event would do: queue the
+            # run for the analysis task and the Rollout that controls it.
             if self._on_analysis_run is not None:
-                self._on_analysis_run(rollout_key(obj))  # its watch event will be a no-op
+                self._on_analysis_run(rollout_key(obj))
+            uid = _controller_uid(obj)
+            owner = self._rollout_uids.get(uid) if uid is not None else None
+            if owner is not None:
+                self._enqueue(owner)
         if kind is REPLICA_SET:
             # Index what the informer kept: when the watch already brought a newer copy (the
             # kubelet's status update can overtake our own create's answer), ``obj`` is stale.

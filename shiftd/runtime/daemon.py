@@ -32,7 +32,7 @@ from shiftd.config import Settings
 from shiftd.decide.expr import evaluate_condition
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
-from shiftd.kube.resources import ROLLOUT, ResourceKind
+from shiftd.kube.resources import ANALYSIS_RUN, ROLLOUT, ResourceKind
 from shiftd.mesh.router import IstioRouter
 from shiftd.model.rollout import RolloutDefaults
 from shiftd.providers.base import ProviderSettings
@@ -120,6 +120,7 @@ class Daemon:
             concurrency=settings.analysis.concurrency,
             measurement_timeout=settings.analysis.measurement_timeout,
             ours=lambda run: self._owned_by_us(run, caches, reconciler),
+            remember=lambda run: caches.remember(ANALYSIS_RUN, run),
         )
         self._other_queues.append(analysis.queue)
         caches = Caches(
