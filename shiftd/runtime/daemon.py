@@ -149,6 +149,7 @@ class Daemon:
             await root.start(analysis.run)
             await root.start(caches.run)
             root.start_soon(self._resync, caches)
+            root.start_soon(self._freeze_when_idle)
             root.start_soon(self._work, reconciler)
             # Everything loaded so far (caches, modules) lives for the whole run: keep it out
             # of the collector's generations, so a full collection never scans it mid-step.
@@ -175,6 +176,16 @@ class Daemon:
     def _enqueue(self, key: str) -> None:
         self.queue.add(key)
         self.telemetry.set_queue_depth(len(self.queue))
+
+    async def _freeze_when_idle(self) -> None:
+        """Each time the queue goes idle, move what the caches hold now into the collector's
+        permanent generation (a constant-time splice), so a full collection never has to scan
+        it in the middle of a burst of due steps. Cached objects are plain JSON (no reference
+        cycles), so reference counting still frees them when they are replaced."""
+        while True:
+            await self.queue.wait_idle()
+            gc.freeze()
+            await self.queue.wait_busy()
 
     async def _resync(self, caches: Caches) -> None:
         period = self.settings.resync_period

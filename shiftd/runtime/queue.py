@@ -24,6 +24,7 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._wakeup = anyio.Event()
         self._idle = anyio.Event()
+        self._busy = anyio.Event()
         self._closed = False
 
     def __len__(self) -> int:
@@ -33,6 +34,13 @@ class WorkQueue:
     def idle(self) -> bool:
         """Nothing queued and nothing being reconciled."""
         return not self._queue and not self._processing
+
+    async def wait_busy(self) -> None:
+        """Return once something is queued or being reconciled."""
+        while self.idle and not self._closed:
+            if self._busy.is_set():
+                self._busy = anyio.Event()
+            await self._busy.wait()
 
     async def wait_idle(self) -> None:
         """Return once nothing is queued or being reconciled."""
@@ -49,6 +57,7 @@ class WorkQueue:
         if self._closed or key in self._dirty:
             return
         self._dirty.add(key)
+        self._busy.set()
         if key in self._processing:
             return  # requeued by done()
         self._queue.append(key)
@@ -81,3 +90,4 @@ class WorkQueue:
         self._closed = True
         self._wakeup.set()
         self._idle.set()
+        self._busy.set()

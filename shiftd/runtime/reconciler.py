@@ -283,11 +283,10 @@ class Reconciler:
             for kind, result in await self._apply_one(namespace, name, rollout, action):
                 written.add(entry(kind, result))
         if plan.events:
-            # Recorded by the events writer in the background: the reconcile does not wait
-            # for them (the recorder never raises and nothing plans from Events).
-            events, recorder = plan.events, self._recorder
-
-            queue = self._queue
+            # Recorded (and logged) by the events writer in the background: the reconcile does
+            # not wait for them (the recorder never raises and nothing plans from Events).
+            events, recorder, queue = plan.events, self._recorder, self._queue
+            key = f"{namespace}/{name}"
 
             async def record() -> None:
                 # Events are informational: let the reconciles that move traffic go first (a
@@ -295,13 +294,12 @@ class Reconciler:
                 with anyio.move_on_after(EVENT_DEFER_SECONDS):
                     await queue.wait_idle()
                 for event in events:
+                    logger.info("%s", event.message,
+                                extra={"rollout": key, "reason": event.reason})
                     await recorder.record(obj, type=event.type, reason=event.reason,
                                           message=event.message)
 
             self._writers.events.post(record)
-        for event in plan.events:
-            logger.info("%s", event.message, extra={"rollout": f"{namespace}/{name}",
-                                                    "reason": event.reason})
 
     async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
                          action: Action) -> list[tuple[ResourceKind, dict[str, Any]]]:

@@ -111,3 +111,19 @@ async def test_waiting_for_idle_returns_once_the_last_key_is_done() -> None:
         assert finished == []
         queue.done(key)
     assert finished == ["idle"]
+
+
+async def test_waiting_for_work_returns_once_a_key_is_added() -> None:
+    queue = WorkQueue()
+    woke: list[str] = []
+
+    async def waiter() -> None:
+        await queue.wait_busy()
+        woke.append("busy")
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        assert woke == []
+        queue.add("ns/a")
+    assert woke == ["busy"]
