@@ -182,7 +182,7 @@ class Daemon:
         permanent generation (a constant-time splice), so a full collection never has to scan
         it in the middle of a burst of due steps. Cached objects are plain JSON (no reference
         cycles), so reference counting still frees them when they are replaced."""
-        while True:
+        while not self.queue.closed:
             await self.queue.wait_idle()
             gc.freeze()
             await self.queue.wait_busy()

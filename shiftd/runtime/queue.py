@@ -36,14 +36,16 @@ class WorkQueue:
         return not self._queue and not self._processing
 
     async def wait_busy(self) -> None:
-        """Return once something is queued or being reconciled."""
+        """Return once something is queued or being reconciled (or the queue is closed)."""
+        await anyio.lowlevel.checkpoint()
         while self.idle and not self._closed:
             if self._busy.is_set():
                 self._busy = anyio.Event()
             await self._busy.wait()
 
     async def wait_idle(self) -> None:
-        """Return once nothing is queued or being reconciled."""
+        """Return once nothing is queued or being reconciled (or the queue is closed)."""
+        await anyio.lowlevel.checkpoint()
         while not self.idle and not self._closed:
             if self._idle.is_set():
                 self._idle = anyio.Event()
