@@ -134,15 +134,16 @@ class Reconciler:
         if obj is None or not self.handles(obj):
             self._forget(key, namespace, name)
             return
+        inputs = self._caches.fingerprint(key, obj)
         settled = self._settled.get(key)
-        if settled is not None and settled[0] == self._caches.fingerprint(key, obj) and (
+        if settled is not None and settled[0] == inputs and (
                 settled[1] is None or self._clock.now() < settled[1]):
             return  # the same inputs as after our last plan's writes: a fixed point
         started = time.perf_counter()
         ours: set[str] = set()  # fingerprint lines of the objects this reconcile writes
+        before = set(inputs)  # (if planning changes the references, the next look replans)
         try:
             plan, rollout = self._plan(obj)
-            before = set(self._caches.fingerprint(key, obj))
             await self._apply(obj, rollout, plan, written=ours)
         except (Conflict, Invalid, NotFound, RouteError) as error:
             self._settled.pop(key, None)
