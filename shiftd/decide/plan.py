@@ -629,9 +629,11 @@ def _derive_actions(
                         stable_hash=stable_hash)
 
     # -- the rest of the ReplicaSets ------------------------------------------------------
-    referenced = {hash_ for svc in draft.observed.services.values() if svc is not None
-                  for key, hash_ in svc.selector.items() if key == POD_TEMPLATE_HASH_LABEL}
-    referenced |= {stable_hash, canary_target_hash}
+    # What the Services select once this plan's writes are done (the canary Service may have
+    # been held on older pods); a ReplicaSet selected by neither keeps no traffic.
+    referenced = {stable_hash, canary_target_hash}
+    if canary_selector is not None:
+        referenced.add(canary_selector)
     if canary.traffic_routed:
         for rs in older:
             if rs.spec_replicas == 0:

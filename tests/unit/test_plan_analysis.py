@@ -154,3 +154,27 @@ def test_analysis_run_metadata_labels_and_annotates_every_run() -> None:
     assert metadata["labels"]["team"] == "shop"
     assert metadata["labels"]["rollout-type"] == "Background"
     assert metadata["annotations"]["owner"] == "payments"
+
+
+def _terminated(world: World, name: str) -> bool:
+    return bool(world.analysis_runs[name].get("spec", {}).get("terminate"))
+
+
+def test_an_abort_terminates_the_running_background_run() -> None:
+    world = analysed()
+    (name,) = background_runs(world)
+    assert not _terminated(world, name)
+    world.patch_status({"abort": True})
+    world.settle()
+    assert world.status["phase"] == "Degraded"
+    assert _terminated(world, name)
+
+
+def test_a_new_revision_terminates_the_previous_revisions_run() -> None:
+    world = analysed()
+    (first,) = background_runs(world)
+    world.set_image("argoproj/rollouts-demo:green")
+    world.settle()
+    assert _terminated(world, first)
+    current = [n for n in background_runs(world) if n != first]
+    assert current == [] or not _terminated(world, current[0])
