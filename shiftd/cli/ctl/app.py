@@ -71,7 +71,7 @@ from shiftd.decide.operator import OperatorError
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import ROLLOUT
-from shiftd.lint import LINTED_KINDS, LintInput, find_crd_dir, lint, load_schemas
+from shiftd.lint import LINTED_KINDS, find_crd_dir, lint, load_schemas
 from shiftd.model.durations import parse_duration
 
 __all__ = ["PROGRAM", "build_parser", "context_namespace", "main"]
@@ -255,7 +255,7 @@ async def _cmd_plan(run: _Invocation) -> int:
 async def _cmd_lint(run: _Invocation) -> int:
     manifests = load_manifests(run.args.filenames)
     crd_dir = find_crd_dir()
-    report = lint([LintInput(m.source, m.obj) for m in manifests],
+    report = lint(manifests,
                   schemas=load_schemas(crd_dir) if crd_dir is not None else None,
                   check_references=not run.args.no_references)
     for problem in report.problems:

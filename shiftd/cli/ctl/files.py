@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from shiftd.cli.ctl.common import Obj, UsageError
+from shiftd.lint import LintInput
 
 __all__ = ["Manifest", "load_manifests"]
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    source: str  # the file name as given
-    obj: Obj
-
-    @property
-    def kind(self) -> str:
-        return str(self.obj.get("kind") or "")
-
-    @property
-    def name(self) -> str:
-        return str((self.obj.get("metadata") or {}).get("name") or "")
+# One object and the file it came from: the same value lint takes, so no conversion is needed.
+Manifest = LintInput
 
 
 def _documents(text: str, source: str) -> Iterator[Obj]:
