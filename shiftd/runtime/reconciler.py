@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -304,64 +305,50 @@ class Reconciler:
 
     async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
                          action: Action) -> list[tuple[ResourceKind, dict[str, Any]]]:
-        """Apply one write; returns the objects as the API answered them."""
-        client = self._client
-        caches = self._caches
-        if isinstance(action, CreateReplicaSet):
-            created = await self._writers.replica_sets.submit(
-                lambda: client.create(REPLICA_SET, namespace, action.body))
-            caches.remember(REPLICA_SET, created)
-            return [(REPLICA_SET, created)]
-        elif isinstance(action, PatchReplicaSet):
-            patched = await self._writers.replica_sets.submit(
-                lambda: client.patch(REPLICA_SET, namespace, action.name, action.patch,
-                                     patch_type="merge"))
-            caches.remember(REPLICA_SET, patched)
-            return [(REPLICA_SET, patched)]
-        elif isinstance(action, DeleteReplicaSet):
-            await self._writers.replica_sets.submit(
-                lambda: client.delete(REPLICA_SET, namespace, action.name))
-            caches.forget(REPLICA_SET, namespace, action.name)
+        """Apply one write through the writer that owns it; returns the objects as the API
+        answered them (already in the caches)."""
+        writers = self._writers
+        if isinstance(action, CreateReplicaSet | CreateAnalysisRun):
+            kind = REPLICA_SET if isinstance(action, CreateReplicaSet) else ANALYSIS_RUN
+            writer = writers.replica_sets if kind is REPLICA_SET else writers.analysis
+            return await self._write(writer, kind, lambda: self._client.create(
+                kind, namespace, action.body))
+        if isinstance(action, PatchReplicaSet | PatchAnalysisRun | PatchService):
+            kind, writer = {
+                PatchReplicaSet: (REPLICA_SET, writers.replica_sets),
+                PatchAnalysisRun: (ANALYSIS_RUN, writers.analysis),
+                PatchService: (SERVICE, writers.traffic),
+            }[type(action)]
+            return await self._write(writer, kind, lambda: self._client.patch(
+                kind, namespace, action.name, action.patch, patch_type="merge"))
+        if isinstance(action, DeleteReplicaSet | DeleteAnalysisRun):
+            kind = REPLICA_SET if isinstance(action, DeleteReplicaSet) else ANALYSIS_RUN
+            writer = writers.replica_sets if kind is REPLICA_SET else writers.analysis
+            await writer.submit(lambda: self._client.delete(kind, namespace, action.name))
+            self._caches.forget(kind, namespace, action.name)
             return []
-        elif isinstance(action, PatchService):
-            patched = await self._writers.traffic.submit(
-                lambda: client.patch(SERVICE, namespace, action.name, action.patch,
-                                     patch_type="merge"))
-            caches.remember(SERVICE, patched)
-            return [(SERVICE, patched)]
-        elif isinstance(action, SetTraffic):
+        if isinstance(action, SetTraffic):
             assert rollout is not None
             router = self._router
-            written = await self._writers.traffic.submit(lambda: router.apply(rollout, action))
+            written = await writers.traffic.submit(lambda: router.apply(rollout, action))
             for obj in written:
-                caches.remember(_kind_of(obj), obj)
+                self._caches.remember(_kind_of(obj), obj)
             return [(_kind_of(obj), obj) for obj in written]
-        elif isinstance(action, CreateAnalysisRun):
-            created = await self._writers.analysis.submit(
-                lambda: client.create(ANALYSIS_RUN, namespace, action.body))
-            caches.remember(ANALYSIS_RUN, created)
-            return [(ANALYSIS_RUN, created)]
-        elif isinstance(action, PatchAnalysisRun):
-            patched = await self._writers.analysis.submit(
-                lambda: client.patch(ANALYSIS_RUN, namespace, action.name, action.patch,
-                                     patch_type="merge"))
-            caches.remember(ANALYSIS_RUN, patched)
-            return [(ANALYSIS_RUN, patched)]
-        elif isinstance(action, DeleteAnalysisRun):
-            await self._writers.analysis.submit(
-                lambda: client.delete(ANALYSIS_RUN, namespace, action.name))
-            caches.forget(ANALYSIS_RUN, namespace, action.name)
-            return []
-        elif isinstance(action, PatchRolloutStatus):
-            body: dict[str, Any] = {"status": action.patch}
-            if action.resource_version:
-                body["metadata"] = {"resourceVersion": action.resource_version}
-            patched = await self._writers.status.submit(
-                lambda: client.patch(ROLLOUT, namespace, name, body, patch_type="merge",
-                                     subresource="status"))
-            caches.remember(ROLLOUT, patched)
-            return [(ROLLOUT, patched)]
-        return []
+        assert isinstance(action, PatchRolloutStatus)  # the last kind of action
+        body: dict[str, Any] = {"status": action.patch}
+        if action.resource_version:
+            body["metadata"] = {"resourceVersion": action.resource_version}
+        return await self._write(writers.status, ROLLOUT, lambda: self._client.patch(
+            ROLLOUT, namespace, name, body, patch_type="merge", subresource="status"))
+
+    async def _write(
+        self, writer: Writer, kind: ResourceKind,
+        request: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> list[tuple[ResourceKind, dict[str, Any]]]:
+        """One create or patch on ``writer``; the answer goes into the caches at once."""
+        answered: dict[str, Any] = await writer.submit(request)
+        self._caches.remember(kind, answered)
+        return [(kind, answered)]
 
     # -- bookkeeping ----------------------------------------------------------------------
     async def _refresh(self, namespace: str, name: str) -> None:
