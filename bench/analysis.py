@@ -83,7 +83,7 @@ from rollouts import GcPauses, count_requests, cpu_seconds, emulator_process, pe
 
 import shiftd.runtime.daemon as daemon_module
 from shiftd.config import parse_settings
-from shiftd.decide.observed import parse_time
+from shiftd.decide.rollout.observed import parse_time
 from shiftd.kube.client import KubeClient
 from shiftd.kube.resources import ANALYSIS_RUN, ANALYSIS_TEMPLATE, ROLLOUT
 from shiftd.logs import configure_logging

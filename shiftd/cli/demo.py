@@ -4,7 +4,7 @@ The demo is the seed's guide (Alibaba ASM + Argo Rollouts, ``shared/examples/asm
 played on the embedded API emulator: a ``FakeKubelet`` makes pods "ready", the real ``Daemon``
 reconciles on a ``ScaledClock`` (``--speed`` rollout seconds per wall second), and the demo
 acts as the human with ``kubectl argo rollouts``, sending exactly the plugin's writes through
-``shiftctl``'s own functions (patches from ``shiftd.decide.operator``).
+``shiftctl``'s own functions (patches from ``shiftd.decide.rollout.operator``).
 
 The scenario is a table (``SCENARIO``): each ``Stage`` is an optional operator ``Action`` and
 the ``Expect``-ed state it must lead to within a deadline — phase, step index, the
@@ -41,8 +41,8 @@ from kubernetes_asyncio.client import ApiClient
 
 from shiftd.cli.ctl import CommandError, send_operator_patch, set_rollout_image
 from shiftd.config import parse_settings
-from shiftd.decide.observed import parse_time
-from shiftd.decide.operator import OperatorPatch, abort_patch, promote_patch
+from shiftd.decide.rollout.observed import parse_time
+from shiftd.decide.rollout.operator import OperatorPatch, abort_patch, promote_patch
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.informer import Informer

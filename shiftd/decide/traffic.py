@@ -1,6 +1,6 @@
 """What a traffic router observed of the mesh objects of one Rollout.
 
-A router (``shiftd.mesh``) reads its objects from the caches and reports this; the planner
+A router (``shiftd.traffic``) reads its objects from the caches and reports this; the planner
 never looks at mesh objects itself, so a new router needs no change to the core.
 """
 

@@ -3,7 +3,7 @@
 ``take_measurement`` renders the metric (the caller says how: the daemon reads secret args
 then, ``shiftctl analyze`` has every arg already), builds its provider, calls it under one
 deadline (transient failures retried a few times), and judges the value with the metric's
-success/failure conditions (``shiftd.decide.analysis.measurement_phase``). The result is the
+success/failure conditions (``shiftd.decide.analysis.machine.measurement_phase``). The result is the
 measurement as Argo stores it in ``status.metricResults[].measurements[]``, timestamped by the
 clock it is given — the daemon's clock, or the moment a backtest replays. Provider trouble
 never raises: it becomes an Error measurement with the message. Counting it (telemetry) is the
@@ -21,10 +21,10 @@ from typing import Any
 import anyio
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from shiftd.decide.analysis import ERROR, Evaluator, measurement_phase
-from shiftd.decide.status import format_time
-from shiftd.model.analysis import Metric
-from shiftd.model.rollout import InvalidSpecError
+from shiftd.decide.analysis.machine import ERROR, Evaluator, measurement_phase
+from shiftd.decide.rollout.status import format_time
+from shiftd.model.argo.analysis import Metric
+from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.providers.base import Clock, MetricProvider, ProviderError, ProviderSettings
 
 __all__ = ["ProviderFactory", "Taken", "take_measurement"]

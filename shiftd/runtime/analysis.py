@@ -1,13 +1,13 @@
 """The analysis-polling task: takes AnalysisRuns' measurements on schedule and judges them.
 
 Every AnalysisRun change (and every timer it sets) queues the run. Reconciling a run:
-parse its metrics, ask the pure state machine (``shiftd.decide.analysis``) which are due on
+parse its metrics, ask the pure state machine (``shiftd.decide.analysis.machine``) which are due on
 the injected clock, measure those concurrently (bounded by ``concurrency``; each provider call
 under its own deadline; transient failures retried a couple of times), judge each value with
 the condition language, assess the run and write its status (guarded by resourceVersion), then
 sleep until the next measurement is due. Measurements already taken are in the run's status,
 so a restarted daemon repeats none of them. The Rollout side reads the run's phase from its
-cache (``shiftd.decide.rollout_analysis``).
+cache (``shiftd.decide.rollout.analysis``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
-from shiftd.decide.analysis import (
+from shiftd.decide.analysis.machine import (
     COMPLETED,
     ERROR,
     Evaluator,
@@ -29,22 +29,22 @@ from shiftd.decide.analysis import (
     due_metrics,
     next_measurement_at,
 )
-from shiftd.decide.status import format_time, merge_patch_diff
+from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import ApiError, Conflict, KubeError, NotFound
 from shiftd.kube.resources import ANALYSIS_RUN, ResourceKind
-from shiftd.model.analysis import (
+from shiftd.model.argo.analysis import (
     Metric,
     parse_metrics,
     substitute_all,
 )
-from shiftd.model.rollout import InvalidSpecError
+from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.providers.base import ProviderError, ProviderSettings, provider_for
 from shiftd.providers.measure import ProviderFactory, take_measurement
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import QueueClosed, WorkQueue
+from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.timers import Timers
-from shiftd.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 

@@ -29,20 +29,20 @@ import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.config import Settings
-from shiftd.decide.expr import evaluate_condition
+from shiftd.decide.analysis.expr import evaluate_condition
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
 from shiftd.kube.resources import ANALYSIS_RUN, ROLLOUT, ResourceKind
-from shiftd.mesh.router import IstioRouter
-from shiftd.model.rollout import RolloutDefaults
+from shiftd.model.argo.rollout import RolloutDefaults
 from shiftd.providers.base import ProviderSettings
 from shiftd.runtime.analysis import AnalysisController
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.queue import QueueClosed, WorkQueue
 from shiftd.runtime.reconciler import Reconciler, Writers
+from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.timers import Timers
-from shiftd.telemetry import Telemetry
+from shiftd.traffic.istio.router import IstioRouter
 
 logger = logging.getLogger(__name__)
 

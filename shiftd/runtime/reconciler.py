@@ -18,7 +18,8 @@ from typing import Any
 
 import anyio
 
-from shiftd.decide.actions import (
+from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
+from shiftd.decide.rollout.actions import (
     Action,
     CreateAnalysisRun,
     CreateReplicaSet,
@@ -31,10 +32,9 @@ from shiftd.decide.actions import (
     Plan,
     SetTraffic,
 )
-from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec
-from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
-from shiftd.decide.plan import plan_invalid_spec, plan_rollout
-from shiftd.decide.rollout_analysis import background_key, step_key
+from shiftd.decide.rollout.analysis import background_key, step_key
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import ApiError, Conflict, Invalid, KubeError, NotFound
 from shiftd.kube.events import EventRecorder
@@ -49,9 +49,7 @@ from shiftd.kube.resources import (
     VIRTUAL_SERVICE,
     ResourceKind,
 )
-from shiftd.mesh.istio import RouteError
-from shiftd.mesh.router import TrafficRouter
-from shiftd.model.rollout import (
+from shiftd.model.argo.rollout import (
     CONTROLLER_INSTANCE_LABEL,
     AnalysisStep,
     InvalidSpecError,
@@ -62,9 +60,11 @@ from shiftd.model.rollout import (
 from shiftd.runtime.caches import Caches, entry
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.queue import WorkQueue
+from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.timers import Timers
 from shiftd.runtime.writers import Writer
-from shiftd.telemetry import Telemetry
+from shiftd.traffic.istio.router import TrafficRouter
+from shiftd.traffic.istio.routes import RouteError
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from shiftd.decide.expr import evaluate_condition
-from shiftd.model.analysis import parse_metric
+from shiftd.decide.analysis.expr import evaluate_condition
+from shiftd.model.argo.analysis import parse_metric
 from shiftd.providers import ProviderSettings
 from shiftd.runtime.analysis import SECRET, AnalysisController
 from shiftd.runtime.clock import ManualClock
-from shiftd.telemetry import Telemetry
+from shiftd.runtime.telemetry import Telemetry
 from tests.integration.harness import test_cluster
 from tests.support.prometheus import serve
 from tests.unit.test_providers_skywalking import CANARY, DEGRADED, apdex_metric, fake_oap

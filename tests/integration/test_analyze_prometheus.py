@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from shiftd.cli.ctl import main
-from shiftd.model.analysis import substitute
+from shiftd.model.argo.analysis import substitute
 from tests.support.prometheus import PrometheusServer, istio_prometheus, prometheus_binary
 from tests.support.world import EXAMPLES
 

@@ -9,7 +9,7 @@ import re
 import aiohttp
 
 from shiftd.kube.resources import REPLICA_SET, ROLLOUT
-from shiftd.model.rollout import POD_TEMPLATE_HASH_LABEL
+from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
 from shiftd.runtime.clock import ManualClock
 from tests.integration.daemon_support import replicas_by_image, running_daemon
 from tests.integration.harness import Cluster, test_cluster

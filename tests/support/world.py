@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from shiftd.decide.actions import (
+from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
+from shiftd.decide.rollout.actions import (
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -27,13 +28,12 @@ from shiftd.decide.actions import (
     Plan,
     SetTraffic,
 )
-from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec
-from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
-from shiftd.decide.plan import plan_invalid_spec, plan_rollout
-from shiftd.decide.status import format_time
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
+from shiftd.decide.rollout.status import format_time
 from shiftd.decide.traffic import TrafficObservation
-from shiftd.mesh.istio import Destinations, RouteError, observe_weight, weight_patch
-from shiftd.model.rollout import AnalysisStep, InvalidSpecError, parse_rollout
+from shiftd.model.argo.rollout import AnalysisStep, InvalidSpecError, parse_rollout
+from shiftd.traffic.istio.routes import Destinations, RouteError, observe_weight, weight_patch
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "examples"
 

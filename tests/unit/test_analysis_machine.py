@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.analysis import (
+from shiftd.decide.analysis.machine import (
     ERROR,
     FAILED,
     INCONCLUSIVE,
@@ -19,8 +19,8 @@ from shiftd.decide.analysis import (
     next_measurement_at,
     record_measurement,
 )
-from shiftd.decide.status import format_time
-from shiftd.model.analysis import Metric, parse_metric
+from shiftd.decide.rollout.status import format_time
+from shiftd.model.argo.analysis import Metric, parse_metric
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

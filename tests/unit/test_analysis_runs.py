@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec, run_name, runs_to_delete
-from shiftd.model.rollout import InvalidSpecError
+from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec, run_name, runs_to_delete
+from shiftd.model.argo.rollout import InvalidSpecError
 
 ROLLOUT = {"metadata": {"name": "web", "namespace": "shop",
                         "labels": {"team": "payments"}, "annotations": {"tier": "gold"}}}
@@ -110,7 +110,7 @@ def test_a_condition_syntax_error_is_invalid_spec_with_its_position() -> None:
 
 
 def test_pod_template_hash_args_and_the_rollouts_own_rules_reach_the_run() -> None:
-    from shiftd.decide.hashing import pod_template_hash  # noqa: PLC0415
+    from shiftd.decide.rollout.hashing import pod_template_hash  # noqa: PLC0415
 
     rollout = {**ROLLOUT, "spec": {"template": {"metadata": {"labels": {"app": "web"}},
                                                 "spec": {"containers": [{"name": "c"}]}}},

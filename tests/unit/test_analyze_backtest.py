@@ -13,11 +13,17 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.analysis import ERROR, FAILED, INCONCLUSIVE, SUCCESSFUL, measurement_phase
-from shiftd.decide.backtest import Outcome, one_shot, parse_instant, replay
-from shiftd.decide.expr import evaluate_condition
-from shiftd.decide.status import format_time
-from shiftd.model.analysis import Metric, parse_metric
+from shiftd.decide.analysis.backtest import Outcome, one_shot, parse_instant, replay
+from shiftd.decide.analysis.expr import evaluate_condition
+from shiftd.decide.analysis.machine import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    SUCCESSFUL,
+    measurement_phase,
+)
+from shiftd.decide.rollout.status import format_time
+from shiftd.model.argo.analysis import Metric, parse_metric
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 Value = Callable[[datetime], Any]  # the value a metric reads at a moment; None: an Error

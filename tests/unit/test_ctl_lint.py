@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shiftd.cli.ctl import main
-from shiftd.lint import LintInput, Problem, find_crd_dir, lint, load_schemas, split_message
+from shiftd.cli.ctl.lint import LintInput, Problem, find_crd_dir, lint, load_schemas, split_message
 from tests.golden import GOLDEN_DIR, assert_golden
 from tests.support.world import EXAMPLES
 

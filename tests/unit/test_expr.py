@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.expr import compile_condition, evaluate_condition
+from shiftd.decide.analysis.expr import compile_condition, evaluate_condition
 
 # What the SkyWalking provider hands over for seed 004's query: GraphQL ``data``, numbers as
 # floats (Go decodes JSON numbers into float64).

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.expr import (
+from shiftd.decide.analysis.expr import (
     ExprRuntimeError,
     ExprSyntaxError,
     compile_condition,
     evaluate_condition,
 )
-from shiftd.decide.expr.regex import guard
+from shiftd.decide.analysis.expr.regex import guard
 
 SYNTAX_ERRORS = [
     ("result[0] >", 1, 12, "unexpected end of input"),

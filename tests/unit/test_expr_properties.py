@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shiftd.decide.expr import (
+from shiftd.decide.analysis.expr import (
     Condition,
     ExprRuntimeError,
     ExprSyntaxError,

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from shiftd.mesh.istio import (
+from shiftd.model.argo.rollout import IstioVirtualServiceRef
+from shiftd.traffic.istio.routes import (
     Destinations,
     RouteError,
     observe_subsets,
@@ -15,7 +16,6 @@ from shiftd.mesh.istio import (
     subset_patch,
     weight_patch,
 )
-from shiftd.model.rollout import IstioVirtualServiceRef
 from tests.support.world import apply_json_patch
 
 HOSTS = Destinations(canary_service="canary-svc", stable_service="stable-svc")

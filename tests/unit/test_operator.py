@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.operator import (
+from shiftd.decide.rollout.operator import (
     OperatorError,
     OperatorPatch,
     abort_patch,

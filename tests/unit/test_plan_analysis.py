@@ -3,7 +3,7 @@ stale ones are terminated; and the stable Service moves before the weights at pr
 
 from __future__ import annotations
 
-from shiftd.decide.actions import PatchAnalysisRun, PatchService, SetTraffic
+from shiftd.decide.rollout.actions import PatchAnalysisRun, PatchService, SetTraffic
 from tests.support.world import World
 
 

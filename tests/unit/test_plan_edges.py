@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from shiftd.decide.hashing import pod_template_hash
-from shiftd.model.rollout import POD_TEMPLATE_HASH_LABEL
+from shiftd.decide.rollout.hashing import pod_template_hash
+from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
 from tests.support.world import World
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shiftd.decide.replicas import (
+from shiftd.decide.rollout.replicas import (
     RSCounts,
     approximate_weighted_counts,
     basic_canary_counts,

@@ -10,7 +10,7 @@ import aiohttp
 import anyio
 import pytest
 
-from shiftd.telemetry import Telemetry
+from shiftd.runtime.telemetry import Telemetry
 
 
 class FakeClock:

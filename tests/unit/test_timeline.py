@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from shiftd.decide.actions import PatchReplicaSet, SetTraffic
-from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
-from shiftd.decide.timeline import (
+from shiftd.decide.rollout.actions import PatchReplicaSet, SetTraffic
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.timeline import (
     AnalysisRef,
     TimelineError,
     action_json,
@@ -23,7 +23,7 @@ from shiftd.decide.timeline import (
     rollout_timeline,
 )
 from shiftd.decide.traffic import TrafficObservation
-from shiftd.model.rollout import InvalidSpecError, parse_rollout
+from shiftd.model.argo.rollout import InvalidSpecError, parse_rollout
 from tests.support.world import World, load_example
 
 Obj = dict[str, Any]

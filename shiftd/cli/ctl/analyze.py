@@ -5,7 +5,8 @@ given files (other objects are skipped), merges them into one run spec as the da
 (metrics concatenated, args by name, ``dryRun`` and ``measurementRetention`` carried), fills
 the args from their defaults and ``--arg``, and compiles every condition: a missing arg, a
 bad metric or a condition with a syntax error is a usage error (exit 2), named with its file
-and path. ``run_analysis`` then drives ``shiftd.decide.backtest.replay`` — the daemon's state
+and path. ``run_analysis`` then drives ``shiftd.decide.analysis.backtest.replay`` — the
+daemon's state
 machine on a fake clock — taking each measurement with ``shiftd.providers.measure``, the
 daemon's own measuring step:
 
@@ -32,17 +33,17 @@ from shiftd.cli.ctl.common import EXIT_FAILED, EXIT_OK, Obj, UsageError
 from shiftd.cli.ctl.files import Manifest, load_manifests
 from shiftd.cli.ctl.planning import format_seconds
 from shiftd.config import AnalysisSettings
-from shiftd.decide.analysis import SUCCESSFUL, dry_run_metrics
-from shiftd.decide.backtest import (
+from shiftd.decide.analysis.backtest import (
     Due,
     Outcome,
     one_shot,
     replay,
 )
-from shiftd.decide.expr import ExprSyntaxError, compile_condition, evaluate_condition
-from shiftd.decide.status import format_time
-from shiftd.model.analysis import Metric, merge_args, parse_metric, substitute_all
-from shiftd.model.rollout import InvalidSpecError
+from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition, evaluate_condition
+from shiftd.decide.analysis.machine import SUCCESSFUL, dry_run_metrics
+from shiftd.decide.rollout.status import format_time
+from shiftd.model.argo.analysis import Metric, merge_args, parse_metric, substitute_all
+from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.providers import MetricProvider, ProviderSettings, provider_for
 from shiftd.providers.measure import ProviderFactory, take_measurement
 from shiftd.providers.prometheus import PrometheusProvider

@@ -44,6 +44,7 @@ from shiftd.cli.ctl.common import (
 )
 from shiftd.cli.ctl.completion import completion_script
 from shiftd.cli.ctl.files import load_manifests
+from shiftd.cli.ctl.lint import LINTED_KINDS, find_crd_dir, lint, load_schemas
 from shiftd.cli.ctl.operations import (
     abort_rollout,
     get_rollout,
@@ -66,12 +67,11 @@ from shiftd.cli.ctl.planning import (
 )
 from shiftd.cli.ctl.render import RolloutView, render_list, render_rollout
 from shiftd.cli.ctl.view import read_view, watch_views
-from shiftd.decide.backtest import parse_instant
-from shiftd.decide.operator import OperatorError
+from shiftd.decide.analysis.backtest import parse_instant
+from shiftd.decide.rollout.operator import OperatorError
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import ROLLOUT
-from shiftd.lint import LINTED_KINDS, find_crd_dir, lint, load_schemas
 from shiftd.model.durations import parse_duration
 
 __all__ = ["PROGRAM", "build_parser", "context_namespace", "main"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from shiftd.cli.ctl.common import Obj, UsageError
-from shiftd.lint import LintInput
+from shiftd.cli.ctl.lint import LintInput
 
 __all__ = ["Manifest", "load_manifests"]
 

@@ -1,6 +1,6 @@
 """The I/O half of each ``shiftctl`` command: read the Rollout, send what the plugin sends.
 
-The patches come from :mod:`shiftd.decide.operator`; this module only reads the Rollout and
+The patches come from :mod:`shiftd.decide.rollout.operator`; this module only reads the Rollout and
 sends them (status through ``/status``, falling back to the main resource when that answers
 404, as the plugin does). The integration harness and ``shiftd demo`` drive these coroutines
 too, so tests and humans send the very same requests.
@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from shiftd.cli.ctl.common import EXIT_FAILED, EXIT_OK, CommandError, Obj, not_found
-from shiftd.decide.operator import (
+from shiftd.decide.rollout.operator import (
     OperatorPatch,
     Undo,
     abort_patch,

@@ -18,11 +18,11 @@ from typing import Any
 
 from shiftd.cli.ctl.common import CommandError, Obj, UsageError
 from shiftd.cli.ctl.files import Manifest
-from shiftd.decide.analysis_runs import AnalysisRunView, merge_run_spec
-from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView
-from shiftd.decide.plan import describe_step
-from shiftd.decide.rollout_analysis import background_key, step_key
-from shiftd.decide.timeline import (
+from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
+from shiftd.decide.rollout.analysis import background_key, step_key
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.plan import describe_step
+from shiftd.decide.rollout.timeline import (
     NextAction,
     StepPlan,
     Timeline,
@@ -32,8 +32,8 @@ from shiftd.decide.timeline import (
     rollout_timeline,
 )
 from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
-from shiftd.mesh.router import IstioRouter
-from shiftd.model.rollout import AnalysisStep, InvalidSpecError, Rollout, parse_rollout
+from shiftd.model.argo.rollout import AnalysisStep, InvalidSpecError, Rollout, parse_rollout
+from shiftd.traffic.istio.router import IstioRouter
 
 __all__ = ["PlannedNext", "format_seconds", "next_document", "plan_next", "plan_timeline",
            "render_next", "render_timeline", "timeline_document"]

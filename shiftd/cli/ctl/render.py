@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from shiftd.cli.ctl.common import Obj
-from shiftd.decide.observed import parse_time
-from shiftd.decide.operator import current_set_weight, rollout_phase, step_progress
-from shiftd.model.rollout import (
+from shiftd.decide.rollout.observed import parse_time
+from shiftd.decide.rollout.operator import current_set_weight, rollout_phase, step_progress
+from shiftd.model.argo.rollout import (
     DEFAULT_REPLICAS,
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,

@@ -17,13 +17,13 @@ import anyio
 from shiftd.cli.ctl.common import CommandError, Obj, not_found
 from shiftd.cli.ctl.operations import get_rollout
 from shiftd.cli.ctl.render import RolloutView
-from shiftd.decide.operator import owned_replica_sets
+from shiftd.decide.rollout.operator import owned_replica_sets
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import NotFound
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import ANALYSIS_RUN, POD, REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
-from shiftd.mesh.istio import Destinations, RouteError, observe_weight
-from shiftd.model.rollout import InvalidSpecError, parse_rollout
+from shiftd.model.argo.rollout import InvalidSpecError, parse_rollout
+from shiftd.traffic.istio.routes import Destinations, RouteError, observe_weight
 
 __all__ = ["actual_weight_of", "assemble_view", "read_view", "watch_views"]
 

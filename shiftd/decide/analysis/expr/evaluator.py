@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from shiftd.decide.expr import values
-from shiftd.decide.expr.budget import Budget
-from shiftd.decide.expr.errors import ExprRuntimeError
-from shiftd.decide.expr.functions import FUNCTIONS
-from shiftd.decide.expr.nodes import (
+from shiftd.decide.analysis.expr import values
+from shiftd.decide.analysis.expr.budget import Budget
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.functions import FUNCTIONS
+from shiftd.decide.analysis.expr.nodes import (
     ArrayLit,
     Binary,
     Call,
@@ -35,7 +35,7 @@ from shiftd.decide.expr.nodes import (
     Unary,
     Var,
 )
-from shiftd.decide.expr.regex import matches
+from shiftd.decide.analysis.expr.regex import matches
 
 _NO_ACC = object()
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from shiftd.model.rollout import (
+from shiftd.model.argo.rollout import (
     MAX_WEIGHT,
     POD_TEMPLATE_HASH_LABEL,
     IstioVirtualServiceRef,

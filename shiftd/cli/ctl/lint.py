@@ -39,11 +39,11 @@ from typing import Any
 
 import yaml
 
-from shiftd.decide.analysis_runs import merge_run_spec
-from shiftd.decide.expr import ExprSyntaxError, compile_condition
-from shiftd.mesh.istio import Destinations, RouteError, observe_subsets, observe_weight
-from shiftd.model.analysis import parse_metric, substitute_all
-from shiftd.model.rollout import InvalidSpecError, Rollout, parse_rollout
+from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
+from shiftd.decide.analysis.runs import merge_run_spec
+from shiftd.model.argo.analysis import parse_metric, substitute_all
+from shiftd.model.argo.rollout import InvalidSpecError, Rollout, parse_rollout
+from shiftd.traffic.istio.routes import Destinations, RouteError, observe_subsets, observe_weight
 
 __all__ = ["LINTED_KINDS", "LintInput", "LintReport", "Problem", "find_crd_dir",
            "lint", "load_schemas"]

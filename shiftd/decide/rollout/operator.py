@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shiftd.decide.status import calculate_phase
-from shiftd.model.rollout import (
+from shiftd.decide.rollout.status import calculate_phase
+from shiftd.model.argo.rollout import (
     MAX_WEIGHT,
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,

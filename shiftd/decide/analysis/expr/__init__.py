@@ -10,8 +10,8 @@ equality, arithmetic, ``%v``), ``regex`` (``matches`` with a backtracking guard)
 ``errors``, and ``condition`` (the entry points re-exported here).
 """
 
-from shiftd.decide.expr.condition import Condition, compile_condition, evaluate_condition
-from shiftd.decide.expr.errors import ExprError, ExprRuntimeError, ExprSyntaxError
+from shiftd.decide.analysis.expr.condition import Condition, compile_condition, evaluate_condition
+from shiftd.decide.analysis.expr.errors import ExprError, ExprRuntimeError, ExprSyntaxError
 
 __all__ = [
     "Condition",

@@ -17,13 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shiftd.decide.actions import (
-    Action,
-    CreateAnalysisRun,
-    DeleteAnalysisRun,
-    PatchAnalysisRun,
-)
-from shiftd.decide.analysis_runs import (
+from shiftd.decide.analysis.runs import (
     BACKGROUND,
     ROLLOUT_TYPE_LABEL,
     STEP,
@@ -32,7 +26,13 @@ from shiftd.decide.analysis_runs import (
     run_name,
     runs_to_delete,
 )
-from shiftd.model.rollout import POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout
+from shiftd.decide.rollout.actions import (
+    Action,
+    CreateAnalysisRun,
+    DeleteAnalysisRun,
+    PatchAnalysisRun,
+)
+from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout
 
 INCONCLUSIVE_PAUSE_REASON = "InconclusiveAnalysisRun"
 BACKGROUND_STATUS = "currentBackgroundAnalysisRunStatus"

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from shiftd.model.rollout import POD_TEMPLATE_HASH_LABEL
+from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
 
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _FNV32_OFFSET = 0x811C9DC5

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from shiftd.decide.actions import SetTraffic
+from shiftd.decide.rollout.actions import SetTraffic
 from shiftd.decide.traffic import TrafficObservation
 from shiftd.kube.client import KubeClient
 from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
-from shiftd.mesh.istio import (
+from shiftd.model.argo.rollout import IstioRouting, Rollout
+from shiftd.traffic.istio.routes import (
     Destinations,
     RouteError,
     observe_subsets,
@@ -22,7 +23,6 @@ from shiftd.mesh.istio import (
     subset_patch,
     weight_patch,
 )
-from shiftd.model.rollout import IstioRouting, Rollout
 
 ObjectRef = tuple[ResourceKind, str, str]  # kind, namespace, name
 

@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shiftd.decide.expr import ExprSyntaxError, compile_condition
-from shiftd.decide.hashing import pod_template_hash
-from shiftd.model.analysis import merge_args, missing_args, parse_metrics, substitute_all
-from shiftd.model.rollout import InvalidSpecError
+from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
+from shiftd.decide.rollout.hashing import pod_template_hash
+from shiftd.model.argo.analysis import merge_args, missing_args, parse_metrics, substitute_all
+from shiftd.model.argo.rollout import InvalidSpecError
 
 BACKGROUND = "Background"
 STEP = "Step"

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.model.durations import parse_duration
-from shiftd.model.rollout import InvalidSpecError
 
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 DEFAULT_ERROR_RETRY_SECONDS = 10.0

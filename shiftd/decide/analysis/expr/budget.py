@@ -7,7 +7,7 @@ expression builds are capped in size before they are built.
 
 from __future__ import annotations
 
-from shiftd.decide.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
 
 MAX_STEPS = 100_000
 MAX_STRING_LENGTH = 100_000

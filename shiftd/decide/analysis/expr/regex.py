@@ -29,7 +29,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from shiftd.decide.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
 
 MAX_PATTERN_LENGTH = 256
 MAX_SUBJECT_LENGTH = 10_000

@@ -23,8 +23,8 @@ from typing import Any
 from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from shiftd.decide.expr.errors import ExprSyntaxError
-from shiftd.decide.expr.nodes import (
+from shiftd.decide.analysis.expr.errors import ExprSyntaxError
+from shiftd.decide.analysis.expr.nodes import (
     ArrayLit,
     Binary,
     Call,

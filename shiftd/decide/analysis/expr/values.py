@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from shiftd.decide.expr.budget import Budget
-from shiftd.decide.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.budget import Budget
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
 
 _INT64_SPAN = 2**64
 _INT64_HALF = 2**63

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from shiftd.decide.actions import (
+from shiftd.decide.analysis.runs import STEP, AnalysisRunView
+from shiftd.decide.rollout.actions import (
     Action,
     CreateAnalysisRun,
     CreateReplicaSet,
@@ -37,14 +38,13 @@ from shiftd.decide.actions import (
     Plan,
     SetTraffic,
 )
-from shiftd.decide.analysis_runs import STEP, AnalysisRunView
-from shiftd.decide.hashing import pod_template_hash
-from shiftd.decide.observed import Observed, ReplicaSetView, ServiceView, parse_time
-from shiftd.decide.operator import promote_patch
-from shiftd.decide.plan import plan_rollout, weight_at
-from shiftd.decide.status import CANARY_PAUSE_REASON, format_time
+from shiftd.decide.rollout.hashing import pod_template_hash
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, parse_time
+from shiftd.decide.rollout.operator import promote_patch
+from shiftd.decide.rollout.plan import plan_rollout, weight_at
+from shiftd.decide.rollout.status import CANARY_PAUSE_REASON, format_time
 from shiftd.decide.traffic import TrafficObservation
-from shiftd.model.rollout import (
+from shiftd.model.argo.rollout import (
     POD_TEMPLATE_HASH_LABEL,
     AnalysisStep,
     PauseStep,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from shiftd.model.rollout import MAX_WEIGHT, resolve_int_or_percent
+from shiftd.model.argo.rollout import MAX_WEIGHT, resolve_int_or_percent
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from shiftd.decide.actions import (
+from shiftd.decide.rollout.actions import (
     Action,
     CreateReplicaSet,
     DeleteReplicaSet,
@@ -36,16 +36,7 @@ from shiftd.decide.actions import (
     Plan,
     SetTraffic,
 )
-from shiftd.decide.hashing import pod_template_hash, steps_hash, templates_equal
-from shiftd.decide.observed import Observed, ReplicaSetView, parse_time
-from shiftd.decide.replicas import (
-    RSCounts,
-    basic_canary_counts,
-    resolve_fenceposts,
-    traffic_routed_counts,
-    traffic_weight_to_replicas,
-)
-from shiftd.decide.rollout_analysis import (
+from shiftd.decide.rollout.analysis import (
     BACKGROUND_STATUS,
     INCONCLUSIVE_PAUSE_REASON,
     STEP_STATUS,
@@ -55,7 +46,16 @@ from shiftd.decide.rollout_analysis import (
     housekeeping,
     step_key,
 )
-from shiftd.decide.status import (
+from shiftd.decide.rollout.hashing import pod_template_hash, steps_hash, templates_equal
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, parse_time
+from shiftd.decide.rollout.replicas import (
+    RSCounts,
+    basic_canary_counts,
+    resolve_fenceposts,
+    traffic_routed_counts,
+    traffic_weight_to_replicas,
+)
+from shiftd.decide.rollout.status import (
     AVAILABLE,
     CANARY_PAUSE_REASON,
     COMPLETED,
@@ -71,7 +71,7 @@ from shiftd.decide.status import (
     selector_string,
     set_condition,
 )
-from shiftd.model.rollout import (
+from shiftd.model.argo.rollout import (
     MANAGED_BY_ANNOTATION,
     MAX_WEIGHT,
     POD_TEMPLATE_HASH_LABEL,

@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shiftd.decide.expr.budget import MAX_STEPS, Budget
-from shiftd.decide.expr.errors import ExprRuntimeError
-from shiftd.decide.expr.evaluator import Evaluator
-from shiftd.decide.expr.nodes import Node
-from shiftd.decide.expr.parser import parse
-from shiftd.decide.expr.values import type_name
+from shiftd.decide.analysis.expr.budget import MAX_STEPS, Budget
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.evaluator import Evaluator
+from shiftd.decide.analysis.expr.nodes import Node
+from shiftd.decide.analysis.expr.parser import parse
+from shiftd.decide.analysis.expr.values import type_name
 
 
 @dataclass(frozen=True, slots=True)

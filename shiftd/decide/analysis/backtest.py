@@ -1,7 +1,7 @@
 """Replaying an AnalysisRun on a fake clock, once or over a window: ``analyze``'s core. Pure.
 
 ``replay`` is a generator that walks the daemon's own state machine
-(``shiftd.decide.analysis``: ``due_metrics``, ``record_measurement``, ``assess_run``,
+(``shiftd.decide.analysis.machine``: ``due_metrics``, ``record_measurement``, ``assess_run``,
 ``next_measurement_at``) through time without sleeping. It yields a ``Due`` — a moment and
 the metrics to measure then — and is sent back the measurements taken (``{metric name:
 measurement}``, as Argo stores one); when the run reaches a terminal phase, or the next
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shiftd.decide.analysis import (
+from shiftd.decide.analysis.machine import (
     COMPLETED,
     advance_run,
     assess_run,
@@ -35,8 +35,8 @@ from shiftd.decide.analysis import (
     due_metrics,
     next_measurement_at,
 )
-from shiftd.decide.status import format_time
-from shiftd.model.analysis import Metric
+from shiftd.decide.rollout.status import format_time
+from shiftd.model.argo.analysis import Metric
 from shiftd.model.durations import parse_duration
 
 __all__ = [

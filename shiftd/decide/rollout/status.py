@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shiftd.model.rollout import Rollout
+from shiftd.model.argo.rollout import Rollout
 
 INVALID_SPEC = "InvalidSpec"
 PROGRESSING = "Progressing"

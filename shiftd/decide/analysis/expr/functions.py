@@ -17,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from shiftd.decide.expr.budget import MAX_STRING_LENGTH, Budget
-from shiftd.decide.expr.errors import ExprRuntimeError
-from shiftd.decide.expr.values import (
+from shiftd.decide.analysis.expr.budget import MAX_STRING_LENGTH, Budget
+from shiftd.decide.analysis.expr.errors import ExprRuntimeError
+from shiftd.decide.analysis.expr.values import (
     is_array,
     is_map,
     is_number,

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shiftd.decide.observed import parse_time
-from shiftd.model.analysis import (
+from shiftd.decide.rollout.observed import parse_time
+from shiftd.model.argo.analysis import (
     DEFAULT_ERROR_RETRY_SECONDS,
     DEFAULT_MEASUREMENT_HISTORY_LIMIT,
     Metric,

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shiftd.decide.analysis_runs import AnalysisRunView
+from shiftd.decide.analysis.runs import AnalysisRunView
 from shiftd.decide.traffic import TrafficObservation
-from shiftd.model.rollout import (
+from shiftd.model.argo.rollout import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,

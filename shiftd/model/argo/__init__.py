@@ -1,0 +1,2 @@
+"""Typed views of Argo Rollouts' resources: Rollout, AnalysisTemplate and AnalysisRun.
+"""

@@ -1,0 +1,2 @@
+"""The Istio traffic router: pure route computations (routes.py) and the router (router.py).
+"""
