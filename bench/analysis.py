@@ -10,7 +10,7 @@ Three processes besides this one, so their CPU time is not charged to the daemon
   ``tests/support/prometheus.py`` starts it; the few lines needed are repeated here so the
   benchmark knows the process id it reads CPU time from).
 
-The real ``shiftd.runtime.daemon.Daemon`` runs here on the wall clock (the Prometheus is real,
+The real ``shiftd.assembly.Daemon`` runs here on the wall clock (the Prometheus is real,
 so time must be). The daemon measures only AnalysisRuns controlled by a Rollout it handles, so
 the runs are made the way they are in production:
 
@@ -81,16 +81,16 @@ import yaml
 from aiohttp import web
 from rollouts import GcPauses, count_requests, cpu_seconds, emulator_process, percentile, rss_mib
 
-import shiftd.runtime.daemon as daemon_module
+import shiftd.assembly as daemon_module
+from shiftd.assembly import Daemon
 from shiftd.config import parse_settings
+from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.decide.rollout.observed import parse_time
 from shiftd.kube.client import KubeClient
 from shiftd.kube.resources import ANALYSIS_RUN, ANALYSIS_TEMPLATE, ROLLOUT
 from shiftd.logs import configure_logging
 from shiftd.providers.base import Clock, Measurement, MetricProvider, ProviderSettings, provider_for
-from shiftd.runtime.analysis import AnalysisController
 from shiftd.runtime.clock import SystemClock
-from shiftd.runtime.daemon import Daemon
 
 HERE = Path(__file__).resolve().parent
 SEED = "myapp-analysis"

@@ -1,7 +1,7 @@
 """Benchmark: N canary Rollouts whose timed pauses all end at the same instant.
 
 The cluster (``ApiEmulator`` + ``FakeKubelet``) runs in a subprocess (``emulator_server.py``);
-the real ``shiftd.runtime.daemon.Daemon`` runs here on a ``ManualClock``, so "every pause
+the real ``shiftd.assembly.Daemon`` runs here on a ``ManualClock``, so "every pause
 ends now" is one exact instant. The run:
 
 1. seed N Rollouts (each with its own canary/stable Service and VirtualService, one replica,
@@ -45,10 +45,10 @@ import aiohttp
 import anyio
 import orjson
 
+from shiftd.assembly import Daemon
 from shiftd.config import parse_settings
 from shiftd.logs import configure_logging
 from shiftd.runtime.clock import ManualClock
-from shiftd.runtime.daemon import Daemon
 
 HERE = Path(__file__).resolve().parent
 PAUSE_SECONDS = 60.0

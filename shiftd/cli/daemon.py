@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import anyio
 
 from shiftd import __version__
+from shiftd.assembly import serve_forever
 from shiftd.config import ConfigError, Settings, load_settings
 from shiftd.logs import configure_logging
-from shiftd.runtime.daemon import serve_forever
 
 EXIT_BAD_CONFIG = 2
 

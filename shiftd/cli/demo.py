@@ -39,6 +39,7 @@ import orjson
 import yaml
 from kubernetes_asyncio.client import ApiClient
 
+from shiftd.assembly import Daemon
 from shiftd.cli.ctl import CommandError, send_operator_patch, set_rollout_image
 from shiftd.config import parse_settings
 from shiftd.decide.rollout.observed import parse_time
@@ -49,7 +50,6 @@ from shiftd.kube.informer import Informer
 from shiftd.kube.resources import EVENT, REPLICA_SET, ROLLOUT, SERVICE, VIRTUAL_SERVICE
 from shiftd.model.durations import parse_duration
 from shiftd.runtime.clock import ScaledClock
-from shiftd.runtime.daemon import Daemon
 from shiftd.sim import ApiEmulator, FakeKubelet, load_crd_documents
 
 __all__ = [

@@ -40,6 +40,7 @@ from yarl import URL
 from shiftd.kube.errors import (
     CannotConnect,
     ConnectionFailed,
+    NotFound,
     RequestTimeout,
     TransportError,
     error_from_response,
@@ -370,6 +371,16 @@ class KubeClient:
     ) -> None:
         query = [("propagationPolicy", propagation_policy)] if propagation_policy else []
         await self._request("delete", "DELETE", kind.object_path(namespace, name), query=query)
+
+    async def serves(self, kind: ResourceKind) -> bool:
+        """Whether the API server serves ``kind`` (discovery of its group/version): False when
+        the group/version or the resource is unknown, as on a cluster without its CRD."""
+        try:
+            resources = await self._read("get", kind.api_prefix)
+        except NotFound:
+            return False
+        return any(resource.get("name") == kind.plural
+                   for resource in resources.get("resources") or [])
 
     # -- plumbing ------------------------------------------------------------------------
 

@@ -1,188 +1,260 @@
-"""The watch task's caches and the indexes that turn an object's change into Rollout keys.
+"""The watch task's caches: one informer per registered kind, and the indexes controllers ask for.
 
-One ``Informer`` per kind (Rollouts, ReplicaSets, Services, VirtualServices,
-DestinationRules, AnalysisRuns, AnalysisTemplates, ClusterAnalysisTemplates). A change to a
-Rollout queues it; a change to a ReplicaSet or AnalysisRun queues the Rollout that controls it
-(and an AnalysisRun also the analysis task); a change to a Service, mesh object or template
-queues every Rollout that last reconciled with a reference to it. Nothing here writes to the
-API.
+Controllers register the kinds they read (``watch``): whether the daemon can run without it
+(``optional``: readiness does not wait for it, and a kind the API server does not serve is
+simply absent), whether its objects are indexed by their controlling owner, and a handler
+that maps a change to the keys it concerns. Two indexes are generic:
+
+* the owner index: objects of a kind by the uid of their controlling owner, plus the orphans
+  of each namespace (ReplicaSets a Rollout may adopt, the AnalysisRuns it controls);
+* the reference index: which keys last read which objects (``set_references``), so a change
+  to a Service, a VirtualService or a template wakes every key that depends on it.
+
+Every change is turned into ``ObjectKey`` values and handed to ``enqueue``; nothing here
+writes to the API server.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.kube.informer import Informer, ListWatchClient
-from shiftd.kube.resources import (
-    ANALYSIS_RUN,
-    ANALYSIS_TEMPLATE,
-    CLUSTER_ANALYSIS_TEMPLATE,
-    DESTINATION_RULE,
-    REPLICA_SET,
-    ROLLOUT,
-    SERVICE,
-    VIRTUAL_SERVICE,
-    ResourceKind,
-)
+from shiftd.kube.resources import ResourceKind
+from shiftd.runtime.keys import ObjectKey
+
+logger = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
-Ref = tuple[str, str, str]  # kind plural, namespace, name
+Handler = Callable[[str, JsonObject], Iterable[ObjectKey]]
+Ref = tuple[ResourceKind, str, str]  # kind, namespace ("" when cluster-scoped), name
+Where = tuple[str, str]  # namespace, name
+
+UNSERVED_RECHECK_SECONDS = 60.0
 
 
-def rollout_key(obj: JsonObject) -> str:
-    metadata = obj.get("metadata") or {}
-    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
-
-
-def _controller_uid(obj: JsonObject) -> str | None:
+def controller_uid(obj: JsonObject) -> str | None:
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller"):
             return str(ref.get("uid"))
     return None
 
 
-def entry(kind: ResourceKind, obj: JsonObject) -> str:
-    """One object's line in a fingerprint: ``<plural>/<name>@<resourceVersion>``."""
-    return f"{kind.plural}/{_name(obj)}@{_version(obj)}"
+def controller_key(obj: JsonObject) -> ObjectKey | None:
+    """The key of the object's controlling owner (``None`` for an orphan)."""
+    metadata = obj.get("metadata") or {}
+    for ref in metadata.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ObjectKey(str(ref.get("kind")), str(metadata.get("namespace", "")),
+                             str(ref.get("name")))
+    return None
 
 
-def _version(obj: JsonObject) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+def resource_version(obj: JsonObject | None) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion", "")) if obj else "-"
 
 
-def _name(obj: JsonObject) -> str:
-    return str((obj.get("metadata") or {}).get("name", ""))
+def _where(obj: JsonObject) -> Where:
+    metadata = obj.get("metadata") or {}
+    return str(metadata.get("namespace", "")), str(metadata.get("name"))
 
 
-def _bind(callback: Callable[[str], None], plural: str) -> Callable[[], None]:
-    def bound() -> None:
-        callback(plural)
+@dataclass
+class _OwnerIndex:
+    """Objects of one kind by controlling owner uid; orphans by namespace."""
 
-    return bound
+    owned: dict[str, dict[Where, None]] = field(default_factory=lambda: defaultdict(dict))
+    orphans: dict[str, dict[str, None]] = field(default_factory=lambda: defaultdict(dict))
+    owner_of: dict[Where, str] = field(default_factory=dict)  # "" for an orphan
+
+    def update(self, event_type: str, obj: JsonObject) -> None:
+        where = _where(obj)
+        uid = None if event_type == "DELETED" else (controller_uid(obj) or "")
+        previous = self.owner_of.get(where)
+        if previous == uid:
+            return
+        if previous is not None:
+            del self.owner_of[where]
+            bucket: dict[Any, None] = (self.orphans[where[0]] if previous == ""
+                                       else self.owned[previous])
+            bucket.pop(where[1] if previous == "" else where, None)
+            if not bucket:
+                (self.orphans if previous == "" else self.owned).pop(
+                    where[0] if previous == "" else previous, None)
+        if uid is None:
+            return
+        self.owner_of[where] = uid
+        if uid == "":
+            self.orphans[where[0]][where[1]] = None
+        else:
+            self.owned[uid][where] = None
+
+
+@dataclass
+class _Registration:
+    informer: Informer
+    optional: bool
+    handlers: list[Handler]
+    owners: _OwnerIndex | None
+    served: bool = True
 
 
 class Caches:
-    """Informers for every kind a reconcile reads, plus the reverse indexes."""
-
-    # Cluster-scoped kinds a namespace-bound RoleBinding cannot list: readiness does not wait
-    # for them (a Rollout naming a missing one is InvalidSpec until it is seen).
-    OPTIONAL = frozenset({CLUSTER_ANALYSIS_TEMPLATE.plural})
-    WATCHED: tuple[ResourceKind, ...] = (ROLLOUT, REPLICA_SET, SERVICE, VIRTUAL_SERVICE,
-                                         DESTINATION_RULE, ANALYSIS_RUN, ANALYSIS_TEMPLATE,
-                                         CLUSTER_ANALYSIS_TEMPLATE)
+    """Informers for every registered kind, plus the owner and reference indexes."""
 
     def __init__(
         self,
         client: ListWatchClient,
         *,
         namespaces: Sequence[str] | None,
-        enqueue: Callable[[str], None],
+        enqueue: Callable[[ObjectKey], None],
         on_restart: Callable[[str], None] | None = None,
-        on_analysis_run: Callable[[str], None] | None = None,
+        serves: Callable[[ResourceKind], Awaitable[bool]] | None = None,
     ) -> None:
+        self._client = client
+        self._namespaces = namespaces
         self._enqueue = enqueue
-        self._on_analysis_run = on_analysis_run
-        self._informers: dict[str, Informer] = {}
-        # ReplicaSets by the uid of their controlling owner; orphans by namespace.
-        self._owned: dict[str, dict[str, JsonObject]] = defaultdict(dict)
-        self._orphans: dict[str, dict[str, JsonObject]] = defaultdict(dict)
-        self._replica_set_owner: dict[tuple[str, str], str] = {}  # "" for orphans
-        # AnalysisRuns (namespace, name) by the uid of their controlling owner, so a Rollout's
-        # reconcile finds its runs without scanning every run in its namespace.
-        self._runs_of: dict[str, dict[tuple[str, str], None]] = defaultdict(dict)
-        self._run_owner: dict[tuple[str, str], str] = {}
-        self._rollout_uids: dict[str, str] = {}  # uid -> rollout key
-        self._dependents: dict[Ref, set[str]] = defaultdict(set)
-        self._references: dict[str, set[Ref]] = {}
-        for kind in self.WATCHED:
-            self._informers[kind.plural] = Informer(
-                client, kind, namespaces=namespaces,
-                on_change=self._handler(kind),
-                on_restart=_bind(on_restart, kind.plural) if on_restart else None,
-            )
+        self._on_restart = on_restart
+        self._serves = serves
+        self._kinds: dict[str, _Registration] = {}
+        self._dependents: dict[Ref, set[ObjectKey]] = defaultdict(set)
+        self._references: dict[ObjectKey, frozenset[Ref]] = {}
+
+    # -- registering ----------------------------------------------------------------------
+    def watch(self, kind: ResourceKind, *, optional: bool = False, index_owners: bool = False,
+              on_change: Handler | None = None) -> None:
+        """Cache ``kind``; registering a kind twice merges the registrations (it is optional
+        only if every registration says so)."""
+        found = self._kinds.get(kind.plural)
+        if found is None:
+            found = self._kinds[kind.plural] = _Registration(
+                informer=Informer(self._client, kind, namespaces=self._namespaces,
+                                  on_change=self._dispatcher(kind.plural),
+                                  on_restart=self._restart_reporter(kind.plural)),
+                optional=optional, handlers=[], owners=None)
+        found.optional = found.optional and optional
+        if index_owners and found.owners is None:
+            found.owners = _OwnerIndex()
+        if on_change is not None:
+            found.handlers.append(on_change)
+
+    def _dispatcher(self, plural: str) -> Callable[[str, JsonObject], None]:
+        def on_change(event_type: str, obj: JsonObject) -> None:
+            self._changed(self._kinds[plural], event_type, obj)
+
+        return on_change
+
+    def _restart_reporter(self, plural: str) -> Callable[[], None] | None:
+        report = self._on_restart
+        if report is None:
+            return None
+
+        def restarted() -> None:
+            report(plural)
+
+        return restarted
 
     # -- running ----------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Start every informer; ``started()`` once all of them have listed."""
+        """Start every informer; ``started()`` once every required kind has listed."""
         async with anyio.create_task_group() as group:
-            for plural, informer in self._informers.items():
-                if plural in self.OPTIONAL:
-                    group.start_soon(informer.run)
+            for registration in self._kinds.values():
+                if registration.optional:
+                    group.start_soon(self._run_optional, registration)
                 else:
-                    await group.start(informer.run)
+                    await group.start(registration.informer.run)
             task_status.started()
+
+    async def _run_optional(self, registration: _Registration) -> None:
+        """An optional kind is watched once the API server serves it (checked again every
+        minute, so installing Istio's CRDs later needs no restart)."""
+        kind = registration.informer.kind
+        while self._serves is not None and not await self._serves(kind):
+            if registration.served:
+                logger.warning("the API server does not serve %s (%s); carrying on without "
+                               "it", kind.plural, kind.api_version)
+            registration.served = False
+            await anyio.sleep(UNSERVED_RECHECK_SECONDS)
+        registration.served = True
+        await registration.informer.run()
 
     @property
     def synced(self) -> bool:
-        return all(informer.synced.is_set() for plural, informer in self._informers.items()
-                   if plural not in self.OPTIONAL)
+        return all(r.informer.synced.is_set() for r in self._kinds.values() if not r.optional)
+
+    def served(self, kind: ResourceKind) -> bool:
+        """False once the API server was found not to serve ``kind`` (and not since)."""
+        registration = self._kinds.get(kind.plural)
+        return registration is not None and registration.served
 
     # -- reading ----------------------------------------------------------------------------
-    def informer(self, kind: ResourceKind) -> Informer:
-        return self._informers[kind.plural]
-
     def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject | None:
-        return self._informers[kind.plural].get(namespace if kind.namespaced else None, name)
+        registration = self._kinds.get(kind.plural)
+        if registration is None:
+            return None
+        return registration.informer.get(namespace if kind.namespaced else None, name)
 
-    def analysis_runs_for(self, *, namespace: str, uid: str) -> list[JsonObject]:
-        """The AnalysisRuns this Rollout controls."""
-        informer = self._informers[ANALYSIS_RUN.plural]
-        runs = []
-        for run_namespace, name in self._runs_of.get(uid, {}):
-            run = informer.get(run_namespace, name) if run_namespace == namespace else None
-            if run is not None:
-                runs.append(run)
-        return runs
+    def items(self, kind: ResourceKind, namespace: str | None = None) -> list[JsonObject]:
+        return self._kinds[kind.plural].informer.items(namespace)
 
-    def rollout_keys(self) -> list[str]:
-        return [rollout_key(obj) for obj in self._informers[ROLLOUT.plural].items()]
+    def owned(self, kind: ResourceKind, *, namespace: str, uid: str) -> list[JsonObject]:
+        """The objects of ``kind`` in ``namespace`` whose controlling owner has ``uid``."""
+        registration = self._kinds[kind.plural]
+        assert registration.owners is not None, f"{kind.plural} is not indexed by owner"
+        found = []
+        for where in registration.owners.owned.get(uid, {}):
+            obj = registration.informer.get(where[0], where[1]) if where[0] == namespace \
+                else None
+            if obj is not None:
+                found.append(obj)
+        return found
 
-    def replica_sets_for(self, *, namespace: str, uid: str) -> list[JsonObject]:
-        """ReplicaSets this Rollout controls, plus orphans in its namespace it may adopt."""
-        owned = list(self._owned.get(uid, {}).values())
-        return owned + list(self._orphans.get(namespace, {}).values())
+    def orphans(self, kind: ResourceKind, *, namespace: str) -> list[JsonObject]:
+        """The objects of ``kind`` in ``namespace`` with no controlling owner."""
+        registration = self._kinds[kind.plural]
+        assert registration.owners is not None, f"{kind.plural} is not indexed by owner"
+        names = registration.owners.orphans.get(namespace, {})
+        return [obj for name in names
+                if (obj := registration.informer.get(namespace, name)) is not None]
+
+    def references(self, key: ObjectKey) -> frozenset[Ref]:
+        return self._references.get(key, frozenset())
 
     # -- writing through ----------------------------------------------------------------------
-    def remember(self, kind: ResourceKind, obj: JsonObject) -> None:
-        informer = self._informers[kind.plural]
-        informer.remember(obj)
-        if kind is ANALYSIS_RUN:
-            metadata = obj.get("metadata") or {}
-            kept = informer.get(metadata.get("namespace", ""), str(metadata.get("name")))
-            self._index_analysis_run("MODIFIED", kept if kept is not None else obj)
-            # Its watch event will be a no-op, so do now what that event would do: queue the
-            # run for the analysis task and the Rollout that controls it.
-            if self._on_analysis_run is not None:
-                self._on_analysis_run(rollout_key(obj))
-            uid = _controller_uid(obj)
-            owner = self._rollout_uids.get(uid) if uid is not None else None
-            if owner is not None:
-                self._enqueue(owner)
-        if kind is REPLICA_SET:
-            # Index what the informer kept: when the watch already brought a newer copy (the
-            # kubelet's status update can overtake our own create's answer), ``obj`` is stale.
-            metadata = obj.get("metadata") or {}
-            kept = informer.get(metadata.get("namespace", ""), str(metadata.get("name")))
-            self._index_replica_set("MODIFIED", kept if kept is not None else obj)
+    def remember(self, kind: ResourceKind, obj: JsonObject, *, notify: bool = False) -> None:
+        """Put an object a write returned into the cache. With ``notify`` its handlers run
+        as for a watch event (whose later arrival will be a no-op), so whoever reacts to
+        this kind learns of the write at once."""
+        registration = self._kinds[kind.plural]
+        registration.informer.remember(obj)
+        # Index what the informer kept: when the watch already brought a newer copy (the
+        # kubelet's status update can overtake our own create's answer), ``obj`` is stale.
+        namespace, name = _where(obj)
+        kept = registration.informer.get(namespace if kind.namespaced else None, name)
+        if registration.owners is not None:
+            registration.owners.update("MODIFIED", kept if kept is not None else obj)
+        if notify:
+            for handler in registration.handlers:
+                for key in handler("MODIFIED", kept if kept is not None else obj):
+                    self._enqueue(key)
 
     def forget(self, kind: ResourceKind, namespace: str, name: str) -> None:
-        informer = self._informers[kind.plural]
-        obj = informer.get(namespace, name)
-        informer.forget(namespace, name)
-        if obj is not None and kind is REPLICA_SET:
-            self._index_replica_set("DELETED", obj)
-        if obj is not None and kind is ANALYSIS_RUN:
-            self._index_analysis_run("DELETED", obj)
+        registration = self._kinds[kind.plural]
+        obj = registration.informer.get(namespace, name)
+        registration.informer.forget(namespace, name)
+        if obj is not None and registration.owners is not None:
+            registration.owners.update("DELETED", obj)
 
-    def set_references(self, key: str, refs: Iterable[tuple[ResourceKind, str, str]]) -> None:
+    def set_references(self, key: ObjectKey, refs: Iterable[Ref]) -> None:
         """Record the objects ``key`` depends on, so their changes wake it."""
-        wanted = {(kind.plural, namespace, name) for kind, namespace, name in refs}
-        previous = self._references.get(key, set())
+        wanted = frozenset(refs)
+        previous = self._references.get(key, frozenset())
         if wanted == previous:
             return
         for ref in previous - wanted:
@@ -191,108 +263,20 @@ class Caches:
                 del self._dependents[ref]
         for ref in wanted - previous:
             self._dependents[ref].add(key)
-        self._references[key] = wanted
-
-    def fingerprint(self, key: str, rollout: JsonObject) -> tuple[str, ...]:
-        """The resourceVersions of everything a plan of this Rollout reads: the Rollout, the
-        ReplicaSets and AnalysisRuns it may own or adopt, and what it last referenced. Equal
-        fingerprints mean equal inputs (time aside)."""
-        metadata = rollout.get("metadata") or {}
-        namespace = str(metadata.get("namespace", ""))
-        uid = str(metadata.get("uid", ""))
-        versions = [entry(ROLLOUT, rollout)]
-        versions.extend(sorted(entry(REPLICA_SET, rs)
-                               for rs in self.replica_sets_for(namespace=namespace, uid=uid)))
-        versions.extend(sorted(entry(ANALYSIS_RUN, run)
-                               for run in self.analysis_runs_for(namespace=namespace, uid=uid)))
-        for plural, ref_namespace, name in sorted(self._references.get(key, ())):
-            found = self._informers[plural].get(ref_namespace or None, name)
-            versions.append(f"{plural}/{name}@{_version(found) if found else '-'}")
-        return tuple(versions)
-
-    def drop_rollout(self, key: str) -> None:
-        self.set_references(key, ())
-        self._references.pop(key, None)
-
-    # -- change handlers ----------------------------------------------------------------------
-    def _handler(self, kind: ResourceKind) -> Callable[[str, JsonObject], None]:
-        if kind is ROLLOUT:
-            return self._on_rollout
-        if kind is REPLICA_SET:
-            return self._on_replica_set
-        if kind is ANALYSIS_RUN:
-            return self._on_owned
-
-        def on_referenced(event_type: str, obj: JsonObject) -> None:
-            metadata = obj.get("metadata") or {}
-            ref = (kind.plural, str(metadata.get("namespace", "")), str(metadata.get("name")))
-            for key in tuple(self._dependents.get(ref, ())):
-                self._enqueue(key)
-
-        return on_referenced
-
-    def _on_rollout(self, event_type: str, obj: JsonObject) -> None:
-        uid = str((obj.get("metadata") or {}).get("uid", ""))
-        key = rollout_key(obj)
-        if event_type == "DELETED":
-            self._rollout_uids.pop(uid, None)
+        if wanted:
+            self._references[key] = wanted
         else:
-            self._rollout_uids[uid] = key
-        self._enqueue(key)
+            self._references.pop(key, None)
 
-    def _on_owned(self, event_type: str, obj: JsonObject) -> None:
-        self._index_analysis_run(event_type, obj)
-        if self._on_analysis_run is not None and event_type != "DELETED":
-            self._on_analysis_run(rollout_key(obj))
-        uid = _controller_uid(obj)
-        key = self._rollout_uids.get(uid) if uid is not None else None
-        if key is not None:
+    # -- change handling ----------------------------------------------------------------------
+    def _changed(self, registration: _Registration, event_type: str, obj: JsonObject) -> None:
+        if registration.owners is not None:
+            registration.owners.update(event_type, obj)
+        for handler in registration.handlers:
+            for key in handler(event_type, obj):
+                self._enqueue(key)
+        kind = registration.informer.kind
+        namespace, name = _where(obj)
+        for key in tuple(self._dependents.get((kind, namespace if kind.namespaced else "",
+                                               name), ())):
             self._enqueue(key)
-
-    def _on_replica_set(self, event_type: str, obj: JsonObject) -> None:
-        self._index_replica_set(event_type, obj)
-        uid = _controller_uid(obj)
-        if uid is not None:
-            key = self._rollout_uids.get(uid)
-            if key is not None:
-                self._enqueue(key)
-            return
-        namespace = str((obj.get("metadata") or {}).get("namespace", ""))
-        for key in self._rollout_uids.values():  # an orphan may be adopted by any Rollout
-            if key.startswith(f"{namespace}/"):
-                self._enqueue(key)
-
-    def _index_analysis_run(self, event_type: str, obj: JsonObject) -> None:
-        metadata = obj.get("metadata") or {}
-        where = (str(metadata.get("namespace", "")), str(metadata.get("name")))
-        uid = None if event_type == "DELETED" else _controller_uid(obj)
-        previous = self._run_owner.get(where)
-        if previous == uid:
-            return
-        if previous is not None:
-            del self._run_owner[where]
-            owned = self._runs_of[previous]
-            owned.pop(where, None)
-            if not owned:
-                del self._runs_of[previous]
-        if uid is not None:
-            self._runs_of[uid][where] = None
-            self._run_owner[where] = uid
-
-    def _index_replica_set(self, event_type: str, obj: JsonObject) -> None:
-        metadata = obj.get("metadata") or {}
-        where = (str(metadata.get("namespace", "")), str(metadata.get("name")))
-        previous_owner = self._replica_set_owner.pop(where, "")
-        if previous_owner:
-            self._owned.get(previous_owner, {}).pop(where[1], None)
-        else:
-            self._orphans.get(where[0], {}).pop(where[1], None)
-        if event_type == "DELETED":
-            return
-        uid = _controller_uid(obj)
-        if uid is None:
-            self._orphans[where[0]][where[1]] = obj
-            self._replica_set_owner[where] = ""
-        else:
-            self._owned[uid][where[1]] = obj
-            self._replica_set_owner[where] = uid

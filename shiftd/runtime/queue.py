@@ -1,9 +1,9 @@
 """The in-memory event queue every task feeds and the reconcile workers drain.
 
-Keys are Rollouts (``namespace/name``). As in client-go's workqueue: a key queued twice is
-queued once (deduplication); a key being reconciled is never handed to a second worker, and if
-it is added meanwhile it is queued again when the first reconcile is done. So there is never
-more than one reconcile of a Rollout at a time, and never a lost wake-up.
+Keys are ``ObjectKey`` values (kind, namespace, name). As in client-go's workqueue: a key
+queued twice is queued once (deduplication); a key being reconciled is never handed to a second
+worker, and if it is added meanwhile it is queued again when the first reconcile is done. So
+there is never more than one reconcile of an object at a time, and never a lost wake-up.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from collections import deque
 
 import anyio
 
+from shiftd.runtime.keys import ObjectKey
+
 
 class QueueClosed(Exception):
     """The daemon is stopping: take no more work."""
@@ -19,9 +21,9 @@ class QueueClosed(Exception):
 
 class WorkQueue:
     def __init__(self) -> None:
-        self._queue: deque[str] = deque()
-        self._dirty: set[str] = set()
-        self._processing: set[str] = set()
+        self._queue: deque[ObjectKey] = deque()
+        self._dirty: set[ObjectKey] = set()
+        self._processing: set[ObjectKey] = set()
         self._wakeup = anyio.Event()
         self._idle = anyio.Event()
         self._busy = anyio.Event()
@@ -55,7 +57,7 @@ class WorkQueue:
     def closed(self) -> bool:
         return self._closed
 
-    def add(self, key: str) -> None:
+    def add(self, key: ObjectKey) -> None:
         if self._closed or key in self._dirty:
             return
         self._dirty.add(key)
@@ -65,7 +67,7 @@ class WorkQueue:
         self._queue.append(key)
         self._wakeup.set()
 
-    async def get(self) -> str:
+    async def get(self) -> ObjectKey:
         """The next key to reconcile; the caller must call ``done(key)`` afterwards."""
         while True:
             if self._closed:
@@ -79,7 +81,7 @@ class WorkQueue:
                 self._wakeup = anyio.Event()
             await self._wakeup.wait()
 
-    def done(self, key: str) -> None:
+    def done(self, key: ObjectKey) -> None:
         self._processing.discard(key)
         if key in self._dirty and not self._closed:
             self._queue.append(key)

@@ -80,3 +80,23 @@ class Writer:
             self._limiter.release_on_behalf_of(job)
             self._pending -= 1
             job.done.set()
+
+
+class Writers:
+    """The writer tasks, by the kind of write they own."""
+
+    def __init__(self, *, concurrency: int) -> None:
+        self.replica_sets = Writer("replicasets", concurrency=concurrency)
+        self.traffic = Writer("traffic", concurrency=concurrency)
+        self.status = Writer("status", concurrency=concurrency)
+        self.analysis = Writer("analysisruns", concurrency=concurrency)
+        # One at a time, like client-go's event broadcaster: Events are written in the order
+        # they were planned, and a burst of them never holds up the writes that route traffic.
+        self.events = Writer("events", concurrency=1)
+
+    def all(self) -> tuple[Writer, ...]:
+        return (self.replica_sets, self.traffic, self.status, self.analysis, self.events)
+
+    @property
+    def idle(self) -> bool:
+        return all(writer.idle for writer in self.all())

@@ -13,9 +13,9 @@ from typing import Any
 
 import anyio
 
+from shiftd.assembly import Daemon
 from shiftd.config import parse_settings
 from shiftd.runtime.clock import Clock, ManualClock
-from shiftd.runtime.daemon import Daemon
 from tests.integration.harness import Cluster
 
 Obj = dict[str, Any]

@@ -9,10 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from shiftd.controllers.analysisrun import SECRET, AnalysisController
 from shiftd.decide.analysis.expr import evaluate_condition
 from shiftd.model.argo.analysis import parse_metric
 from shiftd.providers import ProviderSettings
-from shiftd.runtime.analysis import SECRET, AnalysisController
 from shiftd.runtime.clock import ManualClock
 from shiftd.runtime.telemetry import Telemetry
 from tests.integration.harness import test_cluster

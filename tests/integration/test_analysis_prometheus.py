@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from shiftd.assembly import Daemon
 from shiftd.kube.resources import ANALYSIS_RUN, ANALYSIS_TEMPLATE
 from shiftd.runtime.clock import ManualClock
-from shiftd.runtime.daemon import Daemon
 from tests.integration.daemon_support import running_daemon, weights
 from tests.integration.harness import Cluster, test_cluster
 from tests.support.prometheus import (

@@ -8,6 +8,7 @@ import pytest
 
 from shiftd.kube.resources import ROLLOUT, VIRTUAL_SERVICE
 from shiftd.runtime.clock import ManualClock
+from shiftd.runtime.keys import ObjectKey
 from tests.integration.daemon_support import (
     replicas_by_image,
     running_daemon,
@@ -240,7 +241,8 @@ async def test_a_settled_rollout_makes_no_writes() -> None:
             await cluster.wait_for(lambda: daemon.quiet, what="nothing left to do or write")
             before = len(writes(cluster))
             clock.advance(3600)  # the indefinite pause ignores time
-            for key in [f"{cluster.namespace}/istio-rollout"] * 3:
-                daemon.queue.add(key)  # as a resync would
+            assert daemon.parts is not None
+            for key in [ObjectKey("Rollout", cluster.namespace, "istio-rollout")] * 3:
+                daemon.parts.engine.enqueue(key)  # as a resync would
             await cluster.wait_for(lambda: daemon.quiet, what="quiet again")
             assert writes(cluster)[before:] == []

@@ -1,4 +1,5 @@
-"""Caches: a Rollout finds the AnalysisRuns it controls through the owner index.
+"""Caches: the owner index (a Rollout finds the AnalysisRuns it controls), the reference
+index, handlers returning keys, and optional kinds the API server does not serve.
 
 The watch side is a scripted client: ``list`` answers from a table, and each kind's watch
 yields the events a test sends through a memory stream, so the index is fed exactly as the
@@ -17,8 +18,9 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from shiftd.kube.client import WatchEvent
-from shiftd.kube.resources import ANALYSIS_RUN, ResourceKind
+from shiftd.kube.resources import ANALYSIS_RUN, VIRTUAL_SERVICE, ResourceKind
 from shiftd.runtime.caches import Caches
+from shiftd.runtime.keys import ObjectKey, key_of
 
 Obj = dict[str, Any]
 
@@ -59,6 +61,7 @@ Events = MemoryObjectSendStream[WatchEvent]
 async def running(runs: list[Obj]) -> AsyncIterator[tuple[Caches, Events]]:
     client = ScriptedClient(runs)
     caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN, index_owners=True)
     async with client.send, client.receive, anyio.create_task_group() as group:
         await group.start(caches.run)
         yield caches, client.send
@@ -67,7 +70,7 @@ async def running(runs: list[Obj]) -> AsyncIterator[tuple[Caches, Events]]:
 
 def names(caches: Caches, owner: str, namespace: str = "shop") -> list[str]:
     return [r["metadata"]["name"]
-            for r in caches.analysis_runs_for(namespace=namespace, uid=f"uid-{owner}")]
+            for r in caches.owned(ANALYSIS_RUN, namespace=namespace, uid=f"uid-{owner}")]
 
 
 async def settle() -> None:
@@ -91,7 +94,7 @@ async def test_runs_are_found_by_their_controlling_rollout() -> None:
         await events.send(WatchEvent(type="MODIFIED", object={
             **run("a-2", "a", 5), "status": {"phase": "Running"}}))
         await settle()
-        (newest,) = [r for r in caches.analysis_runs_for(namespace="shop", uid="uid-a")
+        (newest,) = [r for r in caches.owned(ANALYSIS_RUN, namespace="shop", uid="uid-a")
                      if r["metadata"]["name"] == "a-2"]
         assert newest["status"] == {"phase": "Running"}
 
@@ -111,3 +114,50 @@ async def test_write_through_updates_the_index() -> None:
         assert names(caches, "a") == ["a-1"]
         caches.forget(ANALYSIS_RUN, "shop", "a-1")
         assert names(caches, "a") == []
+
+
+async def test_changes_wake_the_keys_handlers_name_and_every_key_that_references_the_object(
+) -> None:
+    client = ScriptedClient([run("a-1", "a", 1)])
+    woken: list[ObjectKey] = []
+    caches = Caches(client, namespaces=["shop"], enqueue=woken.append)
+    caches.watch(ANALYSIS_RUN, on_change=lambda event, obj: (key_of("AnalysisRun", obj),))
+    rollout = ObjectKey("Rollout", "shop", "a")
+    canary = ObjectKey("Canary", "shop", "a")  # same name, another kind: a different key
+    caches.set_references(rollout, [(ANALYSIS_RUN, "shop", "a-2")])
+    caches.set_references(canary, [(ANALYSIS_RUN, "shop", "a-2")])
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        assert woken == [ObjectKey("AnalysisRun", "shop", "a-1")]
+        await client.send.send(WatchEvent(type="ADDED", object=run("a-2", "a", 2)))
+        await settle()
+        assert woken[1] == ObjectKey("AnalysisRun", "shop", "a-2")
+        assert set(woken[2:]) == {rollout, canary}
+        caches.set_references(rollout, ())
+        del woken[:]
+        await client.send.send(WatchEvent(type="MODIFIED", object=run("a-2", "a", 3)))
+        await settle()
+        assert set(woken) == {ObjectKey("AnalysisRun", "shop", "a-2"), canary}
+        group.cancel_scope.cancel()
+
+
+async def test_an_optional_kind_the_server_does_not_serve_leaves_the_caches_ready() -> None:
+    client = ScriptedClient([])
+    asked: list[str] = []
+
+    async def serves(kind: ResourceKind) -> bool:
+        asked.append(kind.plural)
+        return kind is not VIRTUAL_SERVICE
+
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None, serves=serves)
+    caches.watch(ANALYSIS_RUN)
+    caches.watch(VIRTUAL_SERVICE, optional=True)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        assert caches.synced
+        await settle()
+        assert asked == ["virtualservices"]
+        assert not caches.served(VIRTUAL_SERVICE)
+        assert caches.served(ANALYSIS_RUN)
+        assert caches.get(VIRTUAL_SERVICE, "shop", "anything") is None
+        group.cancel_scope.cancel()

@@ -8,36 +8,42 @@ import anyio
 import pytest
 
 from shiftd.runtime.clock import ManualClock
+from shiftd.runtime.keys import ObjectKey
 from shiftd.runtime.queue import QueueClosed, WorkQueue
 from shiftd.runtime.timers import Timers
 
 
+def rollout(name: str) -> ObjectKey:
+    return ObjectKey("Rollout", "ns", name)
+
+
+
 async def test_a_key_added_twice_is_handed_out_once() -> None:
     queue = WorkQueue()
-    queue.add("ns/a")
-    queue.add("ns/a")
-    queue.add("ns/b")
+    queue.add(rollout("a"))
+    queue.add(rollout("a"))
+    queue.add(rollout("b"))
     assert len(queue) == 2
-    assert await queue.get() == "ns/a"
-    assert await queue.get() == "ns/b"
+    assert await queue.get() == rollout("a")
+    assert await queue.get() == rollout("b")
 
 
 async def test_a_key_in_progress_is_not_handed_to_a_second_worker() -> None:
     queue = WorkQueue()
-    queue.add("ns/a")
+    queue.add(rollout("a"))
     key = await queue.get()
-    queue.add("ns/a")  # changed again while being reconciled
+    queue.add(rollout("a"))  # changed again while being reconciled
     assert len(queue) == 0
     with anyio.move_on_after(0.05) as scope:
         await queue.get()
     assert scope.cancelled_caught
     queue.done(key)
-    assert await queue.get() == "ns/a"  # not lost: handed out again after done()
+    assert await queue.get() == rollout("a")  # not lost: handed out again after done()
 
 
 async def test_closing_stops_handing_out_work() -> None:
     queue = WorkQueue()
-    queue.add("ns/a")
+    queue.add(rollout("a"))
     queue.close()
     with pytest.raises(QueueClosed):
         await queue.get()
@@ -45,7 +51,7 @@ async def test_closing_stops_handing_out_work() -> None:
 
 async def test_a_waiting_worker_wakes_when_work_arrives() -> None:
     queue = WorkQueue()
-    received: list[str] = []
+    received: list[ObjectKey] = []
 
     async def worker() -> None:
         received.append(await queue.get())
@@ -53,52 +59,52 @@ async def test_a_waiting_worker_wakes_when_work_arrives() -> None:
     async with anyio.create_task_group() as group:
         group.start_soon(worker)
         await anyio.wait_all_tasks_blocked()
-        queue.add("ns/late")
-    assert received == ["ns/late"]
+        queue.add(rollout("late"))
+    assert received == [rollout("late")]
 
 
 async def test_timers_fire_when_the_clock_reaches_them_and_not_before() -> None:
     clock = ManualClock()
     queue = WorkQueue()
-    timers = Timers(clock=clock, queue=queue)
+    timers = Timers(clock=clock, enqueue=queue.add)
     async with anyio.create_task_group() as group:
         await group.start(timers.run)
-        timers.schedule("ns/later", clock.now() + timedelta(seconds=20))
-        timers.schedule("ns/sooner", clock.now() + timedelta(seconds=5))
+        timers.schedule(rollout("later"), clock.now() + timedelta(seconds=20))
+        timers.schedule(rollout("sooner"), clock.now() + timedelta(seconds=5))
         await anyio.wait_all_tasks_blocked()
         assert len(queue) == 0
         clock.advance(5)
         with anyio.fail_after(2):
-            assert await queue.get() == "ns/sooner"
+            assert await queue.get() == rollout("sooner")
         assert len(queue) == 0
         clock.advance(15)
         with anyio.fail_after(2):
-            assert await queue.get() == "ns/later"
+            assert await queue.get() == rollout("later")
         group.cancel_scope.cancel()
 
 
 async def test_a_newer_request_replaces_the_older_one() -> None:
     clock = ManualClock()
     queue = WorkQueue()
-    timers = Timers(clock=clock, queue=queue)
+    timers = Timers(clock=clock, enqueue=queue.add)
     async with anyio.create_task_group() as group:
         await group.start(timers.run)
-        timers.schedule("ns/a", clock.now() + timedelta(seconds=5))
-        timers.schedule("ns/a", clock.now() + timedelta(seconds=30))
+        timers.schedule(rollout("a"), clock.now() + timedelta(seconds=5))
+        timers.schedule(rollout("a"), clock.now() + timedelta(seconds=30))
         clock.advance(10)
         await anyio.wait_all_tasks_blocked()
         assert len(queue) == 0
         clock.advance(20)
         with anyio.fail_after(2):
-            assert await queue.get() == "ns/a"
+            assert await queue.get() == rollout("a")
         group.cancel_scope.cancel()
 
 
 async def test_waiting_for_idle_returns_once_the_last_key_is_done() -> None:
     queue = WorkQueue()
     await queue.wait_idle()  # idle from the start
-    queue.add("ns/a")
-    finished: list[str] = []
+    queue.add(rollout("a"))
+    finished: list[ObjectKey] = []
 
     async def waiter() -> None:
         await queue.wait_idle()
@@ -115,7 +121,7 @@ async def test_waiting_for_idle_returns_once_the_last_key_is_done() -> None:
 
 async def test_waiting_for_work_returns_once_a_key_is_added() -> None:
     queue = WorkQueue()
-    woke: list[str] = []
+    woke: list[ObjectKey] = []
 
     async def waiter() -> None:
         await queue.wait_busy()
@@ -125,5 +131,5 @@ async def test_waiting_for_work_returns_once_a_key_is_added() -> None:
         group.start_soon(waiter)
         await anyio.wait_all_tasks_blocked()
         assert woke == []
-        queue.add("ns/a")
+        queue.add(rollout("a"))
     assert woke == ["busy"]

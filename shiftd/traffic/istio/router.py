@@ -1,20 +1,20 @@
-"""The traffic-router seam, and the Istio router behind it.
+"""The Istio router: VirtualService weights, and DestinationRule subsets when subset-level.
 
-A router has three verbs, as Flagger's do: ``references`` (which mesh objects a Rollout
-depends on, so their watch events wake it), ``observe`` (what the mesh routes now, from the
-caches, pure and fast) and ``apply`` (make the mesh route a ``SetTraffic``). The planner only
-ever sees ``TrafficObservation`` values, so adding a mesh touches nothing in the core.
+It reads its objects from the caches (``observe``, pure and fast) and writes guarded JSON
+patches computed by ``routes.py`` (``apply``). On a cluster whose API server does not serve
+Istio's kinds, a Rollout asking for Istio is told so (its observation carries the error, which
+the planner turns into an InvalidSpec condition and Event) and nothing is written.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from shiftd.decide.rollout.actions import SetTraffic
 from shiftd.decide.traffic import TrafficObservation
-from shiftd.kube.client import KubeClient
-from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
+from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from shiftd.model.argo.rollout import IstioRouting, Rollout
+from shiftd.traffic.base import ObjectReader, ObjectRef, ObjectWriter, Written
 from shiftd.traffic.istio.routes import (
     Destinations,
     RouteError,
@@ -23,31 +23,6 @@ from shiftd.traffic.istio.routes import (
     subset_patch,
     weight_patch,
 )
-
-ObjectRef = tuple[ResourceKind, str, str]  # kind, namespace, name
-
-
-class ObjectReader(Protocol):
-    """Read access to the daemon's caches."""
-
-    def get(self, kind: ResourceKind, namespace: str, name: str) -> dict[str, Any] | None: ...
-
-
-class ObjectWriter(Protocol):
-    """The write the routers need; ``KubeClient`` satisfies it."""
-
-    async def patch(
-        self, kind: ResourceKind, namespace: str | None, name: str, patch: Any, *,
-        patch_type: Any, subresource: str | None = None,
-    ) -> dict[str, Any]: ...
-
-
-class TrafficRouter(Protocol):
-    def references(self, rollout: Rollout) -> list[ObjectRef]: ...
-
-    def observe(self, rollout: Rollout) -> TrafficObservation: ...
-
-    async def apply(self, rollout: Rollout, action: SetTraffic) -> list[dict[str, Any]]: ...
 
 
 def _destinations(rollout: Rollout, routing: IstioRouting) -> Destinations:
@@ -63,9 +38,27 @@ def _destinations(rollout: Rollout, routing: IstioRouting) -> Destinations:
 class IstioRouter:
     """Splits traffic with VirtualService weights (and DestinationRule subsets)."""
 
-    def __init__(self, *, reader: ObjectReader, writer: ObjectWriter | KubeClient) -> None:
+    name = "istio"
+    kinds = (VIRTUAL_SERVICE, DESTINATION_RULE)
+
+    def __init__(self, *, reader: ObjectReader, writer: ObjectWriter) -> None:
         self._reader = reader
         self._writer = writer
+
+    def wants(self, rollout: Rollout) -> bool:
+        return rollout.canary.istio is not None
+
+    async def finalize(self, rollout: Rollout) -> list[Written]:
+        """Nothing: as with Argo Rollouts, a deleted Rollout leaves the mesh as it routes."""
+        return []
+
+    def _unserved(self, routing: IstioRouting) -> str | None:
+        needed = [VIRTUAL_SERVICE] + ([DESTINATION_RULE] if routing.destination_rule else [])
+        for kind in needed:
+            if not self._reader.served(kind):
+                return (f"spec.strategy.canary.trafficRouting.istio: the API server does not "
+                        f"serve {kind.kind} ({kind.plural}.{kind.group}); is Istio installed?")
+        return None
 
     def references(self, rollout: Rollout) -> list[ObjectRef]:
         routing = rollout.canary.istio
@@ -84,6 +77,9 @@ class IstioRouter:
         routing = rollout.canary.istio
         if routing is None:
             return TrafficObservation(canary_weight=0)
+        unserved = self._unserved(routing)
+        if unserved is not None:
+            return TrafficObservation(canary_weight=0, error=unserved)
         destinations = _destinations(rollout, routing)
         weights: list[int] = []
         canary_hash = stable_hash = None
@@ -110,7 +106,7 @@ class IstioRouter:
             raise RouteError(f"DestinationRule {name!r} not found")
         return rule
 
-    async def apply(self, rollout: Rollout, action: SetTraffic) -> list[dict[str, Any]]:
+    async def apply(self, rollout: Rollout, action: SetTraffic) -> list[Written]:
         """Write the split; returns the objects as the API server answered them.
 
         Subsets move first, so a weight never reaches a subset before it selects the right
@@ -121,16 +117,16 @@ class IstioRouter:
         if routing is None:
             return []
         destinations = _destinations(rollout, routing)
-        written: list[dict[str, Any]] = []
+        written: list[Written] = []
         if routing.destination_rule is not None:
             rule = self._rule(rollout, routing)
             operations = subset_patch(rule, destinations, canary_hash=action.canary_hash,
                                       stable_hash=action.stable_hash)
             if operations:
                 meta = rule["metadata"]
-                written.append(await self._writer.patch(
+                written.append((DESTINATION_RULE, await self._writer.patch(
                     DESTINATION_RULE, meta["namespace"], meta["name"], operations,
-                    patch_type="json"))
+                    patch_type="json")))
         for ref in routing.virtual_services:
             namespace = ref.namespace or rollout.namespace
             vs = self._reader.get(VIRTUAL_SERVICE, namespace, ref.name)
@@ -138,6 +134,6 @@ class IstioRouter:
                 raise RouteError(f"VirtualService {ref.name!r} not found")
             operations = weight_patch(vs, ref, destinations, action.canary_weight)
             if operations:
-                written.append(await self._writer.patch(
-                    VIRTUAL_SERVICE, namespace, ref.name, operations, patch_type="json"))
+                written.append((VIRTUAL_SERVICE, await self._writer.patch(
+                    VIRTUAL_SERVICE, namespace, ref.name, operations, patch_type="json")))
         return written

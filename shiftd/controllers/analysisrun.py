@@ -1,13 +1,14 @@
-"""The analysis-polling task: takes AnalysisRuns' measurements on schedule and judges them.
+"""The AnalysisRun controller: takes AnalysisRuns' measurements on schedule and judges them.
 
-Every AnalysisRun change (and every timer it sets) queues the run. Reconciling a run:
-parse its metrics, ask the pure state machine (``shiftd.decide.analysis.machine``) which are due on
-the injected clock, measure those concurrently (bounded by ``concurrency``; each provider call
-under its own deadline; transient failures retried a couple of times), judge each value with
-the condition language, assess the run and write its status (guarded by resourceVersion), then
-sleep until the next measurement is due. Measurements already taken are in the run's status,
-so a restarted daemon repeats none of them. The Rollout side reads the run's phase from its
-cache (``shiftd.decide.rollout.analysis``).
+It registers on the engine for AnalysisRun keys: every AnalysisRun change (and every wake-up
+its outcome asks for) queues the run. Reconciling a run: parse its metrics, ask the pure state
+machine (``shiftd.decide.analysis.machine``) which are due on the injected clock, measure those
+concurrently (bounded by ``concurrency``; each provider call under its own deadline; transient
+failures retried a couple of times), judge each value with the condition language, assess the
+run and write its status (guarded by resourceVersion), then ask the engine to wake it when the
+next measurement is due. Measurements already taken are in the run's status, so a restarted
+daemon repeats none of them. The Rollout side reads the run's phase from its cache
+(``shiftd.decide.rollout.analysis``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio
-from anyio.abc import TaskStatus
 
 from shiftd.decide.analysis.machine import (
     COMPLETED,
@@ -41,14 +41,16 @@ from shiftd.model.argo.analysis import (
 from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.providers.base import ProviderError, ProviderSettings, provider_for
 from shiftd.providers.measure import ProviderFactory, take_measurement
+from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock
-from shiftd.runtime.queue import QueueClosed, WorkQueue
+from shiftd.runtime.engine import DONE, Outcome
+from shiftd.runtime.keys import ObjectKey, key_of
 from shiftd.runtime.telemetry import Telemetry
-from shiftd.runtime.timers import Timers
 
 logger = logging.getLogger(__name__)
 
 SECRET = ResourceKind("", "v1", "Secret", "secrets", status_subresource=False)
+KIND = ANALYSIS_RUN.kind
 
 
 class AnalysisController:
@@ -80,56 +82,38 @@ class AnalysisController:
         self._providers = providers
         self._ours = ours
         self._remember = remember
-        self.queue = WorkQueue()
-        self._timers = Timers(clock=clock, queue=self.queue)
-        self._workers = max(1, min(concurrency, 64))
+        self.kind = KIND
+        self.workers = max(1, min(concurrency, 64))
 
-    def enqueue(self, key: str) -> None:
-        self.queue.add(key)
+    def register(self, caches: Caches) -> None:
+        """AnalysisRuns, each change queueing the run itself."""
+        caches.watch(ANALYSIS_RUN, on_change=lambda event_type, run: (
+            () if event_type == "DELETED" else (key_of(KIND, run),)))
 
-    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        async with anyio.create_task_group() as group:
-            await group.start(self._timers.run)
-            for _ in range(self._workers):
-                group.start_soon(self._work)
-            task_status.started()
-
-    async def _work(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except QueueClosed:
-                return
-            try:
-                await self.reconcile(key)
-            except Exception:  # one run's bug must not stop the others
-                logger.exception("analysis of %s crashed", key, extra={"analysisrun": key})
-            finally:
-                self.queue.done(key)
+    def resync_keys(self) -> list[ObjectKey]:
+        return []  # a run's own wake-ups are its timers; a missed event is caught by them
 
     # -- one run ------------------------------------------------------------------------
-    async def reconcile(self, key: str) -> None:
-        namespace, _, name = key.partition("/")
+    async def reconcile(self, key: ObjectKey) -> Outcome:
+        namespace, name = key.namespace, key.name
         run = self._read(ANALYSIS_RUN, namespace, name)
         if run is None or not self._ours(run):
             # gone, or another controller's (another instanceId, or Argo Rollouts itself)
-            self._timers.forget(key)
             self._telemetry.forget_analysis_run(namespace, name)
-            return
+            return DONE
         spec = run.get("spec") or {}
         old_status = run.get("status") or {}
         status = copy.deepcopy(old_status)
         now = self._clock.now()
         if status.get("phase") in COMPLETED:
             self._observe(namespace, name, spec, status)
-            return
+            return DONE
         status.setdefault("startedAt", format_time(now))
         try:
             metrics = parse_metrics(spec.get("metrics") or [], path="spec.metrics")
         except InvalidSpecError as error:
             status.update(phase=ERROR, message=str(error), completedAt=format_time(now))
-            await self._write(run, old_status, status)
-            return
+            return await self._write(run, old_status, status) or DONE
         by_name = {m.get("name"): m for m in spec.get("metrics") or []}
         due = due_metrics(spec=spec, status=status, metrics=metrics, now=now)
         measured: dict[str, dict[str, Any]] = {}
@@ -145,35 +129,35 @@ class AnalysisController:
             status.pop("message", None)
         if assessment.phase in COMPLETED:
             status.setdefault("completedAt", format_time(self._clock.now()))
-        written = await self._write(run, old_status, status)
-        if written:
-            self._timers.schedule(key, next_measurement_at(spec=spec, status=status,
-                                                           metrics=metrics, now=now))
+        failed = await self._write(run, old_status, status)
         self._observe(namespace, name, spec, status)
+        return failed or Outcome(requeue_at=next_measurement_at(
+            spec=spec, status=status, metrics=metrics, now=now))
 
     async def _write(self, run: dict[str, Any], old: dict[str, Any],
-                     new: dict[str, Any]) -> bool:
+                     new: dict[str, Any]) -> Outcome | None:
+        """Patch the run's status; ``None`` when written (or nothing to write), else the
+        outcome the failure asks for."""
         metadata = run["metadata"]
         key = f"{metadata['namespace']}/{metadata['name']}"
         patch = merge_patch_diff(old, new)
         if not patch:
-            return True
+            return None
         body = {"metadata": {"resourceVersion": metadata.get("resourceVersion")},
                 "status": patch}
         try:
             written = await self._client.patch(ANALYSIS_RUN, metadata["namespace"],
                                                metadata["name"], body, patch_type="merge")
         except (Conflict, NotFound):
-            self.queue.add(key)  # changed under us: the watch brings the new copy
-            return False
+            # changed under us: look again (the watch brings the new copy)
+            return Outcome(failed=True, retry_now=True)
         except KubeError as error:
             logger.warning("writing %s failed: %s", key, error, extra={"analysisrun": key})
-            self._timers.retry_later(key, 1.0)
-            return False
+            return Outcome(failed=True)
         # Into the cache at once, as the Rollout writers do: a run queued again before the
         # watch brings this version must not be measured again from the older copy.
         self._remember(written)
-        return True
+        return None
 
     # -- one measurement ------------------------------------------------------------------
     async def _measure_into(self, into: dict[str, dict[str, Any]], run: dict[str, Any],

@@ -1,0 +1,161 @@
+"""The composition root: settings in, a running daemon out.
+
+``assemble`` builds every part from the settings and a client — the engine, the caches, the
+writer tasks, the traffic routers, the metric providers' settings and the controllers (the
+Rollout controller and the AnalysisRun controller, each registered on the engine and
+declaring its kinds on the caches) — and nothing else builds parts. ``Daemon`` pairs it with
+the lifecycle (``shiftd.runtime.lifecycle``), which decides start order, readiness and the
+orderly stop. ``serve_forever`` is ``shiftd run``: the daemon under SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import anyio
+from anyio.abc import TaskStatus
+
+from shiftd.config import Settings
+from shiftd.controllers.analysisrun import AnalysisController
+from shiftd.controllers.rollout import RolloutController
+from shiftd.controllers.rollout_writes import RolloutWrites
+from shiftd.decide.analysis.expr import evaluate_condition
+from shiftd.kube.client import KubeClient
+from shiftd.kube.events import EventRecorder
+from shiftd.kube.resources import ANALYSIS_RUN, ROLLOUT
+from shiftd.model.argo.rollout import RolloutDefaults
+from shiftd.providers.base import ProviderSettings
+from shiftd.runtime.caches import Caches
+from shiftd.runtime.clock import Clock, SystemClock
+from shiftd.runtime.engine import Engine
+from shiftd.runtime.lifecycle import Lifecycle, Parts, Timings
+from shiftd.runtime.telemetry import Telemetry
+from shiftd.runtime.writers import Writers
+from shiftd.traffic.registry import TrafficRouters, known_routers
+
+logger = logging.getLogger(__name__)
+
+
+def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
+             telemetry: Telemetry) -> Parts:
+    """Build every part of the daemon from the settings."""
+    engine = Engine(clock=clock, on_depth=telemetry.set_queue_depth,
+                    on_error=lambda key: telemetry.count_reconcile_error(key.namespace,
+                                                                         key.name))
+    caches = Caches(client, namespaces=list(settings.namespaces) or None,
+                    enqueue=engine.enqueue, on_restart=telemetry.count_watch_restart,
+                    serves=client.serves)
+    writers = Writers(concurrency=settings.workers)
+    routers = TrafficRouters(known_routers(reader=caches, writer=client))
+    rollouts = RolloutController(
+        client=client, caches=caches, routers=routers, clock=clock, telemetry=telemetry,
+        writes=RolloutWrites(client=client, caches=caches, writers=writers, routers=routers,
+                             recorder=EventRecorder(client),
+                             # Events wait for the Rollout queue to idle, so a burst of due
+                             # steps moves traffic first.
+                             wait_idle=engine.idle_waiter(ROLLOUT.kind)),
+        instance_id=settings.instance_id, workers=settings.workers,
+        defaults=RolloutDefaults(
+            scale_down_delay_seconds=settings.defaults.scale_down_delay_seconds,
+            abort_scale_down_delay_seconds=settings.defaults.abort_scale_down_delay_seconds,
+        ),
+    )
+    analysis = AnalysisController(
+        client=client, read=caches.get, clock=clock, telemetry=telemetry,
+        evaluate=evaluate_condition,
+        provider_settings=ProviderSettings(
+            prometheus_default_address=settings.analysis.prometheus_address,
+            timeout_seconds=settings.analysis.provider_timeout,
+        ),
+        concurrency=settings.analysis.concurrency,
+        measurement_timeout=settings.analysis.measurement_timeout,
+        ours=rollouts.controls_run,
+        remember=lambda run: caches.remember(ANALYSIS_RUN, run, notify=True),
+    )
+    for controller in (rollouts, analysis):
+        controller.register(caches)
+        engine.register(controller)
+    return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches)
+
+
+class Daemon:
+    """The daemon: parts built by ``assemble``, run by the lifecycle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        client: KubeClient | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.telemetry = telemetry or Telemetry()
+        self._client = client
+        self.parts: Parts | None = None
+        self._lifecycle = Lifecycle(Timings(
+            listen_address=settings.listen.address, listen_port=settings.listen.port,
+            resync_period=settings.resync_period,
+            shutdown_grace_period=settings.shutdown_grace_period))
+
+    @property
+    def port(self) -> int:
+        return self._lifecycle.port
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to reconcile and no write in flight or waiting (Events included)."""
+        return self._lifecycle.quiet
+
+    @property
+    def stopping(self) -> bool:
+        return self._lifecycle.stopping
+
+    def stop(self) -> None:
+        self._lifecycle.stop()
+
+    async def _make_client(self) -> KubeClient:
+        kube = self.settings.kubernetes
+        return await KubeClient.from_settings(
+            kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
+            context=kube.context, in_cluster=kube.in_cluster, qps=kube.qps, burst=kube.burst,
+            on_request=self.telemetry.count_request,
+        )
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        owns_client = self._client is None
+        client = self._client or await self._make_client()
+        try:
+            self.parts = assemble(self.settings, client=client, clock=self.clock,
+                                  telemetry=self.telemetry)
+            await self._lifecycle.run(self.parts, task_status=task_status)
+        finally:
+            if owns_client:
+                with anyio.CancelScope(shield=True):
+                    await client.close()
+
+
+async def serve_forever(settings: Settings, *, clock: Clock | None = None) -> int:
+    """``shiftd run``: run until SIGTERM/SIGINT, then stop in order; a second signal exits
+    at once. Returns the process exit code."""
+    daemon = Daemon(settings, clock=clock)
+    async with anyio.create_task_group() as group:
+
+        async def run_then_stop_listening() -> None:
+            try:
+                await daemon.run()
+            finally:
+                group.cancel_scope.cancel()
+
+        group.start_soon(run_then_stop_listening)
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                if daemon.stopping:
+                    logger.warning("second signal: exiting at once")
+                    os._exit(128 + signum)
+                logger.info("received %s", signal.Signals(signum).name)
+                daemon.stop()
+    return 0

@@ -1,0 +1,142 @@
+"""Applying a Rollout's plan: each write handed to the writer task that owns it, in the
+plan's order, its answer put into the caches at once (write-through), and the plan's Events
+posted to the events writer in the background.
+
+A traffic write goes to the Rollout's router, which says what it wrote, so nothing here knows
+which mesh objects a router touches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from shiftd.decide.rollout.actions import (
+    Action,
+    CreateAnalysisRun,
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    DeleteReplicaSet,
+    EventSpec,
+    PatchAnalysisRun,
+    PatchReplicaSet,
+    PatchRolloutStatus,
+    PatchService,
+    Plan,
+    SetTraffic,
+)
+from shiftd.kube.client import KubeClient
+from shiftd.kube.errors import KubeError
+from shiftd.kube.events import EventRecorder
+from shiftd.kube.resources import ANALYSIS_RUN, REPLICA_SET, ROLLOUT, SERVICE, ResourceKind
+from shiftd.model.argo.rollout import Rollout
+from shiftd.runtime.caches import Caches
+from shiftd.runtime.writers import Writer, Writers
+from shiftd.traffic.base import Written
+from shiftd.traffic.registry import TrafficRouters
+
+logger = logging.getLogger(__name__)
+
+EVENT_DEFER_SECONDS = 10.0
+JsonObject = dict[str, Any]
+
+
+class RolloutWrites:
+    def __init__(self, *, client: KubeClient, caches: Caches, writers: Writers,
+                 routers: TrafficRouters, recorder: EventRecorder,
+                 wait_idle: Callable[[], Awaitable[None]]) -> None:
+        self._client = client
+        self._caches = caches
+        self._writers = writers
+        self._routers = routers
+        self._recorder = recorder
+        self._wait_idle = wait_idle
+
+    async def apply(self, obj: JsonObject, rollout: Rollout | None,
+                    plan: Plan) -> list[Written]:
+        """Apply the plan's writes in order; returns every object written (already cached)."""
+        metadata = obj["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        written: list[Written] = []
+        for action in plan.actions:
+            written.extend(await self._apply_one(namespace, name, rollout, action))
+        if plan.events:
+            self._post_events(obj, plan.events, key=f"{namespace}/{name}")
+        return written
+
+    def _post_events(self, obj: JsonObject, events: tuple[EventSpec, ...], *,
+                     key: str) -> None:
+        """Recorded (and logged) by the events writer in the background: the reconcile does
+        not wait for them (the recorder never raises and nothing plans from Events)."""
+        recorder, wait_idle = self._recorder, self._wait_idle
+
+        async def record() -> None:
+            # Events are informational: let the reconciles that move traffic go first (a
+            # burst of due steps), but never hold an Event back more than ten seconds.
+            with anyio.move_on_after(EVENT_DEFER_SECONDS):
+                await wait_idle()
+            for event in events:
+                logger.info("%s", event.message, extra={"rollout": key, "reason": event.reason})
+                await recorder.record(obj, type=event.type, reason=event.reason,
+                                      message=event.message)
+
+        self._writers.events.post(record)
+
+    async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
+                         action: Action) -> list[Written]:
+        """Apply one write through the writer that owns it; returns the objects as the API
+        answered them (already in the caches)."""
+        writers, client = self._writers, self._client
+        if isinstance(action, CreateReplicaSet | CreateAnalysisRun):
+            kind, writer = self._owned_kind(action)
+            return await self._write(writer, kind, lambda: client.create(
+                kind, namespace, action.body))
+        if isinstance(action, PatchReplicaSet | PatchAnalysisRun | PatchService):
+            kind, writer = self._owned_kind(action)
+            return await self._write(writer, kind, lambda: client.patch(
+                kind, namespace, action.name, action.patch, patch_type="merge"))
+        if isinstance(action, DeleteReplicaSet | DeleteAnalysisRun):
+            kind, writer = self._owned_kind(action)
+            await writer.submit(lambda: client.delete(kind, namespace, action.name))
+            self._caches.forget(kind, namespace, action.name)
+            return []
+        if isinstance(action, SetTraffic):
+            assert rollout is not None
+            router = self._routers.for_rollout(rollout)
+            routed: list[Written] = await writers.traffic.submit(
+                lambda: router.apply(rollout, action))
+            for kind, obj in routed:
+                self._caches.remember(kind, obj)
+            return routed
+        assert isinstance(action, PatchRolloutStatus)  # the last kind of action
+        body: JsonObject = {"status": action.patch}
+        if action.resource_version:
+            body["metadata"] = {"resourceVersion": action.resource_version}
+        return await self._write(writers.status, ROLLOUT, lambda: client.patch(
+            ROLLOUT, namespace, name, body, patch_type="merge", subresource="status"))
+
+    def _owned_kind(self, action: Action) -> tuple[ResourceKind, Writer]:
+        if isinstance(action, CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet):
+            return REPLICA_SET, self._writers.replica_sets
+        if isinstance(action, PatchService):
+            return SERVICE, self._writers.traffic
+        return ANALYSIS_RUN, self._writers.analysis
+
+    async def _write(self, writer: Writer, kind: ResourceKind,
+                     request: Callable[[], Awaitable[JsonObject]]) -> list[Written]:
+        """One create or patch on ``writer``; the answer goes into the caches at once (an
+        AnalysisRun's also wakes the analysis controller, as its watch event would)."""
+        answered: JsonObject = await writer.submit(request)
+        self._caches.remember(kind, answered, notify=kind is ANALYSIS_RUN)
+        return [(kind, answered)]
+
+    async def refresh(self, namespace: str, name: str) -> None:
+        """Re-read a Rollout after a conflict, so the retry plans from its newest copy."""
+        try:
+            fresh = await self._client.get(ROLLOUT, namespace, name)
+        except KubeError:
+            return
+        self._caches.remember(ROLLOUT, fresh)
