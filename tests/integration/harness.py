@@ -47,6 +47,7 @@ from shiftd.kube.resources import (
     ResourceKind,
 )
 from shiftd.sim import ApiEmulator, FakeKubelet, default_crd_files, load_crd_documents
+from tests.support.invariants import WATCHED, InvariantMonitor
 
 __all__ = ["Cluster", "default_crds", "example_documents", "shared_dir", "test_cluster"]
 
@@ -156,8 +157,10 @@ class Cluster:
         kubeconfig_path: Path,
         api: ApiEmulator | None,
         crds: Sequence[Mapping[str, Any]],
+        monitor: InvariantMonitor,
     ) -> None:
         self.client = client
+        self.monitor = monitor
         self.namespace = namespace
         self.kubeconfig_path = kubeconfig_path
         self.api = api
@@ -371,17 +374,28 @@ async def _create_namespace(client: KubeClient) -> str:
     return name
 
 
+def _monitored(client: KubeClient, namespace: str, crds: Sequence[Mapping[str, Any]], *,
+               enabled: bool = True) -> AbstractAsyncContextManager[InvariantMonitor]:
+    """The invariant monitor over the test's namespace (mesh kinds only when installed);
+    disabled, it watches nothing."""
+    installed = set(_crd_kinds(crds))
+    kinds = [kind for kind in WATCHED if enabled and (not kind.custom or kind.kind in installed)]
+    return InvariantMonitor.watching(client, namespace, kinds=kinds)
+
+
 @asynccontextmanager
-async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]]
-                        ) -> AsyncIterator[Cluster]:
+async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]], *,
+                        monitor: bool) -> AsyncIterator[Cluster]:
     client = await KubeClient.from_settings(kubeconfig=kubeconfig, context=None,
                                             in_cluster=False, qps=100.0, burst=200)
     async with client:
         await _install_crds(client, crds)
         namespace = await _create_namespace(client)
         try:
-            yield Cluster(client=client, namespace=namespace, kubeconfig_path=Path(kubeconfig),
-                          api=None, crds=crds)
+            async with _monitored(client, namespace, crds, enabled=monitor) as watcher:
+                yield Cluster(client=client, namespace=namespace,
+                              kubeconfig_path=Path(kubeconfig), api=None, crds=crds,
+                              monitor=watcher)
         finally:
             with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
                 with suppress(NotFound):
@@ -390,29 +404,38 @@ async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]]
 
 
 @asynccontextmanager
-async def _emulated_cluster(crds: Sequence[Mapping[str, Any]]) -> AsyncIterator[Cluster]:
+async def _emulated_cluster(crds: Sequence[Mapping[str, Any]], *,
+                            monitor: bool) -> AsyncIterator[Cluster]:
     async with ApiEmulator(crds=crds) as api:
         kubeconfig = _write_kubeconfig(api)
         try:
             async with KubeClient(api.configuration(), qps=1000.0, burst=1000) as client:
                 namespace = await _create_namespace(client)
-                yield Cluster(client=client, namespace=namespace, kubeconfig_path=kubeconfig,
-                              api=api, crds=crds)
+                async with _monitored(client, namespace, crds, enabled=monitor) as watcher:
+                    yield Cluster(client=client, namespace=namespace,
+                                  kubeconfig_path=kubeconfig, api=api, crds=crds,
+                                  monitor=watcher)
         finally:
             shutil.rmtree(kubeconfig.parent, ignore_errors=True)
 
 
 def test_cluster(
-    *, crds: Sequence[Mapping[str, Any]] | None = None
+    *, crds: Sequence[Mapping[str, Any]] | None = None, monitor: bool = True
 ) -> AbstractAsyncContextManager[Cluster]:
     """``async with test_cluster() as cluster:`` — a fresh namespace on the real API server
     of ``$SHIFTD_TEST_KUBECONFIG``, else on an in-process emulator. ``crds`` defaults to
-    ``default_crds()`` (Argo Rollouts and Istio, Gateway included)."""
+    ``default_crds()`` (Argo Rollouts and Istio, Gateway included).
+
+    The invariant monitor (``tests.support.invariants``) watches the namespace for the whole
+    block and fails the test on leaving it if shiftd's safety invariants were broken at any
+    observed state. ``monitor=False`` only for a cluster opened in a pytest fixture (whose
+    setup and teardown run in different tasks, so it cannot host the monitor's task group)
+    by tests that run no daemon."""
     documents = default_crds() if crds is None else tuple(crds)
     kubeconfig = os.environ.get(KUBECONFIG_ENV)
     if kubeconfig:
-        return _real_cluster(kubeconfig, documents)
-    return _emulated_cluster(documents)
+        return _real_cluster(kubeconfig, documents, monitor=monitor)
+    return _emulated_cluster(documents, monitor=monitor)
 
 
 test_cluster.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test

@@ -47,8 +47,9 @@ class Result:
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
-    # No task group lives in here: the emulator and client are plain async resources.
-    async with test_cluster() as opened:
+    # No task group lives in here: the emulator and client are plain async resources, and
+    # the invariant monitor (a task group) is off: these tests run no daemon.
+    async with test_cluster(monitor=False) as opened:
         await opened.apply_example("asm-host-split")
         yield opened
 
