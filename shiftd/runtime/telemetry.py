@@ -70,6 +70,15 @@ class Telemetry:
         # a phase change replaces the rollout_info series instead of adding a second one.
         self._info_labels: dict[tuple[str, str], tuple[str, str]] = {}
 
+        self._rollout_metrics()
+        self._daemon_metrics(version)
+        self._analysis_metrics()
+        self._analysis_labels: dict[tuple[str, str], tuple[str, dict[str, tuple[str, str]]]] = {}
+
+    # -- the metrics ---------------------------------------------------------------------
+
+    def _rollout_metrics(self) -> None:
+        """Argo Rollouts' names, so existing dashboards keep working."""
         registry = self.registry
         self.rollout_info = Gauge(
             "rollout_info",
@@ -108,6 +117,9 @@ class Telemetry:
             ["namespace", "name"],
             registry=registry,
         )
+
+    def _daemon_metrics(self, version: str) -> None:
+        registry = self.registry
         self.k8s_requests = Counter(
             "controller_clientset_k8s_request",
             "Requests made to the Kubernetes API server, by verb and HTTP status code.",
@@ -132,6 +144,9 @@ class Telemetry:
             registry=registry,
         )
         self.build_info.labels(version=version, python=platform.python_version()).set(1)
+
+    def _analysis_metrics(self) -> None:
+        registry = self.registry
         self.analysis_run_info = Gauge(
             "analysis_run_info", "Information about an AnalysisRun; always 1.",
             ["namespace", "name", "phase"], registry=registry,
@@ -151,7 +166,6 @@ class Telemetry:
             "Measurements that ended in a provider error or timeout.",
             ["provider"], registry=registry,
         )
-        self._analysis_labels: dict[tuple[str, str], tuple[str, dict[str, tuple[str, str]]]] = {}
 
     # -- updates ---------------------------------------------------------------------------
 
