@@ -13,7 +13,7 @@ import pytest
 
 from shiftd.kube.client import WatchEvent
 from shiftd.kube.errors import CannotConnect, ConnectionFailed, Gone
-from shiftd.kube.informer import Informer
+from shiftd.kube.informer import LAST_APPLIED, Informer, strip_unread_fields
 from shiftd.kube.resources import NAMESPACE, ROLLOUT, ResourceKind
 
 Obj = dict[str, Any]
@@ -329,3 +329,37 @@ async def test_a_watch_the_server_closes_at_once_counts_as_a_failure(harness: Ha
         await harness.progress.until(lambda: len(harness.api.watches) == 2)
         assert harness.restarts == 1
         tg.cancel_scope.cancel()
+
+
+def test_cached_objects_drop_managed_fields_and_the_last_applied_annotation() -> None:
+    served = {"metadata": {"name": "a", "namespace": "shop", "resourceVersion": "3",
+                           "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                           "annotations": {LAST_APPLIED: "{...}", "keep": "me"}},
+              "spec": {"replicas": 2}}
+    assert strip_unread_fields(served) == {
+        "metadata": {"name": "a", "namespace": "shop", "resourceVersion": "3",
+                     "annotations": {"keep": "me"}},
+        "spec": {"replicas": 2}}
+
+
+async def test_the_informer_caches_listed_watched_and_remembered_objects_transformed() -> None:
+    progress = Progress()
+    api = ScriptedApi(progress)
+    listed = obj("a", 1)
+    listed["metadata"]["managedFields"] = [{"manager": "x"}]
+    api.answer_lists("shop", ([listed], "1"))
+    watched = obj("b", 2)
+    watched["metadata"]["managedFields"] = [{"manager": "x"}]
+    api.script_watch("shop", WatchEvent(type="ADDED", object=watched), END)  # then a re-watch
+    informer = Informer(api, ROLLOUT, namespaces=["shop"], on_change=lambda *_: None,
+                        min_backoff=0.001)
+    async with anyio.create_task_group() as group:
+        await group.start(informer.run)
+        await progress.until(lambda: informer.get("shop", "b") is not None)
+        remembered = obj("c", 3)
+        remembered["metadata"]["managedFields"] = [{"manager": "x"}]
+        informer.remember(remembered)
+        group.cancel_scope.cancel()
+    for name in ("a", "b", "c"):
+        cached = informer.get("shop", name)
+        assert cached is not None and "managedFields" not in cached["metadata"]
