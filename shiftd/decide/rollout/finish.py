@@ -62,7 +62,7 @@ def finish_status(draft: Draft, decision: Decision) -> None:
     now = draft.now_text
     conditions = remove_condition(list(status.get("conditions") or []), INVALID_SPEC)
     paused = rollout.paused or bool(status.get("pauseConditions"))
-    conditions = _progressing(draft, decision, conditions, paused=paused)
+    conditions = _progressing(draft, decision, conditions=conditions, paused=paused)
     _, unavailable = resolve_fenceposts(max_surge=rollout.canary.max_surge,
                                         max_unavailable=rollout.canary.max_unavailable,
                                         replicas=rollout.replicas)
@@ -76,7 +76,7 @@ def finish_status(draft: Draft, decision: Decision) -> None:
         reason="RolloutPaused" if paused else "RolloutResumed",
         message="Rollout is paused" if paused else "Rollout is resumed", now=now)
     status["conditions"] = conditions
-    _record_phase(draft, decision, conditions)
+    _record_phase(draft, decision, conditions=conditions)
 
 
 def _record_totals(draft: Draft, decision: Decision) -> None:
@@ -97,7 +97,7 @@ def _record_totals(draft: Draft, decision: Decision) -> None:
 
 
 def _progressing(
-    draft: Draft, decision: Decision, conditions: Conditions, *, paused: bool
+    draft: Draft, decision: Decision, *, conditions: Conditions, paused: bool
 ) -> Conditions:
     status, now = draft.status, draft.now_text
     new_rs = decision.revisions.new_rs
@@ -122,7 +122,7 @@ def _progressing(
                          message=f'ReplicaSet "{rs_name}" is progressing.', now=now)
 
 
-def _record_phase(draft: Draft, decision: Decision, conditions: Conditions) -> None:
+def _record_phase(draft: Draft, decision: Decision, *, conditions: Conditions) -> None:
     status, now = draft.status, draft.now_text
     phase, message = calculate_phase(draft.rollout, status)
     healthy = phase == "Healthy"

@@ -45,7 +45,7 @@ def find_revisions(
 ) -> Revisions:
     """Sort ``replica_sets`` by role; ``recorded_stable`` is ``status.stableRS``."""
     pod_hash = pod_template_hash(rollout.template)
-    new_rs = _find_new_replica_set(rollout, replica_sets, pod_hash)
+    new_rs = _find_new_replica_set(rollout, replica_sets, pod_hash=pod_hash)
     if new_rs is not None:
         pod_hash = new_rs.pod_hash or pod_hash
     stable_hash = recorded_stable or None
@@ -70,7 +70,7 @@ def find_revisions(
 
 
 def _find_new_replica_set(
-    rollout: Rollout, replica_sets: tuple[ReplicaSetView, ...], pod_hash: str
+    rollout: Rollout, replica_sets: tuple[ReplicaSetView, ...], *, pod_hash: str
 ) -> ReplicaSetView | None:
     owned = [rs for rs in replica_sets if rs.owned]
     for rs in owned:

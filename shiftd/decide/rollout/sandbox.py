@@ -52,7 +52,6 @@ class TimelineError(ValueError):
     """The simulation could not reach full promotion; the message says where it stopped."""
 
 
-
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch, as the API server applies it."""
     if not isinstance(patch, Mapping):
@@ -66,7 +65,6 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-
 @dataclass
 class Sandbox:
     """The objects one Rollout's reconciles read and write, as plain values."""
@@ -75,7 +73,7 @@ class Sandbox:
     replica_sets: dict[str, Obj]
     services: dict[str, Obj]
     weight: int
-    subsets: tuple[str | None, str | None]  # canary and stable DestinationRule subset hashes
+    subsets: tuple[str | None, str | None]  # what a subset router's canary and stable select
     now: datetime
     defaults: RolloutDefaults
     analysis_runs: dict[str, Obj] = field(default_factory=dict)
@@ -223,16 +221,16 @@ def _fresh_rollout(rollout_obj: Mapping[str, Any]) -> Obj:
     return rollout
 
 
-def _settle(cluster: Sandbox) -> None:
+def _settle(sandbox: Sandbox) -> None:
     """Reconcile, wait and promote until the rollout is done and the old pods are gone."""
     while True:
-        rollout, plan = cluster.plan()
+        rollout, plan = sandbox.plan()
         if plan.actions:
-            cluster.apply(plan)
-        elif cluster.settled():
+            sandbox.apply(plan)
+        elif sandbox.settled():
             return
         else:
-            cluster.wait(rollout, plan)
+            sandbox.wait(rollout, plan)
 
 
 def _routes_by_subset(rollout: Rollout) -> bool:

@@ -39,13 +39,14 @@ def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
     """Create or scale the new ReplicaSet and scale the stable one to this step's counts."""
     writes = ScaleWrites()
     canary_count, stable_count = _desired_counts(draft.rollout, decision)
-    _write_new(draft, decision, canary_count, writes)
+    _write_new(draft, decision, canary_count=canary_count, writes=writes)
     new_rs, stable_rs = decision.revisions.new_rs, decision.revisions.stable_rs
     if stable_rs is not None and stable_rs is not new_rs:
         stable_patch: dict[str, Any] = {}
         if SCALE_DOWN_DEADLINE_ANNOTATION in stable_rs.annotations:
             stable_patch["annotations"] = {SCALE_DOWN_DEADLINE_ANNOTATION: None}
-        _scale(draft, stable_rs, stable_count, stable_patch, role="stable", into=writes)
+        _scale(draft, stable_rs, target=stable_count, patch=stable_patch, role="stable",
+               into=writes)
     return writes
 
 
@@ -62,7 +63,9 @@ def _desired_counts(rollout: Rollout, decision: Decision) -> tuple[int, int]:
     return canary_count, targets.stable_replicas
 
 
-def _write_new(draft: Draft, decision: Decision, canary_count: int, writes: ScaleWrites) -> None:
+def _write_new(
+    draft: Draft, decision: Decision, *, canary_count: int, writes: ScaleWrites
+) -> None:
     rollout, revisions = draft.rollout, decision.revisions
     new_rs, revision = revisions.new_rs, revisions.revision
     if new_rs is None:
@@ -81,14 +84,15 @@ def _write_new(draft: Draft, decision: Decision, canary_count: int, writes: Scal
         annotations[REVISION_ANNOTATION] = str(revision)
     target = canary_count
     if decision.aborted and rollout.canary.traffic_routed:
-        target = _delayed_scale_down(draft, new_rs, rollout.canary.abort_scale_down_delay_seconds,
-                                     annotations)
+        target = _delayed_scale_down(
+            draft, new_rs, delay_seconds=rollout.canary.abort_scale_down_delay_seconds,
+            annotations=annotations)
     elif SCALE_DOWN_DEADLINE_ANNOTATION in new_rs.annotations:
         annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
     if annotations:
         patch["annotations"] = annotations
     role = "stable" if decision.fully_promoted else "canary"
-    _scale(draft, new_rs, target, patch, role=role, into=writes)
+    _scale(draft, new_rs, target=target, patch=patch, role=role, into=writes)
 
 
 def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) -> list[Action]:
@@ -112,15 +116,16 @@ def _scale_down_older_routed(
         older_patch: dict[str, Any] = {}
         if decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
             annotations: dict[str, Any] = {}
-            target = _delayed_scale_down(draft, rs, draft.rollout.canary.scale_down_delay_seconds,
-                                         annotations)
+            target = _delayed_scale_down(
+                draft, rs, delay_seconds=draft.rollout.canary.scale_down_delay_seconds,
+                annotations=annotations)
             if annotations:
                 older_patch["annotations"] = annotations
         elif rs.pod_hash in selected:
             continue  # still selected by a Service: wait until it is switched away
         else:
             target = 0  # an intermediate revision that never got traffic
-        _scale(draft, rs, target, older_patch, role="old", into=writes, down=True)
+        _scale(draft, rs, target=target, patch=older_patch, role="old", into=writes, down=True)
     return writes.downs
 
 
@@ -139,7 +144,7 @@ def _scale_down_older_basic(draft: Draft, revisions: Revisions) -> list[Action]:
             continue
         target = max(0, rs.spec_replicas - budget)
         budget -= rs.spec_replicas - target
-        _scale(draft, rs, target, {}, role="old", into=writes, down=True)
+        _scale(draft, rs, target=target, patch={}, role="old", into=writes, down=True)
     return writes.downs
 
 
@@ -154,7 +159,7 @@ def history_deletions(rollout: Rollout, revisions: Revisions) -> list[Action]:
 
 
 def _delayed_scale_down(
-    draft: Draft, rs: ReplicaSetView, delay_seconds: int, annotations: dict[str, Any]
+    draft: Draft, rs: ReplicaSetView, *, delay_seconds: int, annotations: dict[str, Any]
 ) -> int:
     """Keep ``rs`` up until its scale-down deadline (recorded on it, so restarts keep it)."""
     deadline = rs.scale_down_deadline
@@ -171,7 +176,7 @@ def _delayed_scale_down(
 
 
 def _scale(
-    draft: Draft, rs: ReplicaSetView, target: int, patch: dict[str, Any], *, role: str,
+    draft: Draft, rs: ReplicaSetView, *, target: int, patch: dict[str, Any], role: str,
     into: ScaleWrites, down: bool = False,
 ) -> None:
     """Patch ``rs`` to ``target`` replicas (and ``patch``'s metadata), if anything changes;

@@ -133,7 +133,7 @@ def _walk_steps(draft: Draft, decision: Decision) -> Decision:
         return decision
     while not decision.aborted and decision.index < len(steps):
         step = steps[decision.index]
-        decision, completed = _take_step(draft, decision, step)
+        decision, completed = _take_step(draft, decision, step=step)
         if not completed:
             break
         decision = replace(decision, index=decision.index + 1)
@@ -143,10 +143,10 @@ def _walk_steps(draft: Draft, decision: Decision) -> Decision:
     return decision
 
 
-def _take_step(draft: Draft, decision: Decision, step: Step) -> tuple[Decision, bool]:
+def _take_step(draft: Draft, decision: Decision, *, step: Step) -> tuple[Decision, bool]:
     """Carry out the current step as far as possible; says whether it completed."""
     if isinstance(step, SetWeightStep | SetCanaryScaleStep):
-        return _scale_or_weight_step(draft, decision, step)
+        return _scale_or_weight_step(draft, decision, step=step)
     if isinstance(step, PauseStep):
         return decision, _pause_step(draft, step, index=decision.index)
     assert isinstance(step, AnalysisStep)
@@ -154,11 +154,11 @@ def _take_step(draft: Draft, decision: Decision, step: Step) -> tuple[Decision, 
 
 
 def _scale_or_weight_step(
-    draft: Draft, decision: Decision, step: SetWeightStep | SetCanaryScaleStep
+    draft: Draft, decision: Decision, *, step: SetWeightStep | SetCanaryScaleStep
 ) -> tuple[Decision, bool]:
     rollout = draft.rollout
     targets = replica_targets(rollout, decision.revisions, index=decision.index, aborted=False)
-    if not at_desired_counts(rollout, targets, decision.revisions):
+    if not at_desired_counts(rollout, decision.revisions, targets=targets):
         return decision, False
     if rollout.canary.traffic_routed and isinstance(step, SetWeightStep) \
             and decision.planned_weight != step.weight:

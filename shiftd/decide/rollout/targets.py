@@ -30,7 +30,7 @@ def weight_at(steps: tuple[Step, ...], index: int) -> int:
     return 0
 
 
-def canary_scale_at(steps: tuple[Step, ...], index: int, replicas: int) -> int | None:
+def canary_scale_at(steps: tuple[Step, ...], index: int, *, replicas: int) -> int | None:
     """An explicit canary size from the last setCanaryScale at or before ``index``, if any."""
     if index >= len(steps):
         return None
@@ -65,7 +65,7 @@ def replica_targets(
     weight = 0 if aborted else weight_at(canary.steps, index)
     new_rs = revisions.new_rs
     if canary.traffic_routed:
-        scale = None if aborted else canary_scale_at(canary.steps, index, replicas)
+        scale = None if aborted else canary_scale_at(canary.steps, index, replicas=replicas)
         canary_count, stable_count = traffic_routed_counts(
             replicas=replicas, weight=weight, canary_scale_replicas=scale
         )
@@ -81,7 +81,7 @@ def replica_targets(
     return Targets(canary_count, stable_count, weight)
 
 
-def at_desired_counts(rollout: Rollout, targets: Targets, revisions: Revisions) -> bool:
+def at_desired_counts(rollout: Rollout, revisions: Revisions, *, targets: Targets) -> bool:
     """Argo's AtDesiredReplicaCountsForCanary, judged against what the cluster reports: the
     canary has exactly its pods available, the stable has its pods created and, without a
     traffic router, no older revision still serves."""
