@@ -12,9 +12,16 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class TrafficObservation:
     """``canary_weight`` is what the mesh routes to the canary now (the lowest among routes,
-    so a half-applied change never overstates it); ``error`` makes the Rollout InvalidSpec."""
+    so a half-applied change never overstates it); ``error`` makes the Rollout InvalidSpec.
+
+    A router that routes by subsets (named groups of pods, such as Istio's DestinationRule
+    subsets) says so with ``routes_by_subset`` and reports which pod-template hash each subset
+    selects now; the planner then moves the subsets along with the weight. A router that
+    routes to Services leaves them unset.
+    """
 
     canary_weight: int
     error: str | None = None
-    canary_subset_hash: str | None = None  # DestinationRule subsets, when subset-level
-    stable_subset_hash: str | None = None
+    routes_by_subset: bool = False
+    canary_subset_hash: str | None = None  # what the canary subset selects now
+    stable_subset_hash: str | None = None  # what the stable subset selects now

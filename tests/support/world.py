@@ -84,6 +84,11 @@ class World:
     # next plan to do on the same observed state (unless it says ``again``); checked here.
     check_fixed_point: bool = True
 
+    # Simulate a router that routes by subsets (as Istio's with a DestinationRule): it reports
+    # the hashes its canary and stable subsets select, and SetTraffic moves them.
+    routes_by_subset: bool = False
+    subsets: tuple[str | None, str | None] = (None, None)  # canary, stable
+
     analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
@@ -119,8 +124,10 @@ class World:
             try:
                 if vs is None:
                     raise RouteError(f"VirtualService {ref.name!r} not found")
-                traffic = TrafficObservation(canary_weight=observe_weight(
-                    vs, ref, self._destinations(parsed)))
+                traffic = TrafficObservation(
+                    canary_weight=observe_weight(vs, ref, self._destinations(parsed)),
+                    routes_by_subset=self.routes_by_subset,
+                    canary_subset_hash=self.subsets[0], stable_subset_hash=self.subsets[1])
             except RouteError as error:
                 traffic = TrafficObservation(canary_weight=0, error=str(error))
         specs: dict[str, Any] = {}
@@ -177,6 +184,8 @@ class World:
                 vs = self.virtual_services[ref.name]
                 apply_json_patch(vs, weight_patch(vs, ref, self._destinations(parsed),
                                                   action.canary_weight))
+                if self.routes_by_subset:
+                    self.subsets = (action.canary_hash, action.stable_hash)
             elif isinstance(action, CreateAnalysisRun):
                 body = copy.deepcopy(action.body)
                 body["metadata"]["creationTimestamp"] = format_time(self.now)

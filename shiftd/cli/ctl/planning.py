@@ -21,7 +21,7 @@ from shiftd.cli.ctl.files import Manifest
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.analysis import background_key, step_key
 from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
-from shiftd.decide.rollout.plan import describe_step
+from shiftd.decide.rollout.steps import describe_step
 from shiftd.decide.rollout.timeline import (
     NextAction,
     StepPlan,

@@ -134,34 +134,62 @@ def basic_canary_counts(
         replicas=replicas, weight=weight, max_surge=surge
     )
     scale_stable = stable_rs is not None and (new_rs is None or new_rs.name != stable_rs.name)
-    new_count = new_rs.spec_replicas if new_rs is not None else 0
-    stable_count = 0
-    if scale_stable:
-        assert stable_rs is not None
-        stable_count = stable_rs.spec_replicas
-    else:
+    if not scale_stable:
         desired_new, desired_stable = replicas, 0
+    new_count, stable_count = _scale_up(
+        new_rs=new_rs, stable_rs=stable_rs if scale_stable else None, older=older,
+        desired=(desired_new, desired_stable), max_allowed=replicas + surge,
+    )
+    if sum(rs.spec_replicas for rs in older) > 0:
+        return new_count, stable_count
+    return _scale_down(
+        new_rs=new_rs, stable_rs=stable_rs, scale_stable=scale_stable,
+        counts=(new_count, stable_count), desired=(desired_new, desired_stable),
+        max_allowed=replicas + surge, min_available=replicas - unavailable,
+    )
 
-    max_allowed = replicas + surge
+
+def _scale_up(
+    *,
+    new_rs: RSCounts | None,
+    stable_rs: RSCounts | None,
+    older: tuple[RSCounts, ...],
+    desired: tuple[int, int],
+    max_allowed: int,
+) -> tuple[int, int]:
+    """Grow the stable, then the canary, toward ``desired`` within ``max_allowed`` pods.
+
+    ``stable_rs`` is None when the stable is not scaled separately (it is the new one)."""
+    desired_new, desired_stable = desired
+    new_count = new_rs.spec_replicas if new_rs is not None else 0
+    stable_count = stable_rs.spec_replicas if stable_rs is not None else 0
     total = sum(rs.spec_replicas for rs in older) + new_count + stable_count
     scale_up = max_allowed - total
-
-    if scale_stable and stable_rs is not None and stable_rs.spec_replicas < desired_stable \
-            and scale_up > 0:
+    if stable_rs is not None and stable_rs.spec_replicas < desired_stable and scale_up > 0:
         if stable_rs.spec_replicas + scale_up < desired_stable:
             stable_count = stable_rs.spec_replicas + scale_up
             scale_up = 0
         else:
             stable_count = desired_stable
             scale_up -= desired_stable - stable_rs.spec_replicas
-
     if new_rs is not None and new_rs.spec_replicas < desired_new and scale_up > 0:
         new_count = min(new_rs.spec_replicas + scale_up, desired_new)
+    return new_count, stable_count
 
-    if sum(rs.spec_replicas for rs in older) > 0:
-        return new_count, stable_count
 
-    min_available = replicas - unavailable
+def _scale_down(
+    *,
+    new_rs: RSCounts | None,
+    stable_rs: RSCounts | None,
+    scale_stable: bool,
+    counts: tuple[int, int],
+    desired: tuple[int, int],
+    max_allowed: int,
+    min_available: int,
+) -> tuple[int, int]:
+    """Shrink the side moving away from its share, keeping ``min_available`` pods serving."""
+    new_count, stable_count = counts
+    desired_new, desired_stable = desired
     increasing = new_rs is None or desired_new >= new_rs.spec_replicas
     to_scale_down = _replicas_for_scale_down(new_rs, ignore_availability=not increasing) + \
         _replicas_for_scale_down(stable_rs, ignore_availability=increasing)

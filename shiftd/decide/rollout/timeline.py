@@ -2,9 +2,9 @@
 
 ``rollout_timeline`` answers "what will this Rollout do?" by driving ``plan_rollout`` — the
 very function the daemon calls — through a whole update in a pure, in-memory stand-in for the
-cluster: every write a plan asks for is applied to plain values, pods become available at
-once, time jumps to the end of each timed pause, and a pause without a duration is promoted
-the way ``kubectl argo rollouts promote`` promotes it (``decide.operator.promote_patch``).
+cluster (``sandbox``): every write a plan asks for is applied to plain values, pods become
+available at once, time jumps to the end of each timed pause, and a pause without a duration
+is promoted the way ``kubectl argo rollouts promote`` promotes it (``operator.promote_patch``).
 Step analysis is assumed to succeed. The update starts from a stable revision at full scale,
 as after a ``set image``; each step records the weight and the replica counts the daemon
 would have written when that step completes, so the numbers are the daemon's, not a
@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from shiftd.decide.analysis.runs import STEP, AnalysisRunView
 from shiftd.decide.rollout.actions import (
     Action,
     CreateAnalysisRun,
     CreateReplicaSet,
-    DeleteAnalysisRun,
     DeleteReplicaSet,
     PatchAnalysisRun,
     PatchReplicaSet,
@@ -39,11 +37,11 @@ from shiftd.decide.rollout.actions import (
     SetTraffic,
 )
 from shiftd.decide.rollout.hashing import pod_template_hash
-from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, parse_time
-from shiftd.decide.rollout.operator import promote_patch
-from shiftd.decide.rollout.plan import plan_rollout, weight_at
+from shiftd.decide.rollout.observed import Observed, parse_time
+from shiftd.decide.rollout.plan import plan_rollout
+from shiftd.decide.rollout.sandbox import Sandbox, TimelineError, merge_patch, updated_sandbox
 from shiftd.decide.rollout.status import CANARY_PAUSE_REASON, format_time
-from shiftd.decide.traffic import TrafficObservation
+from shiftd.decide.rollout.targets import weight_at
 from shiftd.model.argo.rollout import (
     POD_TEMPLATE_HASH_LABEL,
     AnalysisStep,
@@ -51,7 +49,6 @@ from shiftd.model.argo.rollout import (
     Rollout,
     RolloutDefaults,
     SetWeightStep,
-    parse_rollout,
 )
 
 __all__ = [
@@ -68,15 +65,6 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-PLAN_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the simulated clock starts here
-# Marks the simulated previous revision's template, so its hash differs from the Rollout's.
-_PREVIOUS_MARK = "shiftd.io/plan-previous-revision"
-_MAX_RECONCILES = 5000
-_UID = "shiftd-plan"
-
-
-class TimelineError(ValueError):
-    """The simulation could not reach full promotion; the message says where it stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,20 +99,6 @@ class Timeline:
     settled_at_seconds: float  # when the old revision was scaled down
     reconciles: int  # planner calls the simulation took
 
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
 def _template_names(entries: Any) -> tuple[str, ...]:
     names = []
     for entry in entries or []:
@@ -150,174 +124,6 @@ def analysis_at(rollout: Rollout, index: int) -> tuple[AnalysisRef, ...]:
     return tuple(refs)
 
 
-# --- the in-memory cluster -------------------------------------------------------------------
-
-@dataclass
-class _Cluster:
-    """The objects one Rollout's reconciles read and write, as plain values."""
-
-    rollout: Obj
-    replica_sets: dict[str, Obj]
-    services: dict[str, Obj]
-    weight: int
-    subsets: tuple[str | None, str | None]  # canary and stable DestinationRule subset hashes
-    now: datetime
-    defaults: RolloutDefaults
-    analysis_runs: dict[str, Obj] = field(default_factory=dict)
-    reconciles: int = 0
-
-    def parsed(self) -> Rollout:
-        return parse_rollout(self.rollout, self.defaults)
-
-    def observe(self, rollout: Rollout) -> Observed:
-        traffic = None
-        if rollout.canary.traffic_routed:
-            traffic = TrafficObservation(canary_weight=self.weight,
-                                         canary_subset_hash=self.subsets[0],
-                                         stable_subset_hash=self.subsets[1])
-        names = [n for n in (rollout.canary.canary_service, rollout.canary.stable_service) if n]
-        return Observed(
-            replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid=rollout.uid)
-                               for rs in self.replica_sets.values()),
-            services={name: ServiceView.from_object(self.services[name]) for name in names},
-            traffic=traffic,
-            analysis_runs=tuple(AnalysisRunView.from_object(run)
-                                for run in self.analysis_runs.values()),
-        )
-
-    def plan(self) -> tuple[Rollout, Plan]:
-        rollout = self.parsed()
-        self.reconciles += 1
-        if self.reconciles > _MAX_RECONCILES:
-            raise TimelineError("the planner did not settle")
-        plan = plan_rollout(rollout, self.observe(rollout), now=self.now,
-                            resource_version=self.rollout["metadata"]["resourceVersion"])
-        return rollout, plan
-
-    def apply(self, plan: Plan) -> None:
-        for action in plan.actions:
-            if isinstance(action, CreateReplicaSet):
-                self.replica_sets[action.name] = copy.deepcopy(action.body)
-            elif isinstance(action, PatchReplicaSet):
-                self.replica_sets[action.name] = merge_patch(self.replica_sets[action.name],
-                                                             action.patch)
-            elif isinstance(action, DeleteReplicaSet):
-                self.replica_sets.pop(action.name, None)
-            elif isinstance(action, PatchService):
-                self.services[action.name] = merge_patch(self.services[action.name],
-                                                         action.patch)
-            elif isinstance(action, SetTraffic):
-                self.weight = action.canary_weight
-                self.subsets = (action.canary_hash, action.stable_hash)
-            elif isinstance(action, PatchRolloutStatus):
-                self.patch_rollout({"status": action.patch})
-            elif isinstance(action, CreateAnalysisRun):
-                self.analysis_runs[action.name] = self._run_started(action.body)
-            elif isinstance(action, PatchAnalysisRun):
-                self.analysis_runs[action.name] = merge_patch(self.analysis_runs[action.name],
-                                                              action.patch)
-            elif isinstance(action, DeleteAnalysisRun):
-                self.analysis_runs.pop(action.name, None)
-        for rs in self.replica_sets.values():  # the kubelet: every pod available at once
-            replicas = int(rs["spec"].get("replicas", 0))
-            rs["status"] = {"replicas": replicas, "readyReplicas": replicas,
-                            "availableReplicas": replicas}
-
-    def _run_started(self, body: Obj) -> Obj:
-        """Play the analysis task: a step's run succeeds at once, background runs keep
-        running (until the planner terminates them at promotion)."""
-        run = copy.deepcopy(body)
-        run["metadata"]["creationTimestamp"] = format_time(self.now)
-        kind = (run["metadata"].get("labels") or {}).get("rollout-type")
-        run["status"] = {"phase": "Successful" if kind == STEP else "Running"}
-        return run
-
-    def patch_rollout(self, patch: Obj) -> None:
-        self.rollout = merge_patch(self.rollout, patch)
-        metadata = self.rollout["metadata"]
-        metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
-        if "spec" in patch:
-            metadata["generation"] = int(metadata.get("generation", 1)) + 1
-
-    def replace_template(self, template: Obj) -> None:
-        self.rollout["spec"]["template"] = copy.deepcopy(template)
-        self.patch_rollout({})
-        self.rollout["metadata"]["generation"] += 1
-
-    def spec_replicas(self, pod_hash: str | None) -> int:
-        for rs in self.replica_sets.values():
-            labels = (rs.get("metadata") or {}).get("labels") or {}
-            if pod_hash and labels.get(POD_TEMPLATE_HASH_LABEL) == pod_hash:
-                return int(rs["spec"].get("replicas", 0))
-        return 0
-
-    @property
-    def status(self) -> Obj:
-        return dict(self.rollout.get("status") or {})
-
-    def settled(self) -> bool:
-        """Fully promoted and every other revision scaled down."""
-        status = self.status
-        current = status.get("currentPodHash")
-        if not current or status.get("stableRS") != current:
-            return False
-        return all(int(rs["spec"].get("replicas", 0)) == 0 for rs in self.replica_sets.values()
-                   if ((rs.get("metadata") or {}).get("labels") or {})
-                   .get(POD_TEMPLATE_HASH_LABEL) != current)
-
-    def wait(self, rollout: Rollout, plan: Plan) -> None:
-        """Nothing to write: let time pass to the planner's wake-up, or promote a pause."""
-        if plan.requeue_at is not None and plan.requeue_at > self.now:
-            self.now = plan.requeue_at
-            return
-        paused_at_step = any(c.get("reason") == CANARY_PAUSE_REASON
-                             for c in self.status.get("pauseConditions") or [])
-        if paused_at_step or rollout.paused:
-            patch = promote_patch(self.rollout)
-            for part in (patch.status, patch.spec):
-                if part is not None:
-                    self.patch_rollout(part)
-            return
-        index = self.status.get("currentStepIndex")
-        raise TimelineError(f"the rollout stopped at step {index} with nothing to wait for "
-                            f"(phase {plan.phase or 'unknown'}: {plan.status.get('message', '')})")
-
-
-def _synthetic_services(rollout: Rollout) -> dict[str, Obj]:
-    labels = dict(rollout.selector.get("matchLabels") or {})
-    return {name: {"metadata": {"name": name}, "spec": {"selector": dict(labels)}}
-            for name in (rollout.canary.canary_service, rollout.canary.stable_service) if name}
-
-
-def _previous_template(template: Obj) -> Obj:
-    previous = copy.deepcopy(template)
-    metadata = previous.setdefault("metadata", {})
-    metadata["annotations"] = {**(metadata.get("annotations") or {}), _PREVIOUS_MARK: "true"}
-    return previous
-
-
-def _fresh_rollout(rollout_obj: Mapping[str, Any]) -> Obj:
-    rollout = copy.deepcopy(dict(rollout_obj))
-    metadata = rollout.setdefault("metadata", {})
-    metadata.setdefault("namespace", "default")
-    metadata.update(uid=_UID, generation=1, resourceVersion="1")
-    rollout["status"] = {}
-    spec = rollout.setdefault("spec", {})
-    spec.pop("paused", None)
-    return rollout
-
-
-def _settle(cluster: _Cluster) -> None:
-    while True:
-        rollout, plan = cluster.plan()
-        if plan.actions:
-            cluster.apply(plan)
-        elif cluster.settled():
-            return
-        else:
-            cluster.wait(rollout, plan)
-
-
 def rollout_timeline(rollout_obj: Mapping[str, Any], *,
                      defaults: RolloutDefaults | None = None) -> Timeline:
     """The whole update of ``rollout_obj`` from a stable previous revision to full promotion.
@@ -325,62 +131,61 @@ def rollout_timeline(rollout_obj: Mapping[str, Any], *,
     Raises ``InvalidSpecError`` for a Rollout the daemon would not act on, and
     ``TimelineError`` when the simulation cannot finish.
     """
-    defaults = defaults or RolloutDefaults()
-    target = _fresh_rollout(rollout_obj)
-    parsed = parse_rollout(target, defaults)
-    previous = copy.deepcopy(target)
-    previous["spec"]["template"] = _previous_template(parsed.template)
-    cluster = _Cluster(rollout=previous, replica_sets={}, services=_synthetic_services(parsed),
-                       weight=0, subsets=(None, None), now=PLAN_EPOCH, defaults=defaults)
-    _settle(cluster)  # the first revision goes straight to stable
-
-    cluster.replace_template(parsed.template)  # the update: as after a ``set image``
-    start = cluster.now
-    steps = parsed.canary.steps
+    sandbox, parsed = updated_sandbox(rollout_obj, defaults or RolloutDefaults())
+    start = sandbox.now
     new_hash = pod_template_hash(parsed.template)
     records: list[StepPlan] = []
     promoted_at: datetime | None = None
     while True:
-        rollout, plan = cluster.plan()
+        rollout, plan = sandbox.plan()
         if not plan.actions:
-            if cluster.settled():
+            if sandbox.settled():
                 break
-            cluster.wait(rollout, plan)
+            sandbox.wait(rollout, plan)
             continue
-        status = cluster.status
-        before = int(status.get("currentStepIndex") or 0) \
-            if status.get("currentPodHash") == new_hash else 0
-        after = int(plan.status.get("currentStepIndex", len(steps)) or 0)
-        stable_hash = status.get("stableRS")
-        canary_before = cluster.spec_replicas(new_hash)
-        stable_before = cluster.spec_replicas(stable_hash)
-        weight = cluster.weight
-        moved = next((a.canary_weight for a in plan.actions if isinstance(a, SetTraffic)), None)
-        for index in range(before, min(after, len(steps))):
-            step = steps[index]
-            if isinstance(step, SetWeightStep) and moved is not None:
-                weight = moved
-            records.append(StepPlan(
-                index=index,
-                step=copy.deepcopy(parsed.canary.raw_steps[index]),
-                canary_weight=weight if parsed.canary.traffic_routed
-                else weight_at(steps, index),
-                canary_replicas=canary_before,
-                stable_replicas=stable_before,
-                pause_seconds=step.duration_seconds if isinstance(step, PauseStep) else None,
-                manual=isinstance(step, PauseStep) and step.duration_seconds is None,
-                analysis=analysis_at(parsed, index),
-                at_seconds=(cluster.now - start).total_seconds(),
-            ))
-        cluster.apply(plan)
-        if promoted_at is None and cluster.status.get("stableRS") == new_hash:
-            promoted_at = cluster.now
+        records.extend(_steps_completed(sandbox, plan, parsed=parsed, new_hash=new_hash,
+                                        elapsed=(sandbox.now - start).total_seconds()))
+        sandbox.apply(plan)
+        if promoted_at is None and sandbox.status.get("stableRS") == new_hash:
+            promoted_at = sandbox.now
     return Timeline(
         steps=tuple(records), replicas=parsed.replicas,
         traffic_routed=parsed.canary.traffic_routed,
-        promoted_at_seconds=((promoted_at or cluster.now) - start).total_seconds(),
-        settled_at_seconds=(cluster.now - start).total_seconds(),
-        reconciles=cluster.reconciles)
+        promoted_at_seconds=((promoted_at or sandbox.now) - start).total_seconds(),
+        settled_at_seconds=(sandbox.now - start).total_seconds(),
+        reconciles=sandbox.reconciles)
+
+
+def _steps_completed(
+    sandbox: Sandbox, plan: Plan, *, parsed: Rollout, new_hash: str, elapsed: float
+) -> list[StepPlan]:
+    """The steps ``plan`` completes, with the weight and counts as they stand when it does."""
+    steps = parsed.canary.steps
+    status = sandbox.status
+    before = int(status.get("currentStepIndex") or 0) \
+        if status.get("currentPodHash") == new_hash else 0
+    after = int(plan.status.get("currentStepIndex", len(steps)) or 0)
+    canary_before = sandbox.spec_replicas(new_hash)
+    stable_before = sandbox.spec_replicas(status.get("stableRS"))
+    weight = sandbox.weight
+    moved = next((a.canary_weight for a in plan.actions if isinstance(a, SetTraffic)), None)
+    records: list[StepPlan] = []
+    for index in range(before, min(after, len(steps))):
+        step = steps[index]
+        if isinstance(step, SetWeightStep) and moved is not None:
+            weight = moved
+        records.append(StepPlan(
+            index=index,
+            step=copy.deepcopy(parsed.canary.raw_steps[index]),
+            canary_weight=weight if parsed.canary.traffic_routed else weight_at(steps, index),
+            canary_replicas=canary_before,
+            stable_replicas=stable_before,
+            pause_seconds=step.duration_seconds if isinstance(step, PauseStep) else None,
+            manual=isinstance(step, PauseStep) and step.duration_seconds is None,
+            analysis=analysis_at(parsed, index),
+            at_seconds=elapsed,
+        ))
+    return records
 
 
 # --- the next action from observed state --------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from shiftd.model.durations import parse_duration
 
@@ -23,6 +23,8 @@ DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
 DEFAULT_MAX_SURGE = "25%"
 DEFAULT_MAX_UNAVAILABLE = "25%"
 MAX_WEIGHT = 100
+# The keys of spec.strategy.canary.trafficRouting that name a router shiftd can drive.
+SUPPORTED_ROUTERS = ("istio",)
 
 POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
 REVISION_ANNOTATION = "rollout.argoproj.io/revision"
@@ -89,7 +91,10 @@ class IstioRouting:
 class CanaryStrategy:
     canary_service: str | None
     stable_service: str | None
-    istio: IstioRouting | None  # None: basic canary (replica counts approximate the weight)
+    # The router spec.strategy.canary.trafficRouting names (one of SUPPORTED_ROUTERS); None: a
+    # basic canary, where replica counts approximate the weight.
+    router: str | None
+    istio: IstioRouting | None  # set exactly when router == "istio"
     steps: tuple[Step, ...]
     raw_steps: tuple[dict[str, Any], ...]
     max_surge: int | str
@@ -101,7 +106,11 @@ class CanaryStrategy:
 
     @property
     def traffic_routed(self) -> bool:
-        return self.istio is not None
+        """A router splits the traffic; replica counts no longer have to."""
+        return self.router is not None
+
+
+StrategyName = Literal["canary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +132,12 @@ class Rollout:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def strategy(self) -> StrategyName:
+        """The strategy the planner dispatches on; only canary is parsed (blueGreen is
+        InvalidSpec)."""
+        return "canary"
 
 
 def _int_field(spec: dict[str, Any], key: str, default: int, *, path: str) -> int:
@@ -253,13 +268,48 @@ def _parse_istio(raw: dict[str, Any]) -> IstioRouting:
     return IstioRouting(virtual_services=tuple(refs), destination_rule=rule)
 
 
-def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStrategy:
+def _parse_traffic_routing(
+    routing: dict[str, Any], *, canary_service: str | None, stable_service: str | None
+) -> tuple[str, IstioRouting]:
+    """The router ``trafficRouting`` names and its spec; other routers are InvalidSpec."""
+    path = "spec.strategy.canary"
+    other = sorted(k for k in routing if k not in (*SUPPORTED_ROUTERS, "managedRoutes"))
+    if other:
+        raise InvalidSpecError(f"{path}.trafficRouting.{other[0]} is not supported by shiftd; "
+                               "only istio is")
+    if "istio" not in routing:
+        raise InvalidSpecError(f"{path}.trafficRouting.istio is required")
+    istio = _parse_istio(routing["istio"] or {})
+    if (not stable_service or not canary_service) and istio.destination_rule is None:
+        raise InvalidSpecError(
+            f"{path}.canaryService and {path}.stableService are required with Istio "
+            "host-level traffic routing"
+        )
+    return "istio", istio
+
+
+def _canary_block(spec: dict[str, Any]) -> dict[str, Any]:
     strategy = spec.get("strategy") or {}
     if "blueGreen" in strategy:
         raise InvalidSpecError("spec.strategy.blueGreen is not supported by shiftd yet")
     canary = strategy.get("canary")
     if not isinstance(canary, dict):
         raise InvalidSpecError("spec.strategy.canary is required")
+    return canary
+
+
+def _parse_surge_limits(canary: dict[str, Any], *, path: str) -> tuple[int | str, int | str]:
+    max_surge = _parse_int_or_percent(canary.get("maxSurge", DEFAULT_MAX_SURGE),
+                                      path=f"{path}.maxSurge")
+    max_unavailable = _parse_int_or_percent(canary.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
+                                            path=f"{path}.maxUnavailable")
+    if max_surge in (0, "0%") and max_unavailable in (0, "0%"):
+        raise InvalidSpecError(f"{path}.maxSurge and {path}.maxUnavailable cannot both be zero")
+    return max_surge, max_unavailable
+
+
+def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStrategy:
+    canary = _canary_block(spec)
     path = "spec.strategy.canary"
     canary_service = canary.get("canaryService") or None
     stable_service = canary.get("stableService") or None
@@ -268,38 +318,24 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
             f"{path}.canaryService and {path}.stableService must differ, both are "
             f"{canary_service!r}"
         )
+    router: str | None = None
     istio: IstioRouting | None = None
-    routing = canary.get("trafficRouting")
-    if routing:
-        other = sorted(k for k in routing if k not in ("istio", "managedRoutes"))
-        if other:
-            raise InvalidSpecError(f"{path}.trafficRouting.{other[0]} is not supported by shiftd; "
-                                   "only istio is")
-        if "istio" not in routing:
-            raise InvalidSpecError(f"{path}.trafficRouting.istio is required")
-        istio = _parse_istio(routing["istio"] or {})
-        if (not stable_service or not canary_service) and istio.destination_rule is None:
-            raise InvalidSpecError(
-                f"{path}.canaryService and {path}.stableService are required with Istio "
-                "host-level traffic routing"
-            )
+    if routing := canary.get("trafficRouting"):
+        router, istio = _parse_traffic_routing(routing, canary_service=canary_service,
+                                               stable_service=stable_service)
     if canary.get("dynamicStableScale"):
         raise InvalidSpecError(f"{path}.dynamicStableScale is not supported by shiftd yet")
     raw_steps = canary.get("steps") or []
     if not isinstance(raw_steps, list):
         raise InvalidSpecError(f"{path}.steps must be a list")
     steps = tuple(_parse_step(step, index) for index, step in enumerate(raw_steps))
-    if istio is None and any(isinstance(s, SetCanaryScaleStep) for s in steps):
+    if router is None and any(isinstance(s, SetCanaryScaleStep) for s in steps):
         raise InvalidSpecError(f"{path}.steps: setCanaryScale needs trafficRouting")
-    max_surge = _parse_int_or_percent(canary.get("maxSurge", DEFAULT_MAX_SURGE),
-                                      path=f"{path}.maxSurge")
-    max_unavailable = _parse_int_or_percent(canary.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
-                                            path=f"{path}.maxUnavailable")
-    if max_surge in (0, "0%") and max_unavailable in (0, "0%"):
-        raise InvalidSpecError(f"{path}.maxSurge and {path}.maxUnavailable cannot both be zero")
+    max_surge, max_unavailable = _parse_surge_limits(canary, path=path)
     return CanaryStrategy(
         canary_service=canary_service,
         stable_service=stable_service,
+        router=router,
         istio=istio,
         steps=steps,
         raw_steps=tuple(raw_steps),

@@ -96,6 +96,7 @@ class IstioRouter:
         except RouteError as error:
             return TrafficObservation(canary_weight=min(weights, default=0), error=str(error))
         return TrafficObservation(canary_weight=min(weights, default=0),
+                                  routes_by_subset=routing.destination_rule is not None,
                                   canary_subset_hash=canary_hash, stable_subset_hash=stable_hash)
 
     def _rule(self, rollout: Rollout, routing: IstioRouting) -> dict[str, Any]:

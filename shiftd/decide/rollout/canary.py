@@ -1,0 +1,88 @@
+"""The canary strategy: from a Rollout, what was observed and ``now``, the writes to make next.
+
+One pass, each part in its own module:
+
+1. ``revisions``: find the new (current template) and stable ReplicaSets;
+2. ``steps``: record the revision (resetting the steps when the template or the steps
+   changed), then walk the step machine as far as the observed state allows (``setWeight``
+   completes once the canary has its pods available and the weight is routed; ``pause``
+   records a pause condition and waits for its duration or a promotion; analysis steps follow
+   their runs), or roll back on abort;
+3. ``finish``: promote fully after the last step;
+4. the writes: ReplicaSets first (``scaling``: scale up before traffic moves), then Services
+   and traffic (``routing``: a weight is only raised onto pods that are available), then
+   scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
+   AnalysisRuns and the status (``finish``).
+
+Everything a restart needs is in the Rollout's status and the ReplicaSets' annotations, so a
+daemon killed between two writes replans the same remaining writes when it comes back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shiftd.decide.rollout.actions import Action, PatchRolloutStatus, Plan
+from shiftd.decide.rollout.analysis import housekeeping
+from shiftd.decide.rollout.decision import Decision, Draft, copy_json
+from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
+from shiftd.decide.rollout.observed import Observed
+from shiftd.decide.rollout.revisions import find_revisions
+from shiftd.decide.rollout.routing import route
+from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
+from shiftd.decide.rollout.status import merge_patch_diff
+from shiftd.decide.rollout.steps import enter_steps, run_steps
+from shiftd.model.argo.rollout import Rollout
+
+
+def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
+                resource_version: str | None = None) -> Plan:
+    """Decide the next writes for one valid canary Rollout. Pure: no I/O, no clock."""
+    error = _reference_error(rollout, observed)
+    if error is not None:
+        raw = {"metadata": {"generation": rollout.generation, "resourceVersion": resource_version},
+               "status": rollout.status}
+        return plan_invalid_spec(raw, error, now=now)
+    draft = Draft(rollout=rollout, observed=observed, now=now, status=copy_json(rollout.status))
+    revisions = find_revisions(rollout, observed.replica_sets,
+                               recorded_stable=draft.status.get("stableRS") or None)
+    decision = run_steps(draft, enter_steps(draft, revisions))
+    decision = promote_when_done(draft, decision)
+    if decision.leaving_canary:
+        draft.current_runs.clear()  # no analysis outlives a promotion or an abort
+    draft.analysis_actions.extend(housekeeping(observed.analysis_runs,
+                                               current=draft.current_runs))
+    actions = [*_writes(draft, decision), *draft.analysis_actions]
+    finish_status(draft, decision)
+    patch = merge_patch_diff(rollout.status, draft.status)
+    if patch:
+        actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
+    return Plan(actions=tuple(actions), events=tuple(draft.events),
+                requeue_at=draft.requeue_at, status=draft.status,
+                again=draft.again and bool(actions))
+
+
+def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
+    """A Service the Rollout names is missing, or the router cannot read its objects."""
+    canary = rollout.canary
+    for role, name in (("canaryService", canary.canary_service),
+                       ("stableService", canary.stable_service)):
+        if name and observed.services.get(name) is None:
+            return f"spec.strategy.canary.{role}: Service {name!r} not found"
+    if observed.traffic is not None and observed.traffic.error:
+        return observed.traffic.error
+    return None
+
+
+def _writes(draft: Draft, decision: Decision) -> list[Action]:
+    """The workload and traffic writes, in the order that keeps traffic on ready pods."""
+    scaled = scale_new_and_stable(draft, decision)
+    routed = route(draft, decision)
+    scale_downs = [*scaled.downs,
+                   *scale_down_older(draft, decision, selected=set(routed.selected))]
+    deletions = history_deletions(draft.rollout, decision.revisions)
+    if routed.lowering and not decision.fully_promoted:
+        # moving traffic off a canary (abort, new revision) before its Service moves; at
+        # promotion the stable Service moves first, so traffic never returns to the old pods
+        return [*scaled.ups, *routed.traffic, *routed.services, *scale_downs, *deletions]
+    return [*scaled.ups, *routed.services, *routed.traffic, *scale_downs, *deletions]

@@ -1,0 +1,197 @@
+"""The ReplicaSet writes of a canary plan: create, adopt, scale, and delete old history.
+
+Scale-ups and scale-downs are returned apart, so the plan can scale up before traffic moves
+and scale down after it. A scale-down that traffic may still reach waits for a deadline
+(``scaleDownDelaySeconds``, ``abortScaleDownDelaySeconds``) recorded on the ReplicaSet itself,
+so a restarted daemon keeps it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from shiftd.decide.rollout.actions import (
+    Action,
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    PatchReplicaSet,
+)
+from shiftd.decide.rollout.decision import Decision, Draft
+from shiftd.decide.rollout.observed import ReplicaSetView
+from shiftd.decide.rollout.replicas import resolve_fenceposts
+from shiftd.decide.rollout.revisions import Revisions, new_replica_set_body, owner_reference
+from shiftd.decide.rollout.status import format_time
+from shiftd.decide.rollout.targets import replica_targets
+from shiftd.model.argo.rollout import REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION, Rollout
+
+
+@dataclass
+class ScaleWrites:
+    """ReplicaSet writes, by when they may happen relative to moving traffic."""
+
+    ups: list[Action] = field(default_factory=list)  # before traffic moves
+    downs: list[Action] = field(default_factory=list)  # after traffic moved away
+
+
+def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
+    """Create or scale the new ReplicaSet and scale the stable one to this step's counts."""
+    writes = ScaleWrites()
+    canary_count, stable_count = _desired_counts(draft.rollout, decision)
+    _write_new(draft, decision, canary_count=canary_count, writes=writes)
+    new_rs, stable_rs = decision.revisions.new_rs, decision.revisions.stable_rs
+    if stable_rs is not None and stable_rs is not new_rs:
+        stable_patch: dict[str, Any] = {}
+        if SCALE_DOWN_DEADLINE_ANNOTATION in stable_rs.annotations:
+            stable_patch["annotations"] = {SCALE_DOWN_DEADLINE_ANNOTATION: None}
+        _scale(draft, stable_rs, target=stable_count, patch=stable_patch, role="stable",
+               into=writes)
+    return writes
+
+
+def _desired_counts(rollout: Rollout, decision: Decision) -> tuple[int, int]:
+    """(canary, stable) replicas; after the last step a routed canary gets full scale."""
+    if decision.fully_promoted:
+        return rollout.replicas, rollout.replicas
+    targets = replica_targets(rollout, decision.revisions, index=decision.index,
+                              aborted=decision.aborted)
+    canary_count = targets.canary_replicas
+    if (rollout.canary.traffic_routed and decision.index >= len(rollout.canary.steps)
+            and not decision.aborted):
+        canary_count = rollout.replicas
+    return canary_count, targets.stable_replicas
+
+
+def _write_new(
+    draft: Draft, decision: Decision, *, canary_count: int, writes: ScaleWrites
+) -> None:
+    rollout, revisions = draft.rollout, decision.revisions
+    new_rs, revision = revisions.new_rs, revisions.revision
+    if new_rs is None:
+        body = new_replica_set_body(rollout, pod_hash=revisions.pod_hash, revision=revision,
+                                    replicas=canary_count)
+        writes.ups.append(CreateReplicaSet(body=body))
+        draft.event("ScalingReplicaSet",
+                    f"Created ReplicaSet {body['metadata']['name']} (revision {revision}) "
+                    f"with {canary_count} replicas")
+        return
+    patch: dict[str, Any] = {}
+    annotations: dict[str, Any] = {}
+    if not new_rs.owned:
+        patch["ownerReferences"] = [*new_rs.owner_references, owner_reference(rollout)]
+    if new_rs.revision != revision:
+        annotations[REVISION_ANNOTATION] = str(revision)
+    target = canary_count
+    if decision.aborted and rollout.canary.traffic_routed:
+        target = _delayed_scale_down(
+            draft, new_rs, delay_seconds=rollout.canary.abort_scale_down_delay_seconds,
+            annotations=annotations)
+    elif SCALE_DOWN_DEADLINE_ANNOTATION in new_rs.annotations:
+        annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
+    if annotations:
+        patch["annotations"] = annotations
+    role = "stable" if decision.fully_promoted else "canary"
+    _scale(draft, new_rs, target=target, patch=patch, role=role, into=writes)
+
+
+def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) -> list[Action]:
+    """Scale down the ReplicaSets that are neither new nor stable.
+
+    ``selected`` are the pod-template hashes the Services select once this plan's writes are
+    done; with a router, a ReplicaSet still selected keeps its pods until it is switched away.
+    """
+    if draft.rollout.canary.traffic_routed:
+        return _scale_down_older_routed(draft, decision, selected=selected)
+    return _scale_down_older_basic(draft, decision.revisions)
+
+
+def _scale_down_older_routed(
+    draft: Draft, decision: Decision, *, selected: set[str]
+) -> list[Action]:
+    writes = ScaleWrites()
+    for rs in decision.revisions.older:
+        if rs.spec_replicas == 0:
+            continue
+        older_patch: dict[str, Any] = {}
+        if decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
+            annotations: dict[str, Any] = {}
+            target = _delayed_scale_down(
+                draft, rs, delay_seconds=draft.rollout.canary.scale_down_delay_seconds,
+                annotations=annotations)
+            if annotations:
+                older_patch["annotations"] = annotations
+        elif rs.pod_hash in selected:
+            continue  # still selected by a Service: wait until it is switched away
+        else:
+            target = 0  # an intermediate revision that never got traffic
+        _scale(draft, rs, target=target, patch=older_patch, role="old", into=writes, down=True)
+    return writes.downs
+
+
+def _scale_down_older_basic(draft: Draft, revisions: Revisions) -> list[Action]:
+    """Without a router, older pods go only as far as availability allows (maxUnavailable)."""
+    rollout, canary = draft.rollout, draft.rollout.canary
+    _, unavailable = resolve_fenceposts(max_surge=canary.max_surge,
+                                        max_unavailable=canary.max_unavailable,
+                                        replicas=rollout.replicas)
+    unique = {rs.name: rs for rs in (revisions.new_rs, revisions.stable_rs, *revisions.older)
+              if rs is not None}
+    budget = sum(rs.available for rs in unique.values()) - (rollout.replicas - unavailable)
+    writes = ScaleWrites()
+    for rs in sorted(revisions.older, key=lambda item: item.revision):
+        if rs.spec_replicas == 0 or budget <= 0:
+            continue
+        target = max(0, rs.spec_replicas - budget)
+        budget -= rs.spec_replicas - target
+        _scale(draft, rs, target=target, patch={}, role="old", into=writes, down=True)
+    return writes.downs
+
+
+def history_deletions(rollout: Rollout, revisions: Revisions) -> list[Action]:
+    """Delete idle old ReplicaSets beyond ``revisionHistoryLimit``, oldest first."""
+    idle = sorted((rs for rs in revisions.older
+                   if rs.owned and rs.spec_replicas == 0 and rs.replicas == 0
+                   and rs is not revisions.new_rs and rs is not revisions.stable_rs),
+                  key=lambda rs: rs.revision)
+    surplus = len(idle) - rollout.revision_history_limit
+    return [DeleteReplicaSet(name=rs.name) for rs in idle[:max(0, surplus)]]
+
+
+def _delayed_scale_down(
+    draft: Draft, rs: ReplicaSetView, *, delay_seconds: int, annotations: dict[str, Any]
+) -> int:
+    """Keep ``rs`` up until its scale-down deadline (recorded on it, so restarts keep it)."""
+    deadline = rs.scale_down_deadline
+    if deadline is None:
+        if delay_seconds <= 0:
+            return 0
+        deadline = draft.now + timedelta(seconds=delay_seconds)
+        annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = format_time(deadline)
+    if draft.now >= deadline:
+        annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
+        return 0
+    draft.wake_at(deadline)
+    return rs.spec_replicas
+
+
+def _scale(
+    draft: Draft, rs: ReplicaSetView, *, target: int, patch: dict[str, Any], role: str,
+    into: ScaleWrites, down: bool = False,
+) -> None:
+    """Patch ``rs`` to ``target`` replicas (and ``patch``'s metadata), if anything changes;
+    the write goes with the scale-downs when it shrinks ``rs`` (or ``down`` says so)."""
+    body: dict[str, Any] = {}
+    metadata = {key: value for key, value in patch.items()
+                if key in ("annotations", "ownerReferences")}
+    if metadata:
+        body["metadata"] = metadata
+    if target != rs.spec_replicas:
+        body["spec"] = {"replicas": target}
+        direction = "up" if target > rs.spec_replicas else "down"
+        draft.event("ScalingReplicaSet",
+                    f"Scaled {direction} {role} ReplicaSet {rs.name} (revision {rs.revision}) "
+                    f"from {rs.spec_replicas} to {target}")
+    if body:
+        (into.downs if down or target < rs.spec_replicas else into.ups).append(
+            PatchReplicaSet(name=rs.name, patch=body))
