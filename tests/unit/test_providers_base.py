@@ -1,4 +1,4 @@
-"""Choosing a provider, filling arguments, and writing numbers and JSON the way Argo (Go) does."""
+"""Choosing a provider from the registry, and writing numbers and JSON the way Argo (Go) does."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
+from shiftd.model.argo.analysis import SUPPORTED_PROVIDERS as model_supported
 from shiftd.providers import ProviderError, ProviderSettings, UnsupportedProvider, provider_for
 from shiftd.providers._http import go_float, go_json
-from shiftd.providers.base import substitute_args
 from shiftd.providers.prometheus import PrometheusProvider
+from shiftd.providers.registry import SUPPORTED_PROVIDERS
 from shiftd.providers.skywalking import SkyWalkingProvider
 from shiftd.providers.web import WebProvider
 
@@ -68,29 +69,8 @@ def test_a_provider_block_that_names_no_single_known_provider_is_refused(
         provider_for(metric(provider), settings=ProviderSettings())
 
 
-def test_arguments_are_filled_in_every_string_with_or_without_spaces() -> None:
-    spec = {
-        "query": 'up{svc="{{args.service}}", ns="{{ args.namespace }}"}',
-        "headers": [{"key": "X-Tenant", "value": "{{args.tenant-id}}"}],
-        "timeout": 10,
-    }
-    filled = substitute_args(spec, {"service": "canary", "namespace": "demo", "tenant-id": "t1"})
-    assert filled == {
-        "query": 'up{svc="canary", ns="demo"}',
-        "headers": [{"key": "X-Tenant", "value": "t1"}],
-        "timeout": 10,
-    }
-
-
-def test_without_variables_the_spec_is_left_alone() -> None:
-    spec = {"query": "{{args.service}}"}
-    assert substitute_args(spec, None) is spec
-
-
-def test_an_argument_without_a_value_is_a_permanent_error() -> None:
-    with pytest.raises(ProviderError, match="argument 'service' has no value") as caught:
-        substitute_args({"query": "{{args.service}}"}, {})
-    assert not caught.value.transient
+def test_the_registry_supports_exactly_the_providers_the_model_accepts() -> None:
+    assert model_supported == SUPPORTED_PROVIDERS
 
 
 @pytest.mark.parametrize(
