@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from shiftd.common.mergepatch import merge_patch
 from shiftd.decide.analysis.runs import STEP, AnalysisRunView
 from shiftd.decide.rollout.actions import (
     Action,
@@ -62,7 +63,6 @@ __all__ = [
     "TimelineError",
     "action_json",
     "analysis_at",
-    "merge_patch",
     "next_action",
     "rollout_timeline",
 ]
@@ -110,19 +110,6 @@ class Timeline:
     promoted_at_seconds: float  # when the new revision became stable
     settled_at_seconds: float  # when the old revision was scaled down
     reconciles: int  # planner calls the simulation took
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 def _template_names(entries: Any) -> tuple[str, ...]:
