@@ -65,7 +65,7 @@ from shiftd.cli.ctl.planning import (
     render_timeline,
     timeline_document,
 )
-from shiftd.cli.ctl.render import RolloutView, render_list, render_rollout
+from shiftd.cli.ctl.render import render_list, render_rollout
 from shiftd.cli.ctl.view import read_view, watch_views
 from shiftd.decide.analysis.backtest import parse_instant
 from shiftd.decide.rollout.operator import OperatorError
@@ -73,6 +73,7 @@ from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import ROLLOUT
 from shiftd.model.durations import parse_duration
+from shiftd.views import RolloutObjects
 
 __all__ = ["PROGRAM", "build_parser", "context_namespace", "main"]
 
@@ -164,7 +165,7 @@ async def _cmd_undo(run: _Invocation) -> int:
 
 # --- reading -----------------------------------------------------------------------------------
 
-def _view_document(view: RolloutView) -> Obj:
+def _view_document(view: RolloutObjects) -> Obj:
     return {"rollout": view.rollout, "replicaSets": list(view.replica_sets),
             "pods": list(view.pods), "analysisRuns": list(view.analysis_runs),
             "actualWeight": view.actual_weight}
@@ -180,7 +181,7 @@ async def _cmd_get(run: _Invocation) -> int:
         return EXIT_OK
     clear = run.out.isatty() if hasattr(run.out, "isatty") else False
 
-    def draw(view: RolloutView) -> None:
+    def draw(view: RolloutObjects) -> None:
         if run.args.output:
             run.out.write(json.dumps(_view_document(view), ensure_ascii=False) + "\n")
         else:
