@@ -16,7 +16,15 @@ from shiftd.providers.prometheus import PrometheusProvider
 from shiftd.providers.skywalking import SkyWalkingProvider
 from shiftd.providers.web import WebProvider
 
-__all__ = ["ARGO_PROVIDERS", "FACTORIES", "SUPPORTED_PROVIDERS", "provider_for", "provider_name"]
+__all__ = [
+    "ARGO_PROVIDERS",
+    "FACTORIES",
+    "REPLAYABLE_PROVIDERS",
+    "SUPPORTED_PROVIDERS",
+    "provider_as_of",
+    "provider_for",
+    "provider_name",
+]
 
 Factory = Callable[[ProviderSettings, Clock], MetricProvider]
 
@@ -28,6 +36,9 @@ FACTORIES: Mapping[str, Factory] = {
 """Each supported key under ``provider:``, with how to build its provider."""
 
 SUPPORTED_PROVIDERS = tuple(FACTORIES)
+
+REPLAYABLE_PROVIDERS = ("prometheus",)
+"""The providers that can answer as of a past moment (``shiftctl analyze --from``)."""
 
 # The keys Argo accepts under a metric's ``provider:``, as its CRD spells them.
 ARGO_PROVIDERS = (
@@ -85,6 +96,20 @@ def provider_for(
             f"(supported: {supported})"
         )
     raise UnsupportedProvider(f"metric {name}: unknown provider {key!r} (supported: {supported})")
+
+
+def provider_as_of(
+    metric: Mapping[str, Any], *, settings: ProviderSettings, now: Clock
+) -> MetricProvider:
+    """The provider that measures ``metric`` as of ``now()`` rather than the server's present
+    (a backtest replays the past this way). Only Prometheus can: raises
+    :class:`UnsupportedProvider` for the others."""
+    key = provider_name(metric)
+    if key not in REPLAYABLE_PROVIDERS:
+        raise UnsupportedProvider(
+            f"metric {metric.get('name', '<unnamed>')}: the {key} provider cannot measure "
+            f"the past (replayable: {', '.join(REPLAYABLE_PROVIDERS)})")
+    return PrometheusProvider(settings=settings, now=now, at_now=True)
 
 
 def _utc_now() -> datetime:

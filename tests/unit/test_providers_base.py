@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from shiftd.model.argo.analysis import SUPPORTED_PROVIDERS as model_supported
 from shiftd.providers import ProviderError, ProviderSettings, UnsupportedProvider, provider_for
 from shiftd.providers._http import go_float, go_json
 from shiftd.providers.prometheus import PrometheusProvider
-from shiftd.providers.registry import SUPPORTED_PROVIDERS
+from shiftd.providers.registry import SUPPORTED_PROVIDERS, provider_as_of
 from shiftd.providers.skywalking import SkyWalkingProvider
 from shiftd.providers.web import WebProvider
 
@@ -107,3 +108,13 @@ def test_floats_are_written_as_go_formats_them_with_f_and_shortest_precision(
 )
 def test_json_is_written_as_go_marshals_it(value: Any, text: str) -> None:
     assert go_json(value) == text
+
+
+def test_only_prometheus_can_measure_as_of_a_past_moment() -> None:
+    def now() -> datetime:
+        return datetime(2024, 5, 1, tzinfo=UTC)
+
+    provider = provider_as_of(metric({"prometheus": {}}), settings=ProviderSettings(), now=now)
+    assert isinstance(provider, PrometheusProvider)
+    with pytest.raises(UnsupportedProvider, match="the web provider cannot measure the past"):
+        provider_as_of(metric({"web": {}}), settings=ProviderSettings(), now=now)
