@@ -39,8 +39,9 @@ from shiftd.model.argo.analysis import (
     substitute_all,
 )
 from shiftd.model.argo.rollout import InvalidSpecError
-from shiftd.providers.base import ProviderError, ProviderSettings, provider_for
+from shiftd.providers.base import ProviderError, ProviderSettings
 from shiftd.providers.measure import ProviderFactory, take_measurement
+from shiftd.providers.registry import provider_for
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.engine import DONE, Outcome

@@ -37,7 +37,6 @@ from shiftd.providers.base import (
     Measurement,
     ProviderError,
     ProviderSettings,
-    substitute_args,
 )
 
 __all__ = ["RESOLVED_QUERY", "PrometheusProvider", "eval_time", "parse_response"]
@@ -59,10 +58,8 @@ class PrometheusProvider:
         self._now = now
         self._at_now = at_now
 
-    async def measure(
-        self, metric: Mapping[str, Any], *, variables: Mapping[str, str] | None = None
-    ) -> Measurement:
-        spec = substitute_args(_spec(metric), variables)
+    async def measure(self, metric: Mapping[str, Any]) -> Measurement:
+        spec = _spec(metric)
         what = f"prometheus metric {metric.get('name', '<unnamed>')}"
         address = self._address(spec, what=what)
         query = spec.get("query")

@@ -22,7 +22,6 @@ from shiftd.providers.base import (
     Measurement,
     ProviderError,
     ProviderSettings,
-    substitute_args,
 )
 
 __all__ = ["SkyWalkingProvider", "query_duration"]
@@ -53,11 +52,9 @@ class SkyWalkingProvider:
         self._settings = settings
         self._now = now
 
-    async def measure(
-        self, metric: Mapping[str, Any], *, variables: Mapping[str, str] | None = None
-    ) -> Measurement:
+    async def measure(self, metric: Mapping[str, Any]) -> Measurement:
         what = f"skywalking metric {metric.get('name', '<unnamed>')}"
-        spec = substitute_args(_spec(metric), variables)
+        spec = _spec(metric)
         address, query = spec.get("address"), spec.get("query")
         if not isinstance(address, str) or not address:
             raise ProviderError(f"{what}: address is required", transient=False)

@@ -30,7 +30,7 @@ from shiftd.providers._http import (
     request_headers,
     send,
 )
-from shiftd.providers.base import Measurement, ProviderError, ProviderSettings, substitute_args
+from shiftd.providers.base import Measurement, ProviderError, ProviderSettings
 
 __all__ = ["JsonPathError", "WebProvider", "compile_json_path", "find_first"]
 
@@ -44,11 +44,9 @@ class WebProvider:
     def __init__(self, *, settings: ProviderSettings) -> None:
         self._settings = settings
 
-    async def measure(
-        self, metric: Mapping[str, Any], *, variables: Mapping[str, str] | None = None
-    ) -> Measurement:
+    async def measure(self, metric: Mapping[str, Any]) -> Measurement:
         what = f"web metric {metric.get('name', '<unnamed>')}"
-        spec = substitute_args(_spec(metric), variables)
+        spec = _spec(metric)
         url = spec.get("url")
         if not isinstance(url, str) or not url:
             raise ProviderError(f"{what}: url is required", transient=False)

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from shiftd.common.mergepatch import merge_patch as merge_patch  # noqa: PLC0414 (re-exported)
 from shiftd.sim.errors import ApiStatusError, bad_request
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -36,22 +37,6 @@ def _copy_document(value: Any) -> Any:
         return orjson.loads(orjson.dumps(value))
     except TypeError:  # not plain JSON (orjson.JSONEncodeError is a TypeError)
         return copy.deepcopy(value)
-
-
-# --- RFC 7386 JSON merge patch ---------------------------------------------------------------
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 merge patch: objects merge, ``null`` deletes, everything else replaces."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result: dict[str, Any] = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 # --- RFC 6902 JSON patch ---------------------------------------------------------------------

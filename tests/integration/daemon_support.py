@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-
 from shiftd.assembly import Daemon
+from shiftd.common.tasks import running
 from shiftd.config import parse_settings
 from shiftd.runtime.clock import Clock, ManualClock
 from tests.integration.harness import Cluster
@@ -33,17 +32,8 @@ async def running_daemon(cluster: Cluster, *, clock: Clock | None = None,
         **extra,
     })
     daemon = Daemon(settings, clock=clock or ManualClock())
-    try:
-        async with anyio.create_task_group() as group:
-            await group.start(daemon.run)
-            try:
-                yield daemon
-            finally:
-                group.cancel_scope.cancel()
-    except BaseExceptionGroup as errors:
-        if len(errors.exceptions) == 1:
-            raise errors.exceptions[0] from None
-        raise
+    async with running(daemon.run):
+        yield daemon
 
 
 def weights(vs: Obj, route: int = 0) -> dict[str, int]:

@@ -35,6 +35,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from shiftd.cli import ctl
+from shiftd.common.tasks import running
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import NotFound
 from shiftd.kube.resources import (
@@ -267,18 +268,9 @@ class Cluster:
         async with ApiClient(await self.configuration()) as api_client:
             kubelet = FakeKubelet(api_client, namespaces=[self.namespace],
                                   ready_after=ready_after, create_pods=create_pods)
-            try:
-                async with anyio.create_task_group() as tg:
-                    await tg.start(kubelet.run)
-                    try:
-                        yield kubelet
-                    finally:
-                        tg.cancel_scope.cancel()
-            except BaseExceptionGroup as group:
-                # Let the test's own failure through as itself, not wrapped by the task group.
-                if len(group.exceptions) == 1:
-                    raise group.exceptions[0] from None
-                raise
+            # A test's own failure comes through as itself, not wrapped by the task group.
+            async with running(kubelet.run):
+                yield kubelet
 
     # -- operator actions: exactly what shiftctl (and kubectl argo rollouts) sends --------------
 

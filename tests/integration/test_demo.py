@@ -14,9 +14,23 @@ from pathlib import Path
 import pytest
 
 from shiftd.cli.daemon import main
-from shiftd.cli.demo import SCENARIO, DemoError, find_shared_dir, run_demo
+from shiftd.cli.demo import SCENARIO, crd_documents, run_demo, seed_documents
+from shiftd.kube.client import KubeClient
+from shiftd.kube.resources import (
+    ANALYSIS_RUN,
+    ANALYSIS_TEMPLATE,
+    CLUSTER_ANALYSIS_TEMPLATE,
+    DESTINATION_RULE,
+    ROLLOUT,
+    VIRTUAL_SERVICE,
+)
+from shiftd.sim import ApiEmulator
+from shiftd.sim.kinds import crd_resource_type
 
 pytestmark = pytest.mark.integration
+
+WATCHED_CUSTOM_KINDS = (ROLLOUT, ANALYSIS_TEMPLATE, CLUSTER_ANALYSIS_TEMPLATE, ANALYSIS_RUN,
+                        VIRTUAL_SERVICE, DESTINATION_RULE)
 
 # Fast enough that the 160 s of timed pauses and two 30 s delays take about 2 s.
 SPEED = 100.0
@@ -68,35 +82,44 @@ async def test_the_demo_exits_1_when_a_state_comes_sooner_than_the_spec_allows()
     assert "the spec asks for 60s" in text
 
 
-def test_the_shared_folder_comes_from_shiftd_shared_dir_when_set(tmp_path: Path) -> None:
-    (tmp_path / "examples" / "asm-host-split").mkdir(parents=True)
+def test_the_packaged_seed_holds_the_objects_the_scenario_names() -> None:
+    kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in seed_documents()}
 
-    assert find_shared_dir(environ={"SHIFTD_SHARED_DIR": str(tmp_path)}) == tmp_path
-
-
-def test_a_shiftd_shared_dir_without_the_seed_is_an_error_naming_it(tmp_path: Path) -> None:
-    with pytest.raises(DemoError, match=f"SHIFTD_SHARED_DIR={tmp_path}: no examples/"):
-        find_shared_dir(environ={"SHIFTD_SHARED_DIR": str(tmp_path)})
-
-
-def test_the_shared_folder_is_found_walking_up_from_a_start(tmp_path: Path) -> None:
-    (tmp_path / "shared" / "examples" / "asm-host-split").mkdir(parents=True)
-    deep = tmp_path / "main" / "shiftd" / "cli"
-    deep.mkdir(parents=True)
-
-    assert find_shared_dir(environ={}, starts=[deep]) == tmp_path / "shared"
+    assert kinds == {
+        ("Service", "istio-rollout-stable"),
+        ("Service", "istio-rollout-canary"),
+        ("VirtualService", "istio-rollout-vsvc"),
+        ("Rollout", "istio-rollout"),
+    }
 
 
-def test_no_shared_folder_anywhere_is_an_error_saying_what_to_set(tmp_path: Path) -> None:
-    with pytest.raises(DemoError, match="set SHIFTD_SHARED_DIR"):
-        find_shared_dir(environ={}, starts=[tmp_path])
+def test_the_packaged_crds_declare_every_custom_kind_the_daemon_watches() -> None:
+    declared = {(crd_resource_type(doc).group, crd_resource_type(doc).plural)
+                for doc in crd_documents()}
+
+    assert declared == {(kind.group, kind.plural) for kind in WATCHED_CUSTOM_KINDS}
 
 
-def test_shiftd_demo_without_the_seed_exits_1_with_a_clear_message(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+async def test_the_packaged_schemas_keep_spec_and_prune_unknown_top_level_fields(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setenv("SHIFTD_SHARED_DIR", str(tmp_path))
+    rollout = next(doc for doc in seed_documents() if doc["kind"] == "Rollout")
+    async with ApiEmulator(crds=crd_documents()) as api:
+        kubeconfig = api.write_kubeconfig(tmp_path / "kubeconfig")
+        client = await KubeClient.from_settings(kubeconfig=str(kubeconfig), context=None,
+                                                in_cluster=False, qps=100, burst=100)
+        try:
+            stored = await client.create(ROLLOUT, "default", {**rollout, "extra": {"x": 1}})
+        finally:
+            await client.close()
 
-    assert main(["demo", "--plain"]) == 1
+    assert stored["spec"] == rollout["spec"]
+    assert "extra" not in stored
 
-    assert "shiftd demo: SHIFTD_SHARED_DIR=" in capsys.readouterr().err
+
+def test_shiftd_demo_with_a_speed_that_is_not_positive_exits_1_saying_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--plain", "--speed", "0"]) == 1
+
+    assert "shiftd demo: --speed must be positive" in capsys.readouterr().err

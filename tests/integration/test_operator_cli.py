@@ -23,10 +23,11 @@ import pytest
 import yaml
 
 from shiftd.cli.ctl import main
-from shiftd.cli.ctl.render import RolloutView, render_rollout
+from shiftd.cli.ctl.render import render_rollout
 from shiftd.cli.ctl.view import read_view, watch_views
 from shiftd.kube.resources import POD, REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
 from shiftd.runtime.clock import ManualClock
+from shiftd.views import RolloutObjects
 from tests.golden import assert_golden
 from tests.integration.daemon_support import running_daemon
 from tests.integration.harness import Cluster, test_cluster
@@ -544,7 +545,7 @@ async def test_status_fails_when_the_rollout_is_deleted_while_watched(
 GOLDEN_NOW = datetime(2026, 1, 1, 0, 0, 52, tzinfo=UTC)
 
 
-def normalised(view: RolloutView) -> RolloutView:
+def normalised(view: RolloutObjects) -> RolloutObjects:
     """The view with what varies between runs made fixed: every object created at 00:00:00
     (so ages read 52s), the namespace ``default``, pod names ``<replicaset>-xxxxx``."""
     def fixed(obj: Obj) -> Obj:
@@ -562,7 +563,7 @@ def normalised(view: RolloutView) -> RolloutView:
         renamed = fixed(pod)
         renamed["metadata"]["name"] = f"{owner}-xxxx{counts[owner]}"
         pods.append(renamed)
-    return RolloutView(rollout=fixed(view.rollout),
+    return RolloutObjects(rollout=fixed(view.rollout),
                        replica_sets=[fixed(rs) for rs in view.replica_sets], pods=pods,
                        analysis_runs=[fixed(run) for run in view.analysis_runs],
                        actual_weight=view.actual_weight)
@@ -599,7 +600,7 @@ async def test_get_rollout_watch_redraws_on_each_change_and_ends_on_cancellation
 ) -> None:
     await cluster.patch_status({"status": {"observedGeneration": "1", "phase": "Progressing",
                                            "message": "more replicas need to be updated"}})
-    views: list[RolloutView] = []
+    views: list[RolloutObjects] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(functools.partial(watch_views, cluster.client,
                                         namespace=cluster.namespace, name=NAME,

@@ -5,7 +5,7 @@ Each test starts Debian's ``prometheus`` scraping an Istio-like exporter every s
 like a mesh would, waits (polling under a deadline) for Prometheus to hold the samples a
 query needs, and measures through ``provider_for(...).measure`` exactly as analysis will. The
 queries come from the examples' AnalysisTemplates unchanged; only ``address`` is pointed at
-the test's Prometheus, and ``{{args.*}}`` is filled by ``measure(variables=...)``.
+the test's Prometheus, and ``{{args.*}}`` is filled by ``substitute_all`` (as analysis does).
 Starting Prometheus takes about 5 s: its scrape manager applies new targets on a 5 s tick.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from shiftd.model.argo.analysis import substitute_all
 from shiftd.providers import ProviderError, ProviderSettings, provider_for
 from tests.integration.harness import example_documents
 from tests.support.prometheus import istio_prometheus, prometheus_binary
@@ -58,7 +59,7 @@ async def test_seed_000_query_reads_1_when_healthy_035_at_65_percent_errors_nan_
         exporter.traffic(destination_service=service, per_scrape={"200": 100})
         # irate(...[40s]) needs two samples inside 40 s.
         await prometheus.wait_for_samples(requests_of(service), 2)
-        healthy = await provider.measure(metric, variables=args)
+        healthy = await provider.measure(substitute_all(metric, args))
         assert (healthy.value, healthy.raw) == ([1.0], "[1]")
         resolved = healthy.metadata["ResolvedPrometheusQuery"]
         assert 'destination_service=~"canary.default.svc.cluster.local"' in resolved
@@ -67,14 +68,14 @@ async def test_seed_000_query_reads_1_when_healthy_035_at_65_percent_errors_nan_
         # The seed's failure: the canary answers 65 % of requests with 500.
         exporter.traffic(destination_service=service, per_scrape={"200": 35, "500": 65})
         await prometheus.wait_for_samples(requests_of(service, "500"), 2)
-        failing = await provider.measure(metric, variables=args)
+        failing = await provider.measure(substitute_all(metric, args))
         assert failing.value == [pytest.approx(0.35)]
         assert failing.raw.startswith("[0.35")  # fails the seed's result[0] > 0.90
 
         # No requests at all: irate is 0 over 0, which Prometheus answers as NaN.
         exporter.traffic(destination_service=service, per_scrape={})
         await prometheus.wait_for_more_samples(requests_of(service), 2)
-        idle = await provider.measure(metric, variables=args)
+        idle = await provider.measure(substitute_all(metric, args))
         assert len(idle.value) == 1 and math.isnan(idle.value[0])
         assert idle.raw == "[NaN]"
 
@@ -101,9 +102,9 @@ async def test_seed_002_query_reads_1_when_healthy_035_when_failing_empty_when_i
 
         provider = provider_for(pointed_at(metric, prometheus.url), settings=ProviderSettings())
         measured = {
-            case: await provider.measure(
-                metric, variables={"service": "myapp-canary-svc", "namespace": namespace}
-            )
+            case: await provider.measure(substitute_all(
+                metric, {"service": "myapp-canary-svc", "namespace": namespace}
+            ))
             for case, namespace in namespaces.items()
         }
 

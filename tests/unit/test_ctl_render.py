@@ -12,14 +12,8 @@ from typing import Any
 
 import pytest
 
-from shiftd.cli.ctl.render import (
-    RolloutView,
-    human_duration,
-    pod_icon,
-    render_list,
-    render_rollout,
-    replica_set_health,
-)
+from shiftd.cli.ctl.render import human_duration, pod_icon, render_list, render_rollout
+from shiftd.views import RolloutObjects, replica_set_health
 
 NOW = datetime(2026, 1, 1, 1, 0, 0, tzinfo=UTC)
 ALPHA = "\N{GREEK SMALL LETTER ALPHA}"  # the AnalysisRun icon
@@ -50,7 +44,7 @@ def rs(name: str, *, revision: int, pod_hash: str, replicas: int, available: int
                        "availableReplicas": available}}
 
 
-def view() -> RolloutView:
+def view() -> RolloutObjects:
     rollout = {"metadata": {"name": "web", "namespace": "shop", "generation": 1,
                             "creationTimestamp": "2026-01-01T00:00:00Z"},
                "spec": {"replicas": 2, "strategy": {"canary": {"steps": [
@@ -69,7 +63,7 @@ def view() -> RolloutView:
     run = {"metadata": {"name": "web-new-2", "creationTimestamp": "2026-01-01T00:59:30Z",
                         "annotations": {"rollout.argoproj.io/revision": "2"}},
            "status": {"phase": "Running", "metricResults": [{"successful": 3, "failed": 1}]}}
-    return RolloutView(
+    return RolloutObjects(
         rollout=rollout,
         replica_sets=[
             rs("web-new", revision=2, pod_hash="new", replicas=1, available=0, uid="u-new"),

@@ -1,16 +1,18 @@
-"""Choosing a provider, filling arguments, and writing numbers and JSON the way Argo (Go) does."""
+"""Choosing a provider from the registry, and writing numbers and JSON the way Argo (Go) does."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from shiftd.model.argo.analysis import SUPPORTED_PROVIDERS as model_supported
 from shiftd.providers import ProviderError, ProviderSettings, UnsupportedProvider, provider_for
 from shiftd.providers._http import go_float, go_json
-from shiftd.providers.base import substitute_args
 from shiftd.providers.prometheus import PrometheusProvider
+from shiftd.providers.registry import SUPPORTED_PROVIDERS, provider_as_of
 from shiftd.providers.skywalking import SkyWalkingProvider
 from shiftd.providers.web import WebProvider
 
@@ -68,29 +70,8 @@ def test_a_provider_block_that_names_no_single_known_provider_is_refused(
         provider_for(metric(provider), settings=ProviderSettings())
 
 
-def test_arguments_are_filled_in_every_string_with_or_without_spaces() -> None:
-    spec = {
-        "query": 'up{svc="{{args.service}}", ns="{{ args.namespace }}"}',
-        "headers": [{"key": "X-Tenant", "value": "{{args.tenant-id}}"}],
-        "timeout": 10,
-    }
-    filled = substitute_args(spec, {"service": "canary", "namespace": "demo", "tenant-id": "t1"})
-    assert filled == {
-        "query": 'up{svc="canary", ns="demo"}',
-        "headers": [{"key": "X-Tenant", "value": "t1"}],
-        "timeout": 10,
-    }
-
-
-def test_without_variables_the_spec_is_left_alone() -> None:
-    spec = {"query": "{{args.service}}"}
-    assert substitute_args(spec, None) is spec
-
-
-def test_an_argument_without_a_value_is_a_permanent_error() -> None:
-    with pytest.raises(ProviderError, match="argument 'service' has no value") as caught:
-        substitute_args({"query": "{{args.service}}"}, {})
-    assert not caught.value.transient
+def test_the_registry_supports_exactly_the_providers_the_model_accepts() -> None:
+    assert model_supported == SUPPORTED_PROVIDERS
 
 
 @pytest.mark.parametrize(
@@ -127,3 +108,13 @@ def test_floats_are_written_as_go_formats_them_with_f_and_shortest_precision(
 )
 def test_json_is_written_as_go_marshals_it(value: Any, text: str) -> None:
     assert go_json(value) == text
+
+
+def test_only_prometheus_can_measure_as_of_a_past_moment() -> None:
+    def now() -> datetime:
+        return datetime(2024, 5, 1, tzinfo=UTC)
+
+    provider = provider_as_of(metric({"prometheus": {}}), settings=ProviderSettings(), now=now)
+    assert isinstance(provider, PrometheusProvider)
+    with pytest.raises(UnsupportedProvider, match="the web provider cannot measure the past"):
+        provider_as_of(metric({"web": {}}), settings=ProviderSettings(), now=now)

@@ -400,15 +400,3 @@ async def test_a_measurement_can_be_cancelled_while_waiting_for_prometheus() -> 
         await fake.received.wait()
         task.cancel()
     assert task.cancelled()
-
-
-async def test_variables_fill_argument_placeholders_left_in_the_spec() -> None:
-    spec = metric(None, 'up{service="{{ args.service }}",ns="{{args.namespace}}"}')
-    async with fake_prometheus(success("vector", [])) as (url, fake):
-        spec["provider"]["prometheus"]["address"] = url
-        provider = provider_for(spec, settings=ProviderSettings())
-        measurement = await provider.measure(
-            spec, variables={"service": "canary", "namespace": "demo"}
-        )
-    assert fake.requests[0][2]["query"] == 'up{service="canary",ns="demo"}'
-    assert measurement.metadata["ResolvedPrometheusQuery"] == 'up{service="canary",ns="demo"}'

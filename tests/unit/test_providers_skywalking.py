@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from shiftd.model.argo.analysis import substitute_all
 from shiftd.providers import ProviderError, ProviderSettings, provider_for
 from shiftd.providers.skywalking import query_duration
 from tests.integration.harness import example_documents
@@ -82,8 +83,9 @@ def at(metric: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 async def measure(metric: dict[str, Any], service: str = CANARY) -> Any:
-    provider = provider_for(metric, settings=ProviderSettings(), now=lambda: NOW)
-    return await provider.measure(metric, variables={"service-name": service})
+    rendered = substitute_all(metric, {"service-name": service})
+    provider = provider_for(rendered, settings=ProviderSettings(), now=lambda: NOW)
+    return await provider.measure(rendered)
 
 
 async def test_seed_004_query_is_posted_verbatim_with_the_last_interval_as_duration() -> None:
@@ -210,7 +212,8 @@ async def test_a_stuck_oap_times_out_as_transient() -> None:
                 apdex_metric(), settings=ProviderSettings(timeout_seconds=0.2), now=lambda: NOW
             )
             with pytest.raises(ProviderError, match="timed out") as caught:
-                await provider.measure(at(apdex_metric(), url), variables={"service-name": "x"})
+                rendered = substitute_all(at(apdex_metric(), url), {"service-name": "x"})
+                await provider.measure(rendered)
         finally:
             release.set()
     assert caught.value.transient

@@ -1,10 +1,12 @@
 """``shiftctl`` (also ``kubectl shift``): the operator's command line for shiftd.
 
 One module per concern: ``operations`` sends what ``kubectl argo rollouts`` sends (the
-integration harness and ``shiftd demo`` call it too), ``view`` and ``render`` read and draw
-``get rollout``, ``planning`` runs the daemon's planner offline for ``plan``, ``analyze``
-measures analysis templates' metrics now or over a past window, ``files`` reads manifests,
-``completion`` writes shell completion, ``app`` parses the command line.
+integration harness and ``shiftd demo`` call it too), ``view`` reads and ``render`` draws
+``get rollout`` (from the read models of :mod:`shiftd.views`), ``planning`` runs the daemon's
+planner offline for ``plan``, ``analyze`` measures analysis templates' metrics now or over a
+past window, ``lint`` checks manifests, ``files`` reads manifests, ``completion`` writes
+shell completion; ``parser`` declares the command line, ``commands`` holds one handler per
+command over an ``invocation``, and ``app`` is the entry point.
 """
 
 from shiftd.cli.ctl.app import build_parser, context_namespace, main

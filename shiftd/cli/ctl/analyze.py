@@ -44,9 +44,9 @@ from shiftd.decide.analysis.machine import SUCCESSFUL, dry_run_metrics
 from shiftd.decide.rollout.status import format_time
 from shiftd.model.argo.analysis import Metric, merge_args, parse_metric, substitute_all
 from shiftd.model.argo.rollout import InvalidSpecError
-from shiftd.providers import MetricProvider, ProviderSettings, provider_for
+from shiftd.providers import ProviderSettings, provider_for
 from shiftd.providers.measure import ProviderFactory, take_measurement
-from shiftd.providers.prometheus import PrometheusProvider
+from shiftd.providers.registry import REPLAYABLE_PROVIDERS, provider_as_of
 
 __all__ = [
     "ANALYSIS_KINDS",
@@ -204,7 +204,7 @@ def check_backtest(analysis: Analysis, window: tuple[datetime, datetime]) -> Non
     """A backtest replays Prometheus only (other providers cannot answer for the past), over
     a window long enough for a first measurement."""
     others = [f"{m.name} ({m.provider_name})" for m in analysis.metrics
-              if m.provider_name != "prometheus"]
+              if m.provider_name not in REPLAYABLE_PROVIDERS]
     if others:
         raise UsageError("--from/--to replays Prometheus metrics only (they can be asked "
                          f"about the past); not: {', '.join(others)}")
@@ -217,12 +217,6 @@ def check_backtest(analysis: Analysis, window: tuple[datetime, datetime]) -> Non
 
 
 # --- running ----------------------------------------------------------------------------------
-
-def _as_of_moment(rendered: Mapping[str, Any], *, settings: ProviderSettings,
-                  now: Callable[[], datetime]) -> MetricProvider:
-    del rendered  # a backtest is Prometheus only (check_backtest)
-    return PrometheusProvider(settings=settings, now=now, at_now=True)
-
 
 async def _measure_all(analysis: Analysis, due: Due, *, providers: ProviderFactory,
                        clock: Callable[[], datetime]) -> dict[str, Obj]:
@@ -263,7 +257,7 @@ async def run_analysis(analysis: Analysis, *, window: tuple[datetime, datetime] 
         providers: ProviderFactory = provider_for
     else:
         check_backtest(analysis, window)
-        (start, end), metrics, providers = window, analysis.metrics, _as_of_moment
+        (start, end), metrics, providers = window, analysis.metrics, provider_as_of
     steps = replay(spec=analysis.spec, metrics=metrics, start=start, end=end)
     try:
         due = next(steps)

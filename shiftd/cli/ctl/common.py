@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 Obj = dict[str, Any]
+PROGRAM = "shiftctl"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_TIMEOUT = 2  # status: the watch ran out of time
 

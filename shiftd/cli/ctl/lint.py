@@ -41,7 +41,7 @@ import yaml
 
 from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
 from shiftd.decide.analysis.runs import merge_run_spec
-from shiftd.model.argo.analysis import parse_metric, substitute_all
+from shiftd.model.argo.analysis import UndefinedArgument, parse_metric, substitute_all
 from shiftd.model.argo.rollout import InvalidSpecError, Rollout, parse_rollout
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_subsets, observe_weight
 
@@ -327,8 +327,10 @@ def _check_template(item: LintInput, report: LintReport) -> None:
         names.add(name)
         try:
             substitute_all(dict(metric), declared)
-        except InvalidSpecError as error:
+        except UndefinedArgument as error:
             report.add(item, path, f"{error} in spec.args")
+        except InvalidSpecError as error:
+            report.add(item, path, str(error))
         try:
             parse_metric(metric, path=path)
         except InvalidSpecError as error:

@@ -1,7 +1,8 @@
-"""``get rollout`` and ``list rollouts`` as text: the plugin's summary and tree, from plain objects.
+"""``get rollout`` and ``list rollouts`` as text: the plugin's summary and tree.
 
-Pure: everything is computed from the objects as the API returned them and an explicit
-``now`` (ages are relative to it), so the output is deterministic and golden-testable. The
+Pure: the text is drawn from the read models of :mod:`shiftd.views` (built from the objects
+as the API returned them) and an explicit ``now`` (ages are relative to it), so the output is
+deterministic and golden-testable. The
 layout is the Argo plugin's (``pkg/kubectl-argo-rollouts/cmd/get``): a ``%-17s`` summary, then
 the tree ``Rollout -> revision -> ReplicaSet -> Pod`` (and ``AnalysisRun`` beside the
 ReplicaSets of its revision) aligned like Go's tabwriter with two spaces of padding. Colours
@@ -15,17 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shiftd.cli.ctl.common import Obj
-from shiftd.decide.rollout.observed import parse_time
-from shiftd.decide.rollout.operator import current_set_weight, rollout_phase, step_progress
-from shiftd.model.argo.rollout import (
-    DEFAULT_REPLICAS,
-    POD_TEMPLATE_HASH_LABEL,
-    REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
+from shiftd.views import (
+    AnalysisRunNode,
+    ReplicaSetNode,
+    RolloutObjects,
+    RolloutSummary,
+    RolloutTree,
+    rollout_list,
+    rollout_tree,
 )
 
-__all__ = ["RolloutView", "human_duration", "render_list", "render_rollout", "rollout_icon"]
+__all__ = ["human_duration", "pod_icon", "render_list", "render_rollout", "rollout_icon"]
 
 # Icons of the plugin (``info/info.go`` and ``cmd/get/get.go``).
 ICON_WAITING, ICON_PROGRESSING, ICON_WARNING, ICON_UNKNOWN = "◷", "◌", "⚠", "?"
@@ -40,17 +41,6 @@ _COLOURS: Mapping[str, int] = {
     "canary": _YELLOW, "stable": _GREEN, "Pending": _HI_BLUE, "Running": _HI_BLUE,
 }
 _SUMMARY = "{:<17}{}"
-
-
-@dataclass(frozen=True, slots=True)
-class RolloutView:
-    """Everything ``get rollout`` shows, as read from the API."""
-
-    rollout: Obj
-    replica_sets: Sequence[Obj] = ()  # those the Rollout controls
-    pods: Sequence[Obj] = ()  # any pods; only those of the ReplicaSets above are shown
-    analysis_runs: Sequence[Obj] = ()  # those the Rollout controls
-    actual_weight: str = "-"  # what the VirtualService routes to the canary, or why unknown
 
 
 def _paint(text: str, key: str, colour: bool) -> str:
@@ -93,11 +83,8 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _age(obj: Mapping[str, Any], now: datetime) -> str:
-    created = parse_time(str((obj.get("metadata") or {}).get("creationTimestamp") or ""))
-    if created is None:
-        return ""
-    return human_duration((now - created).total_seconds())
+def _age(created: datetime | None, now: datetime) -> str:
+    return "" if created is None else human_duration((now - created).total_seconds())
 
 
 def rollout_icon(phase: str) -> str:
@@ -106,80 +93,11 @@ def rollout_icon(phase: str) -> str:
             "Unknown": ICON_UNKNOWN, "ScaledDown": ICON_NEUTRAL}.get(phase, " ")
 
 
-# --- ReplicaSets, pods, AnalysisRuns -------------------------------------------------------------
-
-def _metadata(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def _revision(obj: Mapping[str, Any]) -> int:
-    try:
-        return int((_metadata(obj).get("annotations") or {}).get(REVISION_ANNOTATION, 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _pod_hash(rs: Mapping[str, Any]) -> str:
-    return str((_metadata(rs).get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL, ""))
-
-
-def _spec_replicas(rs: Mapping[str, Any]) -> int:
-    value = (rs.get("spec") or {}).get("replicas")
-    return 1 if value is None else int(value)
-
-
-def replica_set_health(rs: Mapping[str, Any]) -> str:
-    """The plugin's ``getReplicaSetHealth``."""
-    status = rs.get("status") or {}
-    generation = int(_metadata(rs).get("generation") or 0)
-    if generation > int(status.get("observedGeneration") or 0):
-        return "Progressing"
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "ReplicaFailure" and condition.get("status") == "True":
-            return "ReplicaFailure"
-    if int(status.get("availableReplicas") or 0) < _spec_replicas(rs):
-        return "Progressing"
-    if _spec_replicas(rs) == 0:
-        return "ScaledDown"
-    return "Healthy"
-
+# --- icons ----------------------------------------------------------------------------------
 
 def _replica_set_icon(health: str) -> str:
     return {"Progressing": ICON_PROGRESSING, "Healthy": ICON_OK, "ReplicaFailure": ICON_BAD,
             "ScaledDown": ICON_NEUTRAL}.get(health, " ")
-
-
-def _pod_state(pod: Mapping[str, Any]) -> tuple[str, str, int]:
-    """``(status, "ready/total", restarts)`` as the plugin's ``newPodInfo`` computes them (init
-    containers aside). A pod whose kubelet reports no container statuses counts its Ready
-    condition for every container."""
-    status = pod.get("status") or {}
-    containers = (pod.get("spec") or {}).get("containers") or []
-    reason = str(status.get("reason") or status.get("phase") or "Unknown")
-    ready = restarts = 0
-    statuses = status.get("containerStatuses")
-    if statuses is None:
-        pod_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
-                        for c in status.get("conditions") or [])
-        ready = len(containers) if pod_ready else 0
-    else:
-        for container in reversed(statuses):
-            restarts += int(container.get("restartCount") or 0)
-            state = container.get("state") or {}
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if waiting and waiting.get("reason"):
-                reason = str(waiting["reason"])
-            elif terminated and terminated.get("reason"):
-                reason = str(terminated["reason"])
-            elif terminated:
-                signal = terminated.get("signal")
-                reason = (f"Signal:{signal}" if signal
-                          else f"ExitCode:{terminated.get('exitCode', 0)}")
-            elif container.get("ready") and state.get("running") is not None:
-                ready += 1
-    if _metadata(pod).get("deletionTimestamp"):
-        reason = "Terminating"
-    return reason, f"{ready}/{len(containers)}", restarts
 
 
 def pod_icon(status: str) -> str:
@@ -203,10 +121,6 @@ def analysis_icon(phase: str) -> str:
             }.get(phase, " ")
 
 
-def _created(obj: Mapping[str, Any]) -> str:
-    return str(_metadata(obj).get("creationTimestamp") or "")
-
-
 # --- the tree ------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -227,79 +141,47 @@ def _prefixes(is_last: bool, sub_prefix: str) -> tuple[str, str]:
     return f"{sub_prefix}├──", f"{sub_prefix}│  "
 
 
-def _rows(view: RolloutView, now: datetime) -> list[_Row]:
-    rollout = view.rollout
-    status = rollout.get("status") or {}
-    phase, _ = rollout_phase(rollout)
-    rows = [_Row(f"{ICON_ROLLOUT} {_metadata(rollout).get('name', '')}", "Rollout",
-                 rollout_icon(phase), phase, _age(rollout, now), "")]
-    by_revision: dict[int, tuple[list[Obj], list[Obj]]] = {}
-    for rs in view.replica_sets:
-        by_revision.setdefault(_revision(rs), ([], []))[0].append(rs)
-    for run in view.analysis_runs:
-        by_revision.setdefault(_revision(run), ([], []))[1].append(run)
-    uid_of = {str(_metadata(rs).get("uid")): rs for rs in view.replica_sets}
-    pods_of: dict[str, list[Obj]] = {}
-    for pod in view.pods:
-        for ref in _metadata(pod).get("ownerReferences") or []:
-            if str(ref.get("uid")) in uid_of:
-                pods_of.setdefault(str(ref.get("uid")), []).append(pod)
-                break
-    revisions = sorted(by_revision, reverse=True)
-    for r_index, revision in enumerate(revisions):
-        prefix, sub = _prefixes(r_index == len(revisions) - 1, "")
-        rows.append(_Row(f"{prefix}{ICON_REVISION} revision:{revision}", "", "", "", "", ""))
-        replica_sets = sorted(by_revision[revision][0], key=lambda rs: str(_metadata(rs)["name"]))
-        runs = sorted(by_revision[revision][1], key=lambda run: (_created(run),
-                                                                 str(_metadata(run)["name"])))
-        children = len(replica_sets) + len(runs)
-        for c_index, rs in enumerate(replica_sets):
+def _rows(tree: RolloutTree, now: datetime) -> list[_Row]:
+    summary = tree.summary
+    rows = [_Row(f"{ICON_ROLLOUT} {summary.name}", "Rollout", rollout_icon(summary.phase),
+                 summary.phase, _age(summary.created, now), "")]
+    for r_index, revision in enumerate(tree.revisions):
+        prefix, sub = _prefixes(r_index == len(tree.revisions) - 1, "")
+        rows.append(_Row(f"{prefix}{ICON_REVISION} revision:{revision.revision}",
+                         "", "", "", "", ""))
+        children = len(revision.replica_sets) + len(revision.analysis_runs)
+        for c_index, rs in enumerate(revision.replica_sets):
             child_prefix, child_sub = _prefixes(c_index == children - 1, sub)
-            rows.append(_replica_set_row(rs, status, child_prefix, now))
-            pods = sorted(pods_of.get(str(_metadata(rs).get("uid")), []),
-                          key=lambda pod: (_created(pod), str(_metadata(pod)["name"])))
-            for p_index, pod in enumerate(pods):
-                pod_prefix, _ = _prefixes(p_index == len(pods) - 1, child_sub)
-                state, ready, restarts = _pod_state(pod)
-                info = f"ready:{ready}" + (f",restarts:{restarts}" if restarts else "")
-                rows.append(_Row(f"{pod_prefix}{ICON_POD} {_metadata(pod)['name']}", "Pod",
-                                 pod_icon(state), state, _age(pod, now), info))
-        for a_index, run in enumerate(runs):
-            child_prefix, _ = _prefixes(len(replica_sets) + a_index == children - 1, sub)
+            rows.append(_replica_set_row(rs, child_prefix, now))
+            for p_index, pod in enumerate(rs.pods):
+                pod_prefix, _ = _prefixes(p_index == len(rs.pods) - 1, child_sub)
+                info = f"ready:{pod.ready}" + (f",restarts:{pod.restarts}" if pod.restarts
+                                               else "")
+                rows.append(_Row(f"{pod_prefix}{ICON_POD} {pod.name}", "Pod",
+                                 pod_icon(pod.status), pod.status, _age(pod.created, now), info))
+        for a_index, run in enumerate(revision.analysis_runs):
+            last = len(revision.replica_sets) + a_index == children - 1
+            child_prefix, _ = _prefixes(last, sub)
             rows.append(_analysis_row(run, child_prefix, now))
     return rows
 
 
-def _replica_set_row(rs: Obj, status: Mapping[str, Any], prefix: str, now: datetime) -> _Row:
-    tags: list[str] = []
-    pod_hash = _pod_hash(rs)
-    if pod_hash and pod_hash == status.get("stableRS"):
-        tags.append("stable")
-    elif pod_hash and pod_hash == status.get("currentPodHash"):
-        tags.append("canary")
+def _replica_set_row(rs: ReplicaSetNode, prefix: str, now: datetime) -> _Row:
+    tags = [rs.role] if rs.role else []
     info = list(tags)
-    deadline_text = (_metadata(rs).get("annotations") or {}).get(SCALE_DOWN_DEADLINE_ANNOTATION)
-    deadline = parse_time(str(deadline_text)) if deadline_text else None
-    if deadline is not None:
+    if rs.scale_down_deadline is not None:
+        deadline = rs.scale_down_deadline
         delay = "passed" if deadline < now else human_duration((deadline - now).total_seconds())
         info.append(f"delay:{delay}")
-    health = replica_set_health(rs)
-    return _Row(f"{prefix}{ICON_REPLICA_SET} {_metadata(rs)['name']}", "ReplicaSet",
-                _replica_set_icon(health), health, _age(rs, now), ",".join(info),
+    return _Row(f"{prefix}{ICON_REPLICA_SET} {rs.name}", "ReplicaSet",
+                _replica_set_icon(rs.health), rs.health, _age(rs.created, now), ",".join(info),
                 name_colour=tags[0] if tags else "", info_colours=tuple(tags))
 
 
-def _analysis_row(run: Obj, prefix: str, now: datetime) -> _Row:
-    status = run.get("status") or {}
-    phase = str(status.get("phase") or "Pending")
-    counts = {"Successful": 0, "Failed": 0, "Inconclusive": 0, "Error": 0}
-    for result in status.get("metricResults") or []:
-        for key, attribute in (("Successful", "successful"), ("Failed", "failed"),
-                               ("Inconclusive", "inconclusive"), ("Error", "error")):
-            counts[key] += int(result.get(attribute) or 0)
-    info = [f"{analysis_icon(key)} {value}" for key, value in counts.items() if value]
-    return _Row(f"{prefix}{ICON_ANALYSIS} {_metadata(run)['name']}", "AnalysisRun",
-                analysis_icon(phase), phase, _age(run, now), ",".join(info), name_colour=phase)
+def _analysis_row(run: AnalysisRunNode, prefix: str, now: datetime) -> _Row:
+    info = [f"{analysis_icon(key)} {value}" for key, value in run.counts]
+    return _Row(f"{prefix}{ICON_ANALYSIS} {run.name}", "AnalysisRun", analysis_icon(run.phase),
+                run.phase, _age(run.created, now), ",".join(info), name_colour=run.phase)
 
 
 def _table(rows: Sequence[_Row], *, colour: bool) -> list[str]:
@@ -329,74 +211,65 @@ def _table(rows: Sequence[_Row], *, colour: bool) -> list[str]:
 
 # --- the summary ---------------------------------------------------------------------------------
 
-def images_with_roles(
-    status: Mapping[str, Any], replica_sets: Sequence[Mapping[str, Any]]
-) -> list[tuple[str, tuple[str, ...]]]:
-    """Images of the ReplicaSets that have pods, tagged stable/canary, sorted by image."""
-    stable, current = status.get("stableRS"), status.get("currentPodHash")
-    roles: dict[str, set[str]] = {}
-    for rs in replica_sets:
-        has_pods = _spec_replicas(rs) or int((rs.get("status") or {}).get("replicas") or 0)
-        if not has_pods:
-            continue
-        pod_hash = _pod_hash(rs)
-        pod_spec = (((rs.get("spec") or {}).get("template") or {}).get("spec")) or {}
-        for container in pod_spec.get("containers") or []:
-            tags = roles.setdefault(str(container.get("image", "")), set())
-            if pod_hash and pod_hash == stable:
-                tags.add("stable")
-            elif pod_hash and pod_hash == current:
-                tags.add("canary")
-    return [(image, tuple(sorted(tags))) for image, tags in sorted(roles.items())]
-
-
-def render_summary(view: RolloutView, *, colour: bool = False) -> list[str]:
-    rollout = view.rollout
-    metadata, spec = _metadata(rollout), rollout.get("spec") or {}
-    status = rollout.get("status") or {}
-    phase, message = rollout_phase(rollout)
-    icon = rollout_icon(phase)
+def render_summary(summary: RolloutSummary, *, colour: bool = False) -> list[str]:
+    icon = rollout_icon(summary.phase)
     lines = [
-        _SUMMARY.format("Name:", metadata.get("name", "")),
-        _SUMMARY.format("Namespace:", metadata.get("namespace", "")),
-        _SUMMARY.format("Status:", f"{_paint(icon, icon, colour)} {phase}"),
+        _SUMMARY.format("Name:", summary.name),
+        _SUMMARY.format("Namespace:", summary.namespace),
+        _SUMMARY.format("Status:", f"{_paint(icon, icon, colour)} {summary.phase}"),
     ]
-    if message:
-        lines.append(_SUMMARY.format("Message:", message))
-    if (spec.get("strategy") or {}).get("canary") is not None:
+    if summary.message:
+        lines.append(_SUMMARY.format("Message:", summary.message))
+    if summary.canary:
         lines.append(_SUMMARY.format("Strategy:", "Canary"))
-        step = step_progress(rollout)
-        if step is not None:
-            lines.append(_SUMMARY.format("  Step:", step))
-        lines.append(_SUMMARY.format("  SetWeight:", current_set_weight(rollout)))
-        lines.append(_SUMMARY.format("  ActualWeight:", view.actual_weight))
-    images = images_with_roles(status, view.replica_sets)
-    for index, (image, tags) in enumerate(images):
-        painted = ", ".join(_paint(tag, tag, colour) for tag in tags)
-        text = f"{image} ({painted})" if tags else image
+        if summary.step is not None:
+            lines.append(_SUMMARY.format("  Step:", summary.step))
+        lines.append(_SUMMARY.format("  SetWeight:", summary.set_weight))
+        lines.append(_SUMMARY.format("  ActualWeight:", summary.actual_weight))
+    for index, image in enumerate(summary.images):
+        painted = ", ".join(_paint(role, role, colour) for role in image.roles)
+        text = f"{image.image} ({painted})" if image.roles else image.image
         lines.append(_SUMMARY.format("Images:" if index == 0 else "", text))
-    if not images:
+    if not summary.images:
         lines.append(_SUMMARY.format("Images:", "-"))
+    replicas = summary.replicas
     lines += [
         "Replicas:",
-        _SUMMARY.format("  Desired:", spec.get("replicas", DEFAULT_REPLICAS)),
-        _SUMMARY.format("  Current:", status.get("replicas", 0)),
-        _SUMMARY.format("  Updated:", status.get("updatedReplicas", 0)),
-        _SUMMARY.format("  Ready:", status.get("readyReplicas", 0)),
-        _SUMMARY.format("  Available:", status.get("availableReplicas", 0)),
+        _SUMMARY.format("  Desired:", replicas.desired),
+        _SUMMARY.format("  Current:", replicas.current),
+        _SUMMARY.format("  Updated:", replicas.updated),
+        _SUMMARY.format("  Ready:", replicas.ready),
+        _SUMMARY.format("  Available:", replicas.available),
     ]
     return lines
 
 
-def render_rollout(view: RolloutView, *, now: datetime, colour: bool = False) -> str:
+def render_rollout(objects: RolloutObjects, *, now: datetime, colour: bool = False) -> str:
     """The whole ``get rollout`` text: summary, a blank line, the tree."""
-    lines = render_summary(view, colour=colour)
+    tree = rollout_tree(objects)
+    lines = render_summary(tree.summary, colour=colour)
     lines.append("")
-    lines += _table(_rows(view, now), colour=colour)
+    lines += _table(_rows(tree, now), colour=colour)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 # --- list rollouts -------------------------------------------------------------------------------
+
+def _list_row(summary: RolloutSummary, *, all_namespaces: bool) -> list[str]:
+    replicas = summary.replicas
+    row = [
+        summary.name,
+        "Canary" if summary.canary else "unknown",
+        summary.phase,
+        (summary.step or "-") if summary.canary else "-",
+        "-" if summary.set_weight is None else str(summary.set_weight),
+        f"{replicas.ready}/{replicas.current}",
+        str(replicas.desired),
+        str(replicas.updated),
+        str(replicas.available),
+    ]
+    return [summary.namespace, *row] if all_namespaces else row
+
 
 def render_list(rollouts: Sequence[Mapping[str, Any]], *, all_namespaces: bool) -> str:
     """``list rollouts``: the plugin's columns, aligned."""
@@ -404,26 +277,8 @@ def render_list(rollouts: Sequence[Mapping[str, Any]], *, all_namespaces: bool) 
               "UP-TO-DATE", "AVAILABLE"]
     if all_namespaces:
         header.insert(0, "NAMESPACE")
-    table = [header]
-    for rollout in sorted(rollouts, key=lambda r: (str(_metadata(r).get("namespace")),
-                                                   str(_metadata(r).get("name")))):
-        spec, status = rollout.get("spec") or {}, rollout.get("status") or {}
-        canary = (spec.get("strategy") or {}).get("canary") is not None
-        phase, _ = rollout_phase(rollout)
-        row = [
-            str(_metadata(rollout).get("name", "")),
-            "Canary" if canary else "unknown",
-            phase,
-            (step_progress(rollout) or "-") if canary else "-",
-            str(current_set_weight(rollout)) if canary else "-",
-            f"{status.get('readyReplicas', 0)}/{status.get('replicas', 0)}",
-            str(spec.get("replicas", DEFAULT_REPLICAS)),
-            str(status.get("updatedReplicas", 0)),
-            str(status.get("availableReplicas", 0)),
-        ]
-        if all_namespaces:
-            row.insert(0, str(_metadata(rollout).get("namespace", "")))
-        table.append(row)
+    table = [header] + [_list_row(summary, all_namespaces=all_namespaces)
+                        for summary in rollout_list(rollouts)]
     widths = [max(len(row[i]) for row in table) + 2 for i in range(len(header))]
     return "".join(
         "".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n"

@@ -3,7 +3,7 @@
 ``read_view`` lists the Rollout's ReplicaSets, pods and AnalysisRuns and reads the canary
 weight off its VirtualService. ``watch_views`` runs one ``Informer`` (list + watch, resumed
 and relisted as the daemon's are) per kind in the Rollout's namespace and hands a fresh
-``RolloutView`` to its callback after every change: the redraw is driven by watch events,
+``RolloutObjects`` to its callback after every change: the redraw is driven by watch events,
 never by polling. It runs until cancelled; the task group lives inside the caller's task.
 """
 
@@ -16,14 +16,14 @@ import anyio
 
 from shiftd.cli.ctl.common import CommandError, Obj, not_found
 from shiftd.cli.ctl.operations import get_rollout
-from shiftd.cli.ctl.render import RolloutView
-from shiftd.decide.rollout.operator import owned_replica_sets
+from shiftd.common.tasks import running
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import NotFound
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import ANALYSIS_RUN, POD, REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
 from shiftd.model.argo.rollout import InvalidSpecError, parse_rollout
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_weight
+from shiftd.views import RolloutObjects, owned_objects
 
 __all__ = ["actual_weight_of", "assemble_view", "read_view", "watch_views"]
 
@@ -59,24 +59,13 @@ def actual_weight_of(rollout: Obj, lookup: VsLookup) -> str:
     return str(100 - weight if promoted else weight)
 
 
-def _owned_by(uid: str, items: Sequence[Obj]) -> list[Obj]:
-    return [item for item in items
-            if any(ref.get("controller") and ref.get("uid") == uid
-                   for ref in (item.get("metadata") or {}).get("ownerReferences") or [])]
-
-
 def assemble_view(rollout: Obj, *, replica_sets: Sequence[Obj], pods: Sequence[Obj],
-                  analysis_runs: Sequence[Obj], lookup: VsLookup) -> RolloutView:
-    """Pick the Rollout's own objects out of everything read in its namespace."""
-    uid = str((rollout.get("metadata") or {}).get("uid") or "")
-    owned = [dict(rs) for rs in owned_replica_sets(rollout, replica_sets)]
-    rs_uids = {str((rs.get("metadata") or {}).get("uid")) for rs in owned}
-    own_pods = [pod for pod in pods
-                if any(str(ref.get("uid")) in rs_uids
-                       for ref in (pod.get("metadata") or {}).get("ownerReferences") or [])]
-    return RolloutView(rollout=rollout, replica_sets=owned, pods=own_pods,
-                       analysis_runs=_owned_by(uid, analysis_runs),
-                       actual_weight=actual_weight_of(rollout, lookup))
+                  analysis_runs: Sequence[Obj], lookup: VsLookup) -> RolloutObjects:
+    """The Rollout's own objects out of everything read in its namespace, with the weight its
+    VirtualService routes to the canary."""
+    return owned_objects(rollout, replica_sets=replica_sets, pods=pods,
+                         analysis_runs=analysis_runs,
+                         actual_weight=actual_weight_of(rollout, lookup))
 
 
 def _selector_text(rollout: Mapping[str, Any]) -> str | None:
@@ -84,7 +73,7 @@ def _selector_text(rollout: Mapping[str, Any]) -> str | None:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or None
 
 
-async def read_view(client: KubeClient, *, namespace: str, name: str) -> RolloutView:
+async def read_view(client: KubeClient, *, namespace: str, name: str) -> RolloutObjects:
     """One read of everything ``get rollout`` shows."""
     rollout = await get_rollout(client, namespace=namespace, name=name)
     selector = _selector_text(rollout)
@@ -112,7 +101,7 @@ async def read_view(client: KubeClient, *, namespace: str, name: str) -> Rollout
 
 async def watch_views(
     client: KubeClient, *, namespace: str, name: str,
-    on_view: Callable[[RolloutView], None],
+    on_view: Callable[[RolloutObjects], None],
 ) -> None:
     """Call ``on_view`` with the current view, then after every change seen by a watch.
 
@@ -136,9 +125,7 @@ async def watch_views(
     informers = {kind.kind: Informer(client, kind, namespaces=[namespace], on_change=on_change,
                                      label_selector=labels)
                  for kind, labels in kinds}
-    async with anyio.create_task_group() as tg:
-        for informer in informers.values():
-            await tg.start(informer.run)
+    async with running(*(informer.run for informer in informers.values())):
         seen = False
         while True:
             state["changed"] = anyio.Event()

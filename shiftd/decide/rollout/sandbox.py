@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from shiftd.common.mergepatch import merge_patch
 from shiftd.decide.analysis.runs import STEP, AnalysisRunView
 from shiftd.decide.rollout.actions import (
     CreateAnalysisRun,
@@ -50,19 +51,6 @@ _UID = "shiftd-plan"
 
 class TimelineError(ValueError):
     """The simulation could not reach full promotion; the message says where it stopped."""
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
 
 
 @dataclass

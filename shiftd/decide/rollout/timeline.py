@@ -39,7 +39,7 @@ from shiftd.decide.rollout.actions import (
 from shiftd.decide.rollout.hashing import pod_template_hash
 from shiftd.decide.rollout.observed import Observed, parse_time
 from shiftd.decide.rollout.plan import plan_rollout
-from shiftd.decide.rollout.sandbox import Sandbox, TimelineError, merge_patch, updated_sandbox
+from shiftd.decide.rollout.sandbox import Sandbox, TimelineError, updated_sandbox
 from shiftd.decide.rollout.status import CANARY_PAUSE_REASON, format_time
 from shiftd.decide.rollout.targets import weight_at
 from shiftd.model.argo.rollout import (
@@ -59,7 +59,6 @@ __all__ = [
     "TimelineError",
     "action_json",
     "analysis_at",
-    "merge_patch",
     "next_action",
     "rollout_timeline",
 ]

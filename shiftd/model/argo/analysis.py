@@ -1,14 +1,14 @@
 """Typed views of AnalysisTemplate / ClusterAnalysisTemplate / AnalysisRun metrics, and args.
 
-``parse_metric`` validates one metric of a template or run; ``resolve_args`` merges template
-args with the Rollout's, and ``substitute`` fills ``{{args.name}}`` (spaces inside the braces
-allowed, as Argo allows). A missing required arg, a bad duration or a bad limit raises
+``parse_metric`` validates one metric of a template or run; ``merge_args`` merges template
+args with the Rollout's, and ``substitute`` / ``substitute_all`` fill ``{{args.name}}`` by
+Argo's rules (the one implementation: runs, the analysis task and shiftctl all use it).
+A missing required arg, a bad duration or a bad limit raises
 ``InvalidSpecError`` naming the field, so the Rollout shows it in its InvalidSpec condition.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +20,6 @@ DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 DEFAULT_ERROR_RETRY_SECONDS = 10.0
 DEFAULT_MEASUREMENT_HISTORY_LIMIT = 10
 SUPPORTED_PROVIDERS = ("prometheus", "skywalking", "web")
-
-_ARG_PATTERN = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,24 +133,47 @@ def missing_args(args: Sequence[Mapping[str, Any]]) -> list[str]:
     return [str(a["name"]) for a in args if a.get("value") is None and not a.get("valueFrom")]
 
 
+class UndefinedArgument(InvalidSpecError):
+    """An ``{{args.name}}`` placeholder names an argument that has no value."""
+
+
 def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Fill ``{{args.name}}`` / ``{{ args.name }}``; an unknown arg is an InvalidSpec."""
+    """``text`` with its placeholders filled in, by Argo's rules (its ``ResolveArgs``).
 
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in values:
-            raise InvalidSpecError(f"args.{name} is used but not defined")
-        return values[name]
+    Every ``{{ ... }}`` is a placeholder: the text between the braces, trimmed, must be
+    ``args.<name>`` with ``name`` in ``values`` (:class:`UndefinedArgument` otherwise); any
+    other placeholder (``{{foo}}``) and a ``{{`` left open are errors too, as in Argo. Values
+    go in verbatim and are not searched again.
+    """
+    parts: list[str] = []
+    position = 0
+    while (start := text.find("{{", position)) >= 0:
+        end = text.find("}}", start + 2)
+        if end < 0:
+            raise InvalidSpecError(f"{{{{ is not closed in {text!r}")
+        tag = text[start + 2:end].strip()
+        parts += [text[position:start], _argument(tag, values)]
+        position = end + 2
+    return "".join(parts) + text[position:] if parts else text
 
-    return _ARG_PATTERN.sub(replace, text)
+
+def _argument(tag: str, values: Mapping[str, str]) -> str:
+    name = tag.removeprefix("args.")
+    if name == tag:
+        raise InvalidSpecError(f"{{{{{tag}}}}} cannot be resolved (only {{{{args.NAME}}}} is)")
+    if name not in values:
+        raise UndefinedArgument(f"args.{name} is used but not defined")
+    return values[name]
 
 
 def substitute_all(value: Any, values: Mapping[str, str]) -> Any:
-    """``substitute`` applied to every string inside a metric's spec."""
+    """``substitute`` applied to every string inside a metric's spec, keys included (Argo
+    substitutes the metric's whole JSON, so every field and key may use an argument)."""
     if isinstance(value, str):
         return substitute(value, values)
     if isinstance(value, list):
         return [substitute_all(item, values) for item in value]
     if isinstance(value, dict):
-        return {key: substitute_all(item, values) for key, item in value.items()}
+        return {substitute(str(key), values): substitute_all(item, values)
+                for key, item in value.items()}
     return value
