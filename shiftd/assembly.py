@@ -17,6 +17,7 @@ import signal
 import anyio
 from anyio.abc import TaskStatus
 
+from shiftd.common.tasks import single_error
 from shiftd.config import Settings
 from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.controllers.rollout import RolloutController
@@ -142,6 +143,12 @@ async def serve_forever(settings: Settings, *, clock: Clock | None = None) -> in
     """``shiftd run``: run until SIGTERM/SIGINT, then stop in order; a second signal exits
     at once. Returns the process exit code."""
     daemon = Daemon(settings, clock=clock)
+    with single_error():  # a failure of the daemon reaches ``shiftd run`` as itself
+        await _run_under_signals(daemon)
+    return 0
+
+
+async def _run_under_signals(daemon: Daemon) -> None:
     async with anyio.create_task_group() as group:
 
         async def run_then_stop_listening() -> None:
@@ -158,4 +165,3 @@ async def serve_forever(settings: Settings, *, clock: Clock | None = None) -> in
                     os._exit(128 + signum)
                 logger.info("received %s", signal.Signals(signum).name)
                 daemon.stop()
-    return 0
