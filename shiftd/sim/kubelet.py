@@ -128,7 +128,8 @@ class FakeKubelet:
     # --- test controls -----------------------------------------------------------------------
 
     def hold(self, namespace: str, name: str) -> None:
-        """Keep this ReplicaSet's pods unready (readyReplicas 0) until ``release``."""
+        """Keep this ReplicaSet's pods unready (readyReplicas 0) until ``release``; the name
+        ``*`` holds every ReplicaSet of the namespace, present and future."""
         self._held.add((namespace, name))
         self._poke()
 
@@ -225,7 +226,7 @@ class FakeKubelet:
     def _desired_status(self, state: _ReplicaSet, now: float) -> tuple[Obj, float]:
         """The status this ReplicaSet should show now, and when that will next change."""
         due = state.changed_at + self.ready_after
-        if (state.namespace, state.name) in self._held:
+        if {(state.namespace, state.name), (state.namespace, "*")} & self._held:
             ready, wake_at = 0, math.inf
         elif now >= due:
             ready, wake_at = state.replicas, math.inf

@@ -35,32 +35,64 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
     canary_rs = revisions.stable_rs if leaving else revisions.new_rs
     desired_weight = 0 if leaving else decision.planned_weight
     lowering = desired_weight < decision.current_weight
-    services, canary_selector = _service_actions(
-        draft, stable_hash=revisions.stable_hash, canary_target_hash=canary_hash,
-        canary_target_rs=canary_rs, weight_after=min(desired_weight, decision.current_weight),
+    services, selectors = _service_actions(
+        draft, stable_target=(revisions.stable_hash, revisions.stable_rs),
+        canary_target=(canary_hash, canary_rs),
+        weight_after=min(desired_weight, decision.current_weight),
     )
+    canary_selector = selectors.get("canary", canary_hash)
     traffic: tuple[Action, ...] = ()
     if draft.rollout.canary.traffic_routed:
+        subsets = _subset_targets(draft, stable_target=(revisions.stable_hash, revisions.stable_rs),
+                                  canary_target=(canary_hash, canary_rs))
         safe_weight = desired_weight
-        if not lowering and canary_selector != canary_hash:
+        if not lowering and canary_hash not in (canary_selector, subsets[0] or canary_hash):
             safe_weight = decision.current_weight  # never raise onto pods the Service skips
-        traffic = _traffic(draft, decision, canary_hash=canary_hash, weight=safe_weight)
+        elif not lowering and subsets[0] not in (None, canary_hash):
+            safe_weight = decision.current_weight  # nor onto a subset held on older pods
+        traffic = _traffic(draft, decision, subsets=subsets, weight=safe_weight)
         _record_weights(draft, canary_weight=safe_weight, canary_hash=canary_hash,
                         stable_hash=revisions.stable_hash)
-    # The canary Service may have been held on older pods; both stay selected.
-    selected = {revisions.stable_hash, canary_hash}
-    if canary_selector is not None:
-        selected.add(canary_selector)
+    # A Service held on older pods keeps them selected.
+    selected = {revisions.stable_hash, canary_hash, *(h for h in selectors.values() if h)}
     return RoutingWrites(services=tuple(services), traffic=traffic, lowering=lowering,
                          selected=frozenset(selected))
 
 
+def may_switch_to(target: ReplicaSetView | None, *, first_adoption: bool) -> bool:
+    """Argo's rule for pointing a Service (or a subset) at a ReplicaSet: when it is first
+    adopted (a Service without the managed-by annotation; a subset selecting no revision yet)
+    only once the ReplicaSet is fully available, otherwise once at least one pod is."""
+    if target is None or target.available <= 0:
+        return False
+    return not first_adoption or target.available >= target.spec_replicas
+
+
+def _subset_targets(draft: Draft, *, stable_target: tuple[str, ReplicaSetView | None],
+                    canary_target: tuple[str, ReplicaSetView | None]
+                    ) -> tuple[str | None, str | None]:
+    """The (canary, stable) hashes a subset router's subsets should select after this plan:
+    the targets, except that a subset is never pointed at a ReplicaSet whose pods are not
+    available yet (it keeps what it selects)."""
+    observation = draft.observed.traffic
+    if observation is None or not observation.routes_by_subset:
+        return canary_target[0], stable_target[0]
+    held: list[str | None] = []
+    for (target_hash, target_rs), current in ((canary_target, observation.canary_subset_hash),
+                                              (stable_target, observation.stable_subset_hash)):
+        if current == target_hash or may_switch_to(target_rs, first_adoption=current is None):
+            held.append(target_hash)
+        else:
+            held.append(current)
+    return held[0], held[1]
+
+
 def _traffic(
-    draft: Draft, decision: Decision, *, canary_hash: str, weight: int
+    draft: Draft, decision: Decision, *, subsets: tuple[str | None, str | None], weight: int
 ) -> tuple[Action, ...]:
     """The ``SetTraffic`` write, if the weight or (for a subset router) a subset must move."""
-    stable_hash = decision.revisions.stable_hash
     observation = draft.observed.traffic
+    canary_hash, stable_hash = subsets
     subsets_differ = observation is not None and observation.routes_by_subset and (
         observation.canary_subset_hash != canary_hash
         or observation.stable_subset_hash != stable_hash
@@ -69,52 +101,57 @@ def _traffic(
         return ()
     if weight != decision.current_weight:
         draft.event("TrafficWeightUpdated", f"Set weight to {weight}")
-    return (SetTraffic(canary_weight=weight, canary_hash=canary_hash, stable_hash=stable_hash),)
+    return (SetTraffic(canary_weight=weight,
+                       canary_hash=canary_hash or decision.revisions.pod_hash,
+                       stable_hash=stable_hash or decision.revisions.stable_hash),)
 
 
 def _service_actions(
     draft: Draft,
     *,
-    stable_hash: str,
-    canary_target_hash: str,
-    canary_target_rs: ReplicaSetView | None,
+    stable_target: tuple[str, ReplicaSetView | None],
+    canary_target: tuple[str, ReplicaSetView | None],
     weight_after: int,
-) -> tuple[list[Action], str | None]:
-    """Point the stable and canary Services at their ReplicaSets' pods.
-
-    The canary Service is only moved onto pods that are available, unless no traffic will
-    reach it. Returns the actions and the hash the canary Service selects afterwards.
-    """
+) -> tuple[list[Action], dict[str, str | None]]:
+    """Point the stable and canary Services at their ReplicaSets' pods, each only once
+    ``may_switch_to`` allows it (and the canary Service only onto enough available pods for
+    the weight it keeps). Returns the actions and the hash each Service (by role) selects
+    afterwards (``None``: it selects no particular revision)."""
     rollout = draft.rollout
     actions: list[Action] = []
-    canary_selector: str | None = canary_target_hash
-    for name, target, is_canary in (
-        (rollout.canary.stable_service, stable_hash, False),
-        (rollout.canary.canary_service, canary_target_hash, True),
+    selectors: dict[str, str | None] = {}
+    for role, name, (target, target_rs) in (
+        ("stable", rollout.canary.stable_service, stable_target),
+        ("canary", rollout.canary.canary_service, canary_target),
     ):
         service = draft.observed.services.get(name) if name else None
         if not name or service is None:
             continue
         current = service.selector.get(POD_TEMPLATE_HASH_LABEL)
-        if is_canary and current != target:
-            available = canary_target_rs.available if canary_target_rs is not None else 0
-            if weight_after > 0 and available < max(
-                1, traffic_weight_to_replicas(rollout.replicas, weight_after)
-            ):
-                canary_selector = current
-                continue
+        managed = service.annotations.get(MANAGED_BY_ANNOTATION) == rollout.name
+        selectors[role] = current
+        if current != target and not _may_point(rollout_replicas=rollout.replicas,
+                                                target_rs=target_rs, managed=managed,
+                                                weight=weight_after if role == "canary" else 0):
+            continue  # delayed until its pods are available (Argo's "delaying service switch")
+        selectors[role] = target
         patch: dict[str, Any] = {}
         if current != target:
             patch["spec"] = {"selector": {POD_TEMPLATE_HASH_LABEL: target}}
-        if service.annotations.get(MANAGED_BY_ANNOTATION) != rollout.name:
+        if not managed:
             patch["metadata"] = {"annotations": {MANAGED_BY_ANNOTATION: rollout.name}}
         if patch:
             actions.append(PatchService(name=name, patch=patch))
-        if is_canary:
-            canary_selector = target
-    if not rollout.canary.canary_service:
-        canary_selector = canary_target_hash
-    return actions, canary_selector
+    return actions, selectors
+
+
+def _may_point(*, rollout_replicas: int, target_rs: ReplicaSetView | None, managed: bool,
+               weight: int) -> bool:
+    if not may_switch_to(target_rs, first_adoption=not managed):
+        return False
+    assert target_rs is not None
+    return weight <= 0 or target_rs.available >= max(
+        1, traffic_weight_to_replicas(rollout_replicas, weight))
 
 
 def _record_weights(draft: Draft, *, canary_weight: int, canary_hash: str,
