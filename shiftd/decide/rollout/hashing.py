@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from shiftd.common.podtemplate import semantic_form
 from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
 
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -57,11 +58,15 @@ def pod_template_hash(template: dict[str, Any], collision_count: int = 0) -> str
     return safe_encode(str(fnv1a_32(data)))
 
 
-def templates_equal(left: dict[str, Any], right: dict[str, Any]) -> bool:
-    """Equality ignoring the hash label, as Argo's ``PodTemplateEqualIgnoreHash``."""
-    return canonical_json(template_without_hash(left)) == canonical_json(
-        template_without_hash(right)
-    )
+def templates_equal(live: dict[str, Any], desired: dict[str, Any]) -> bool:
+    """Argo's ``PodTemplateEqualIgnoreHash``: a ReplicaSet's template (as the API server
+    stores it, defaults filled in) equals a Rollout's (a custom resource's, without them) when
+    they are semantically equal once the server's defaults are applied to both and the hash
+    label is ignored."""
+    ignored = (POD_TEMPLATE_HASH_LABEL,)
+    same: bool = semantic_form(live, ignore_labels=ignored) == semantic_form(
+        desired, ignore_labels=ignored)
+    return same
 
 
 def steps_hash(steps: tuple[dict[str, Any], ...]) -> str:
