@@ -12,17 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
+import socket
+from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.common.tasks import single_error
-from shiftd.config import Settings
+from shiftd.config import LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.controllers.rollout import RolloutController
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.analysis.expr import evaluate_condition
+from shiftd.decide.leadership import LeaseTimings
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
 from shiftd.kube.resources import ANALYSIS_RUN, ROLLOUT
@@ -31,12 +35,15 @@ from shiftd.providers.base import ProviderSettings
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.engine import Engine
+from shiftd.runtime.leadership import AlwaysLeader, Elector, LeaderElector
 from shiftd.runtime.lifecycle import Lifecycle, Parts, Timings
 from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.writers import Writers
 from shiftd.traffic.registry import TrafficRouters, known_routers
 
 logger = logging.getLogger(__name__)
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
@@ -78,7 +85,31 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
     for controller in (rollouts, analysis):
         controller.register(caches)
         engine.register(controller)
-    return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches)
+    return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,
+                 elector=_elector(settings.leader_election, client=client, clock=clock,
+                                  telemetry=telemetry))
+
+
+def _elector(settings: LeaderElectionSettings, *, client: KubeClient, clock: Clock,
+             telemetry: Telemetry) -> Elector:
+    if not settings.enabled:
+        telemetry.set_leader(True)
+        return AlwaysLeader()
+    return LeaderElector(
+        client=client, clock=clock, on_change=telemetry.set_leader,
+        namespace=settings.lease_namespace or _own_namespace(), name=settings.lease_name,
+        identity=settings.identity or f"{socket.gethostname()}_{secrets.token_hex(4)}",
+        timings=LeaseTimings(lease_duration=settings.lease_duration,
+                             renew_deadline=settings.renew_deadline,
+                             retry_period=settings.retry_period))
+
+
+def _own_namespace() -> str:
+    """The pod's namespace when running in a cluster, else ``default``."""
+    try:
+        return Path(SERVICE_ACCOUNT_NAMESPACE).read_text(encoding="utf-8").strip() or "default"
+    except OSError:
+        return "default"
 
 
 class Daemon:

@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -135,6 +136,30 @@ class AnalysisSettings(_Section):
     provider_timeout: Duration = Field(default=30.0, gt=0)
 
 
+class LeaderElectionSettings(_Section):
+    """Leader election on a coordination.k8s.io/v1 Lease (client-go's defaults): only the
+    leader writes; the other replicas keep warm caches and take over when it goes."""
+
+    enabled: bool = False
+    lease_name: str = Field(default="shiftd-leader", min_length=1)
+    # Where the Lease lives; defaults to the pod's namespace in a cluster, else "default".
+    lease_namespace: str | None = Field(default=None, min_length=1)
+    # Who this replica is in the Lease; defaults to <hostname>_<random>.
+    identity: str | None = Field(default=None, min_length=1)
+    lease_duration: Duration = Field(default=15.0, gt=0)
+    renew_deadline: Duration = Field(default=10.0, gt=0)
+    retry_period: Duration = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _deadlines_in_order(self) -> LeaderElectionSettings:
+        # A leader must give up before its lease can be taken, and retry before giving up.
+        if self.renew_deadline >= self.lease_duration:
+            raise ValueError("renewDeadline must be shorter than leaseDuration")
+        if self.retry_period >= self.renew_deadline:
+            raise ValueError("retryPeriod must be shorter than renewDeadline")
+        return self
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -154,6 +179,7 @@ class Settings(_Section):
     shutdown_grace_period: Duration = Field(default=10.0, ge=0)
     # Reconciles of different Rollouts that may run at once (one Rollout is always serial).
     workers: int = Field(default=16, ge=1)
+    leader_election: LeaderElectionSettings = LeaderElectionSettings()
 
     @field_validator("namespaces")
     @classmethod

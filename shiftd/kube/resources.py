@@ -69,3 +69,4 @@ CUSTOM_RESOURCE_DEFINITION = ResourceKind(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
     namespaced=False,
 )
+LEASE = ResourceKind("coordination.k8s.io", "v1", "Lease", "leases", status_subresource=False)

@@ -78,7 +78,6 @@ class Engine:
         self._failures: dict[ObjectKey, int] = {}
         self._on_error = on_error
         self._on_depth = on_depth
-        self._workers_done = anyio.Event()
 
     def register(self, controller: Controller) -> None:
         if controller.kind in self._controllers:
@@ -138,30 +137,28 @@ class Engine:
         for queue in self._queues.values():
             queue.close()
 
-    async def drained(self) -> None:
-        """Return once every worker has returned (after ``close``)."""
-        await self._workers_done.wait()
-
     # -- running --------------------------------------------------------------------------
     async def run_timers(self, *,
                          task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         await self.timers.run(task_status=task_status)
 
     async def run_workers(self) -> None:
-        try:
-            async with anyio.create_task_group() as workers:
-                for controller in self._controllers.values():
-                    for _ in range(max(1, controller.workers)):
-                        workers.start_soon(self._work, controller)
-        finally:
-            self._workers_done.set()
+        """Reconcile until the queues are closed (every worker returns after its key)."""
+        async with anyio.create_task_group() as workers:
+            for controller in self._controllers.values():
+                for _ in range(max(1, controller.workers)):
+                    workers.start_soon(self._work, controller)
+
+    def resync(self) -> None:
+        """Queue every key the controllers want looked at again (also on taking over)."""
+        for controller in self._controllers.values():
+            for key in controller.resync_keys():
+                self.enqueue(key)
 
     async def resync_every(self, period: float) -> None:
         while True:
             await anyio.sleep(period)
-            for controller in self._controllers.values():
-                for key in controller.resync_keys():
-                    self.enqueue(key)
+            self.resync()
 
     async def _work(self, controller: Controller) -> None:
         queue = self._queues[controller.kind]

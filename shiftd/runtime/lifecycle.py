@@ -1,12 +1,16 @@
 """The daemon's lifecycle: what starts in which order, when it is ready, how it stops.
 
 One task group at the root. ``run`` starts, in order: the HTTP endpoints (/metrics,
-/healthz, /readyz), the writer tasks, the engine's timers, the caches (returning once every
-required kind has listed), then the resync task, the idle-time GC freeze and the engine's
-workers; only then is the daemon ready. ``stop()`` (SIGTERM/SIGINT in ``serve_forever``)
-closes the engine's queues, so no new reconcile starts; reconciles in flight get the grace
-period to finish their writes, then everything is cancelled. What runs is built elsewhere
-(``shiftd.assembly``); this module only orders it.
+/healthz, /readyz), the engine's timers, the caches (returning once every required kind has
+listed) and the elector's campaign; then the daemon is ready, as leader or standby, and the
+idle-time GC freeze runs. Each time the elector wins, a term starts in a task group of its
+own: the writer tasks, the engine's workers and the resync, after a resync of every key (the
+standby's caches are warm; this catches up on what it did not reconcile). When the lease is
+lost the term's group is cancelled, so nothing is written after that. ``stop()``
+(SIGTERM/SIGINT in ``serve_forever``) closes the engine's queues, so no new reconcile starts;
+reconciles in flight get the grace period to finish their writes, the lease is released and
+everything is cancelled. What runs is built elsewhere (``shiftd.assembly``); this module only
+orders it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from anyio.abc import TaskStatus
 
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.engine import Engine
+from shiftd.runtime.leadership import Elector
 from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.writers import Writers
 
@@ -35,6 +40,7 @@ class Parts:
     writers: Writers
     engine: Engine
     caches: Caches
+    elector: Elector
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,7 @@ class Lifecycle:
         self._timings = timings
         self._stopping = anyio.Event()
         self._parts: Parts | None = None
+        self._drained = anyio.Event()
         self.port = 0
 
     @property
@@ -81,24 +88,56 @@ class Lifecycle:
             self.port = await root.start(functools.partial(
                 parts.telemetry.serve, address=timings.listen_address,
                 port=timings.listen_port))
-            for writer in parts.writers.all():
-                await root.start(writer.run)
             await root.start(engine.run_timers)
             await root.start(parts.caches.run)
-            root.start_soon(engine.resync_every, timings.resync_period)
+            await root.start(parts.elector.run)
             root.start_soon(self._freeze_when_idle, engine)
-            root.start_soon(engine.run_workers)
+            root.start_soon(self._lead, parts)
             # Everything loaded so far (caches, modules) lives for the whole run: keep it out
             # of the collector's generations, so a full collection never scans it mid-step.
             gc.freeze()
             parts.telemetry.set_ready(True)
-            logger.info("caches synced; reconciling", extra={"port": self.port})
+            logger.info("caches synced", extra={"port": self.port})
             task_status.started()
             await self._stopping.wait()
             parts.telemetry.set_ready(False)
             with anyio.move_on_after(timings.shutdown_grace_period, shield=True):
-                await engine.drained()
+                await self._drained.wait()
+            with anyio.move_on_after(timings.shutdown_grace_period, shield=True):
+                await parts.elector.release()
             root.cancel_scope.cancel()
+
+    async def _lead(self, parts: Parts) -> None:
+        """Terms of leadership, until the queues close."""
+        engine = parts.engine
+        try:
+            while not engine.closed:
+                await parts.elector.wait_elected()
+                if engine.closed:
+                    break
+                await self._term(parts)
+        finally:
+            self._drained.set()
+
+    async def _term(self, parts: Parts) -> None:
+        """Writers, workers and resync while this daemon leads; all cancelled when the lease
+        is lost, and ended (after in-flight reconciles) when the queues close."""
+        engine, elector = parts.engine, parts.elector
+        async with anyio.create_task_group() as term:
+
+            async def end_when_lost() -> None:
+                await elector.wait_lost()
+                logger.warning("lost the lease: writing stops now")
+                term.cancel_scope.cancel()
+
+            for writer in parts.writers.all():
+                await term.start(writer.run)
+            term.start_soon(end_when_lost)
+            term.start_soon(engine.resync_every, self._timings.resync_period)
+            logger.info("reconciling")
+            engine.resync()
+            await engine.run_workers()
+            term.cancel_scope.cancel()
 
     @staticmethod
     async def _freeze_when_idle(engine: Engine) -> None:

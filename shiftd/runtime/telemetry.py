@@ -66,6 +66,7 @@ class Telemetry:
         self._stale_after = stale_after
         self._last_heartbeat = clock()
         self._ready = False
+        self._leader = False
         # (namespace, name) -> the (phase, strategy) labels currently exported for it, so that
         # a phase change replaces the rollout_info series instead of adding a second one.
         self._info_labels: dict[tuple[str, str], tuple[str, str]] = {}
@@ -120,6 +121,9 @@ class Telemetry:
 
     def _daemon_metrics(self, version: str) -> None:
         registry = self.registry
+        self.leader = Gauge(
+            "shiftd_leader", "1 while this daemon leads (writes), 0 while it stands by.",
+            registry=registry)
         self.k8s_requests = Counter(
             "controller_clientset_k8s_request",
             "Requests made to the Kubernetes API server, by verb and HTTP status code.",
@@ -268,6 +272,11 @@ class Telemetry:
     def ready(self) -> bool:
         return self._ready
 
+    def set_leader(self, leader: bool) -> None:
+        """This daemon holds the leader lease (or runs without leader election)."""
+        self._leader = leader
+        self.leader.set(1 if leader else 0)
+
     def set_ready(self, ready: bool) -> None:
         """Mark the daemon ready (caches synced, reconciling) or not ready."""
         self._ready = ready
@@ -330,5 +339,6 @@ class Telemetry:
 
     async def _handle_readyz(self, request: web.Request) -> web.Response:
         if self._ready:
-            return web.Response(text="ready\n")
+            role = "leader" if self._leader else "standby"
+            return web.Response(text=f"ready: {role}\n")
         return web.Response(status=503, text="not ready\n")

@@ -36,11 +36,18 @@ class Writer:
     def __init__(self, name: str, *, concurrency: int) -> None:
         self.name = name
         self._limiter = anyio.CapacityLimiter(concurrency)
+        self._pending = 0  # jobs handed over and not yet finished
+        self._ran = False
+        self._open()
+
+    def _open(self) -> None:
+        """A fresh channel: a writer runs again when its daemon leads again, and what was
+        handed to it in an earlier term (whose submitters were cancelled) is dropped."""
         channel: tuple[MemoryObjectSendStream[_Job], MemoryObjectReceiveStream[_Job]] = (
             anyio.create_memory_object_stream(max_buffer_size=math.inf)
         )
         self._send, self._receive = channel
-        self._pending = 0  # jobs handed over and not yet finished
+        self._pending = 0
 
     @property
     def idle(self) -> bool:
@@ -62,6 +69,9 @@ class Writer:
         self._send.send_nowait(_Job(work, awaited=False))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self._ran:
+            self._open()
+        self._ran = True
         with self._send, self._receive:
             async with anyio.create_task_group() as group:
                 task_status.started()

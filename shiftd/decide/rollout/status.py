@@ -26,6 +26,11 @@ def format_time(value: Any) -> str:
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
+def format_micro_time(value: Any) -> str:
+    """RFC 3339 in UTC with microseconds, as Kubernetes writes metav1.MicroTime (Leases)."""
+    return str(value.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
 def set_condition(
     conditions: list[dict[str, Any]],
     *,
