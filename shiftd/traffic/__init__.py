@@ -1,1 +1,3 @@
-"""Traffic routers: pure computation of mesh object changes, and the writers that apply them."""
+"""Traffic routers behind one protocol (``base.py``), picked per Rollout by ``registry.py``:
+the do-nothing router (``noop.py``) and Istio (``istio/``: pure route computation in
+``routes.py``, the router in ``router.py``)."""
