@@ -25,6 +25,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from shiftd.kube.errors import KubeError
 from shiftd.kube.informer import Informer, ListWatchClient
 from shiftd.kube.resources import ResourceKind
 from shiftd.runtime.keys import ObjectKey
@@ -175,7 +176,7 @@ class Caches:
         """An optional kind is watched once the API server serves it (checked again every
         minute, so installing Istio's CRDs later needs no restart)."""
         kind = registration.informer.kind
-        while self._serves is not None and not await self._serves(kind):
+        while not await self._is_served(kind):
             if registration.served:
                 logger.warning("the API server does not serve %s (%s); carrying on without "
                                "it", kind.plural, kind.api_version)
@@ -183,6 +184,17 @@ class Caches:
             await anyio.sleep(UNSERVED_RECHECK_SECONDS)
         registration.served = True
         await registration.informer.run()
+
+    async def _is_served(self, kind: ResourceKind) -> bool:
+        """Discovery's answer; when discovery itself fails, the kind is assumed served (its
+        informer then retries and reports what is wrong)."""
+        if self._serves is None:
+            return True
+        try:
+            return await self._serves(kind)
+        except KubeError as error:
+            logger.warning("discovery of %s failed (%s); watching it anyway", kind.plural, error)
+            return True
 
     @property
     def synced(self) -> bool:
