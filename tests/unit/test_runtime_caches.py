@@ -18,6 +18,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from shiftd.kube.client import WatchEvent
+from shiftd.kube.errors import Forbidden
 from shiftd.kube.resources import ANALYSIS_RUN, VIRTUAL_SERVICE, ResourceKind
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.keys import ObjectKey, key_of
@@ -160,4 +161,19 @@ async def test_an_optional_kind_the_server_does_not_serve_leaves_the_caches_read
         assert not caches.served(VIRTUAL_SERVICE)
         assert caches.served(ANALYSIS_RUN)
         assert caches.get(VIRTUAL_SERVICE, "shop", "anything") is None
+        group.cancel_scope.cancel()
+
+
+async def test_a_failed_discovery_counts_the_kind_as_served_and_watches_it() -> None:
+    client = ScriptedClient([])
+
+    async def serves(kind: ResourceKind) -> bool:
+        raise Forbidden(403, "Forbidden", "discovery is forbidden")
+
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None, serves=serves)
+    caches.watch(VIRTUAL_SERVICE, optional=True)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        await settle()
+        assert caches.served(VIRTUAL_SERVICE)
         group.cancel_scope.cancel()
