@@ -18,7 +18,7 @@ import anyio.lowlevel
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from shiftd.kube.client import WatchEvent
-from shiftd.kube.errors import Forbidden
+from shiftd.kube.errors import ApiError
 from shiftd.kube.resources import ANALYSIS_RUN, VIRTUAL_SERVICE, ResourceKind
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.keys import ObjectKey, key_of
@@ -168,7 +168,7 @@ async def test_a_failed_discovery_counts_the_kind_as_served_and_watches_it() -> 
     client = ScriptedClient([])
 
     async def serves(kind: ResourceKind) -> bool:
-        raise Forbidden(403, "Forbidden", "discovery is forbidden")
+        raise ApiError(403, "Forbidden", "discovery is forbidden")
 
     caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None, serves=serves)
     caches.watch(VIRTUAL_SERVICE, optional=True)
