@@ -91,6 +91,7 @@ def builtin_types() -> list[ResourceType]:
         _builtin("", "v1", "Event", "events", short_names=("ev",)),
         _builtin("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
         _builtin("", "v1", "Secret", "secrets"),
+        _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
         _builtin("apps", "v1", "ReplicaSet", "replicasets", status_subresource=True,
                  short_names=("rs",), initial_status={"replicas": 0}),
         _builtin("apps", "v1", "Deployment", "deployments", status_subresource=True,

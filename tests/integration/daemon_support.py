@@ -13,17 +13,16 @@ from typing import Any
 
 from shiftd.assembly import Daemon
 from shiftd.common.tasks import running
-from shiftd.config import parse_settings
+from shiftd.config import Settings, parse_settings
 from shiftd.runtime.clock import Clock, ManualClock
 from tests.integration.harness import Cluster
 
 Obj = dict[str, Any]
 
 
-@asynccontextmanager
-async def running_daemon(cluster: Cluster, *, clock: Clock | None = None,
-                         workers: int = 4, **extra: Any) -> AsyncIterator[Daemon]:
-    settings = parse_settings({
+def daemon_settings(cluster: Cluster, *, workers: int = 4, **extra: Any) -> Settings:
+    """The settings a test daemon runs with: the test's namespace, any free port."""
+    return parse_settings({
         "kubernetes": {"kubeconfig": str(cluster.kubeconfig_path), "qps": 500, "burst": 500},
         "namespaces": [cluster.namespace],
         "listen": {"address": "127.0.0.1", "port": 0},
@@ -31,7 +30,13 @@ async def running_daemon(cluster: Cluster, *, clock: Clock | None = None,
         "shutdownGracePeriod": 1,
         **extra,
     })
-    daemon = Daemon(settings, clock=clock or ManualClock())
+
+
+@asynccontextmanager
+async def running_daemon(cluster: Cluster, *, clock: Clock | None = None,
+                         workers: int = 4, **extra: Any) -> AsyncIterator[Daemon]:
+    daemon = Daemon(daemon_settings(cluster, workers=workers, **extra),
+                    clock=clock or ManualClock())
     async with running(daemon.run):
         yield daemon
 
