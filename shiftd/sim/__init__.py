@@ -16,7 +16,8 @@ Used by the tests and by ``shiftd demo``. It imports nothing else from shiftd.
 from shiftd.sim.emulator import ApiEmulator
 from shiftd.sim.kinds import default_crd_files, load_crd_documents
 from shiftd.sim.kubelet import FakeKubelet
+from shiftd.sim.rbac import EmulatedUser
 from shiftd.sim.server import LoggedRequest
 
-__all__ = ["ApiEmulator", "FakeKubelet", "LoggedRequest", "default_crd_files",
+__all__ = ["ApiEmulator", "EmulatedUser", "FakeKubelet", "LoggedRequest", "default_crd_files",
            "load_crd_documents"]

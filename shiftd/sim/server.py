@@ -23,6 +23,7 @@ from aiohttp import web
 from shiftd.sim import patching
 from shiftd.sim.errors import ApiStatusError, bad_request, expired, not_found, status_body
 from shiftd.sim.kinds import ResourceType
+from shiftd.sim.rbac import Authorizer, request_attributes
 from shiftd.sim.selectors import Predicate, field_selector, label_selector
 from shiftd.sim.store import Change, Expired, Store, Watcher
 
@@ -80,12 +81,20 @@ def _not_found_path() -> ApiStatusError:
     return ApiStatusError(404, "the server could not find the requested resource")
 
 
+def _page_not_found() -> web.Response:
+    """What a real server's mux answers for a path no API serves: plain text, not a Status."""
+    return web.Response(body=b"404 page not found\n", status=404,
+                        content_type="text/plain", charset="utf-8")
+
+
 class ApiServer:
     """The aiohttp application serving one ``Store``."""
 
-    def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
+    def __init__(self, store: Store, *, bookmark_interval: float = 1.0,
+                 authorizer: Authorizer | None = None) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
+        self.authorizer = authorizer
         self.request_log: list[LoggedRequest] = []
         self._failures: list[_InjectedFailure] = []
 
@@ -107,12 +116,13 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
         try:
+            self._authorize(request, watch=watch)
             self._maybe_fail(request)
             response = await handler(request)
         except ApiStatusError as error:
             response = _json(error.body, error.code)
         except web.HTTPNotFound:
-            response = _json(_not_found_path().body, 404)
+            response = _page_not_found()
         except web.HTTPMethodNotAllowed:
             response = _json(status_body(405, f"the server does not allow this method on the "
                                               f"requested resource ({request.method})"), 405)
@@ -121,6 +131,16 @@ class ApiServer:
             response.status, watch,
         ))
         return response
+
+    def _authorize(self, request: web.Request, *, watch: bool) -> None:
+        if self.authorizer is None:
+            return
+        user = self.authorizer.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return  # the administrator
+        attributes = request_attributes(request.method, request.path, watch=watch)
+        if attributes is not None:
+            self.authorizer.authorize(user, attributes)
 
     def _maybe_fail(self, request: web.Request) -> None:
         for failure in self._failures:
@@ -156,7 +176,7 @@ class ApiServer:
                 raise web.HTTPMethodNotAllowed(request.method, ["GET"])
             document = self.store.registry.api_group(group)
             if document is None:
-                raise _not_found_path()
+                raise web.HTTPNotFound()
             return _json(document)
         version, _, remainder = rest.partition("/")
         return await self._resource(group, version, request, remainder)
@@ -171,7 +191,7 @@ class ApiServer:
                 raise web.HTTPMethodNotAllowed(request.method, ["GET"])
             document = self.store.registry.resource_list(group, version)
             if document is None:
-                raise _not_found_path()
+                raise web.HTTPNotFound()
             return _json(document)
         target = self._target(group, version, rest.split("/"))
         return await self._dispatch(request, target)
@@ -185,7 +205,7 @@ class ApiServer:
             raise _not_found_path()
         rtype = self.store.registry.lookup(group, version, segments[0])
         if rtype is None or (namespace is not None and not rtype.namespaced):
-            raise _not_found_path()
+            raise web.HTTPNotFound()  # no API serves this path
         name = segments[1] if len(segments) > 1 else None
         subresource = segments[2] if len(segments) > 2 else None
         if subresource is not None and (subresource != "status" or not rtype.status_subresource):
