@@ -8,6 +8,7 @@ HTTP. It also keeps the test hooks' state: the request log and injected failures
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import time
@@ -21,7 +22,14 @@ import yaml
 from aiohttp import web
 
 from shiftd.sim import patching
-from shiftd.sim.errors import ApiStatusError, bad_request, expired, not_found, status_body
+from shiftd.sim.errors import (
+    ApiStatusError,
+    bad_request,
+    deleted,
+    expired,
+    not_found,
+    status_body,
+)
 from shiftd.sim.kinds import ResourceType
 from shiftd.sim.rbac import Authorizer, request_attributes
 from shiftd.sim.selectors import Predicate, field_selector, label_selector
@@ -32,6 +40,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _TRUE = frozenset({"true", "1"})
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted "
+    "between the time the first chunk was returned and now may show up in the list."
+)
+# Built-in kinds whose delete is graceful on a real server, so it answers with the object.
+_DELETE_RETURNS_OBJECT = frozenset({"Pod", "Namespace"})
 _STRATEGIC_ON_CUSTOM = (
     "the body of the request was in an unknown format - accepted media types include: "
     "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
@@ -266,9 +283,24 @@ class ApiServer:
         return lambda obj: labels(obj) and fields(obj)
 
     def _list(self, request: web.Request, target: _Target) -> web.Response:
+        query = request.query
         items, version = self.store.list(
             target.rtype, target.namespace, self._predicate(request, target)
         )
+        metadata: Obj = {"resourceVersion": str(version)}
+        if target.rtype.custom:
+            metadata["continue"] = ""  # unstructured lists always carry it
+        start, version = self._continue_from(query.get("continue", ""), target, version)
+        metadata["resourceVersion"] = str(version)
+        if start:
+            items = [item for item in items if _list_key(item) > start]
+        limit = _limit(query.get("limit", ""))
+        if limit and len(items) > limit:
+            remaining = len(items) - limit
+            items = items[:limit]
+            metadata["continue"] = _continue_token(version, _list_key(items[-1]))
+            if not (query.get("labelSelector") or query.get("fieldSelector")):
+                metadata["remainingItemCount"] = remaining
         if target.rtype.custom:
             rendered = [self._render(item, target) for item in items]
         else:  # real servers leave apiVersion/kind out of built-in list items
@@ -279,9 +311,22 @@ class ApiServer:
         return _json({
             "kind": f"{target.rtype.kind}List",
             "apiVersion": target.rtype.api_version(target.version),
-            "metadata": {"resourceVersion": str(version)},
+            "metadata": metadata,
             "items": rendered,
         })
+
+    def _continue_from(self, token: str, target: _Target, version: int) -> tuple[str, int]:
+        """Where a continued list resumes, and the version its first page was read at."""
+        if not token:
+            return "", version
+        try:
+            decoded = orjson.loads(base64.b64decode(token, validate=True))
+            start, first_version = str(decoded["start"]).rstrip("\x00"), int(decoded["rv"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as error:
+            raise bad_request(f"continue key is not valid: {error}") from error
+        if first_version < self.store.oldest_version(target.rtype):
+            raise ApiStatusError(410, _CONTINUE_EXPIRED, reason="Expired")
+        return start, first_version
 
     async def _patch(self, request: web.Request, target: _Target) -> web.Response:
         assert target.name is not None
@@ -366,6 +411,13 @@ class ApiServer:
             precondition_rv=preconditions.get("resourceVersion"),
             propagation=propagation,
         )
+        rtype = target.rtype
+        gone = self.store.find(rtype, target.namespace, target.name) is None
+        if gone and not rtype.custom and rtype.kind not in _DELETE_RETURNS_OBJECT:
+            # Built-in kinds answer a completed delete with a Status; custom resources, and
+            # objects that finalizers keep, with the object.
+            meta = obj["metadata"]
+            return _json(deleted(meta["name"], rtype.group, rtype.plural, meta["uid"]))
         return _json(self._render(obj, target))
 
     def _delete_collection(self, request: web.Request, target: _Target) -> web.Response:
@@ -425,6 +477,23 @@ class ApiServer:
         if watcher.broken and request.transport is not None:
             request.transport.close()  # break the stream mid-flight, like a dying server
         return response
+
+
+def _list_key(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
+
+
+def _continue_token(version: int, last_key: str) -> str:
+    payload = {"v": "meta.k8s.io/v1", "rv": version, "start": f"{last_key}\x00"}
+    return base64.b64encode(orjson.dumps(payload)).decode("ascii")
+
+
+def _limit(raw: str) -> int:
+    try:
+        return max(int(raw), 0) if raw else 0
+    except ValueError as error:
+        raise bad_request(f"invalid limit: {raw!r}") from error
 
 
 def _line(event: str, obj: Obj) -> bytes:

@@ -32,9 +32,13 @@ from shiftd.sim.errors import (
     bad_request,
     conflict,
     invalid,
+    invalid_fields,
     not_found,
+    precondition_failed,
 )
 from shiftd.sim.kinds import CRD_GROUP, Registry, ResourceType, crd_resource_type, crd_status
+from shiftd.sim.patching import copy_document
+from shiftd.sim.validation import name_causes, pod_selector_causes, scale_causes
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -48,6 +52,7 @@ _OBJECT_META_FIELDS = frozenset({
 _SYSTEM_META_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
                        "deletionGracePeriodSeconds", "selfLink")
 _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
+_NOT_SPEC_OR_STATUS = frozenset({"apiVersion", "kind", "metadata"})
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's generateName alphabet
 NAMESPACES: Key = ("", "namespaces")
 CRDS: Key = (CRD_GROUP, "customresourcedefinitions")
@@ -57,8 +62,16 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _spec_of(obj: Obj) -> Obj:
-    return {key: value for key, value in obj.items() if key not in _NOT_SPEC}
+def _spec_of(obj: Obj, rtype: ResourceType) -> Obj:
+    """What metadata.generation tracks: everything but metadata (and status, when the kind
+    has a status subresource)."""
+    skipped = _NOT_SPEC if rtype.status_subresource else _NOT_SPEC_OR_STATUS
+    return {key: value for key, value in obj.items() if key not in skipped}
+
+
+def _body_name(body: Obj) -> str:
+    meta = body.get("metadata")
+    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
 
 
 def _without_rv(obj: Obj) -> Obj:
@@ -151,8 +164,7 @@ class Store:
     # --- writes ------------------------------------------------------------------------------
 
     def create(self, rtype: ResourceType, namespace: str | None, body: Obj, version: str) -> Obj:
-        if rtype.custom:
-            body = rtype.prune(body, version)
+        body = self._admitted(rtype, body, version, None)
         meta = _clean_meta(body.get("metadata"))
         ns = self._ns(rtype, namespace)
         if rtype.namespaced:
@@ -173,15 +185,18 @@ class Store:
                           group=rtype.group)
         if (ns, name) in self._objects.get(rtype.key, {}):
             raise already_exists(rtype.group, rtype.plural, name)
+        self._check_name(rtype, name)
         for field in (*_SYSTEM_META_FIELDS, "resourceVersion"):
             meta.pop(field, None)
-        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(),
-                    generation=1)
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
+        if rtype.generation:
+            meta["generation"] = 1
         if rtype.key == NAMESPACES:
             meta["labels"] = {**meta.get("labels", {}), "kubernetes.io/metadata.name": name}
         obj: Obj = {"apiVersion": rtype.api_version(version), "kind": rtype.kind,
                     "metadata": meta}
         obj.update((k, v) for k, v in body.items() if k not in ("apiVersion", "kind", "metadata"))
+        self._validate(rtype, obj, None)
         if rtype.key == CRDS:
             self._check_crd(obj)
             obj["status"] = crd_status(obj, meta["creationTimestamp"])
@@ -216,8 +231,7 @@ class Store:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        if rtype.custom:
-            body = rtype.prune(body, version)
+        body = self._admitted(rtype, body, version, current)
         if subresource == "status":
             new = {key: value for key, value in current.items() if key != "status"}
             if body.get("status") is not None:
@@ -225,6 +239,7 @@ class Store:
             new["metadata"] = dict(current["metadata"])
         else:
             new = self._updated_main(rtype, current, body)
+            self._validate(rtype, new, current)
         new["apiVersion"] = rtype.api_version(version)
         if _without_rv(new) == _without_rv({**current, "apiVersion": new["apiVersion"]}):
             return current  # like etcd: an update that changes nothing writes nothing
@@ -254,9 +269,39 @@ class Store:
             new.pop("status", None)
             if "status" in current:
                 new["status"] = current["status"]
-        if _spec_of(new) != _spec_of(current):
+        if rtype.generation and _spec_of(new, rtype) != _spec_of(current, rtype):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return new
+
+    # --- admission: defaults, schema, validation --------------------------------------------
+
+    def _admitted(self, rtype: ResourceType, body: Obj, version: str, current: Obj | None
+                  ) -> Obj:
+        """The body as the server stores it: a custom resource pruned and defaulted by its
+        schema (a 422 for invalid fields), a built-in one with the server's defaults."""
+        if rtype.custom:
+            processed, causes = rtype.process(body, version)
+            if rtype.scale_replicas_path:
+                causes += scale_causes(processed, rtype.scale_replicas_path)
+            if causes:
+                raise invalid_fields(rtype.kind, rtype.group, _body_name(body), causes)
+            return processed
+        if rtype.defaulter is None:
+            return body
+        copied: Obj = copy_document(body)
+        rtype.defaulter(copied, current)
+        return copied
+
+    def _check_name(self, rtype: ResourceType, name: str) -> None:
+        causes = name_causes(name, rtype.name_rule)
+        if causes:
+            raise invalid_fields(rtype.kind, rtype.group, name, causes)
+
+    def _validate(self, rtype: ResourceType, obj: Obj, current: Obj | None) -> None:
+        if rtype.pod_selector:
+            causes = pod_selector_causes(obj, current)
+            if causes:
+                raise invalid_fields(rtype.kind, rtype.group, obj["metadata"]["name"], causes)
 
     def delete(
         self,
@@ -271,10 +316,12 @@ class Store:
         """Delete an object (or mark it, if it has finalizers); returns its last state."""
         current = self.get(rtype, namespace, name)
         meta = current["metadata"]
-        if (precondition_uid and precondition_uid != meta["uid"]) or (
-            precondition_rv and precondition_rv != meta["resourceVersion"]
-        ):
-            raise conflict(rtype.group, rtype.plural, name)
+        for field, wanted, stored in (("UID", precondition_uid, meta["uid"]),
+                                      ("ResourceVersion", precondition_rv,
+                                       meta["resourceVersion"])):
+            if wanted and wanted != stored:
+                raise precondition_failed(rtype.kind, rtype.group, name, field=field,
+                                          wanted=wanted, stored=stored)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return current
@@ -383,6 +430,10 @@ class Store:
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers.get(watcher.key, set()).discard(watcher)
         watcher.dispose()
+
+    def oldest_version(self, rtype: ResourceType) -> int:
+        """The oldest resourceVersion still in the watch history of ``rtype``."""
+        return self._floor.get(rtype.key, 0)
 
     def compact(self) -> None:
         """Forget all watch history: watching from any older version is now 410 Gone."""
