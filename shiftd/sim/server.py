@@ -9,14 +9,12 @@ HTTP. It also keeps the test hooks' state: the request log and injected failures
 from __future__ import annotations
 
 import base64
-import math
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import orjson
 import yaml
 from aiohttp import web
@@ -26,14 +24,21 @@ from shiftd.sim.errors import (
     ApiStatusError,
     bad_request,
     deleted,
-    expired,
     not_found,
     status_body,
 )
 from shiftd.sim.kinds import ResourceType
+from shiftd.sim.managed import (
+    Manager,
+    applied_fields,
+    apply_conflicts,
+    conflict_error,
+    manager_name,
+)
 from shiftd.sim.rbac import Authorizer, request_attributes
 from shiftd.sim.selectors import Predicate, field_selector, label_selector
-from shiftd.sim.store import Change, Expired, Store, Watcher
+from shiftd.sim.store import Store
+from shiftd.sim.watching import WatchTarget, serve_watch
 
 Obj = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -239,7 +244,8 @@ class ApiServer:
                     return await self._watch(request, target)
                 return self._list(request, target)
             if method == "POST" and not (target.rtype.namespaced and target.namespace is None):
-                return self._create(target, await self._body(request))
+                return self._create(target, await self._body(request), _manager(request,
+                                                                                 target))
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise web.HTTPMethodNotAllowed(method, ["GET", "POST", "DELETE"])
@@ -250,6 +256,7 @@ class ApiServer:
             obj = self.store.update(
                 target.rtype, target.namespace, target.name, await self._body(request),
                 version=target.version, subresource=target.subresource,
+                manager=_manager(request, target),
             )
             return _json(self._render(obj, target))
         if method == "PATCH":
@@ -271,10 +278,11 @@ class ApiServer:
     def _render(self, obj: Obj, target: _Target) -> Obj:
         return {**obj, "apiVersion": target.rtype.api_version(target.version)}
 
-    def _create(self, target: _Target, body: Obj) -> web.Response:
+    def _create(self, target: _Target, body: Obj, manager: Manager) -> web.Response:
         if target.subresource is not None:
             raise web.HTTPMethodNotAllowed("POST", ["GET", "PUT", "PATCH"])
-        obj = self.store.create(target.rtype, target.namespace, body, target.version)
+        obj = self.store.create(target.rtype, target.namespace, body, target.version,
+                                manager=manager)
         return _json(self._render(obj, target), 201)
 
     def _predicate(self, request: web.Request, target: _Target) -> Predicate:
@@ -361,13 +369,16 @@ class ApiServer:
         if not isinstance(patched, dict):
             raise ApiStatusError(422, "the patch turned the object into something else")
         obj = self.store.update(target.rtype, target.namespace, target.name, patched,
-                                version=target.version, subresource=target.subresource)
+                                version=target.version, subresource=target.subresource,
+                                manager=_manager(request, target))
         return _json(self._render(obj, target))
 
     def _apply(
         self, request: web.Request, target: _Target, current: Obj | None, patch: Any
     ) -> web.Response:
-        """Server-side apply, approximated: create if absent, else merge the applied config."""
+        """Server-side apply: create if absent, else merge the configuration, owning its
+        fields; a field another manager owns with another value is a conflict (409) unless
+        ``force=true``."""
         assert target.name is not None
         if not request.query.get("fieldManager"):
             raise ApiStatusError(
@@ -379,16 +390,25 @@ class ApiServer:
         meta: Obj = raw_meta if isinstance(raw_meta, dict) else {}
         if meta.get("name", target.name) != target.name:
             raise bad_request("the name of the object does not match the name on the URL")
+        manager = Manager(request.query["fieldManager"], "Apply", target.subresource or "")
+        applied = applied_fields(patch)
         if current is None:
             if target.subresource is not None:
                 raise not_found(target.rtype.group, target.rtype.plural, target.name)
             body = {**patch, "metadata": {**meta, "name": target.name}}
-            obj = self.store.create(target.rtype, target.namespace, body, target.version)
+            obj = self.store.create(target.rtype, target.namespace, body, target.version,
+                                    manager=manager, applied=applied)
             return _json(self._render(obj, target), 201)
+        document = self._render(current, target)
+        conflicts = apply_conflicts(list(current["metadata"].get("managedFields") or ()),
+                                    manager, applied, patch, document)
+        if conflicts and request.query.get("force", "").lower() not in _TRUE:
+            raise conflict_error(conflicts)
         merge = patching.merge_patch if target.rtype.custom else patching.strategic_merge
-        patched = merge(self._render(current, target), patch)
+        patched = merge(document, patch)
         obj = self.store.update(target.rtype, target.namespace, target.name, patched,
-                                version=target.version, subresource=target.subresource)
+                                version=target.version, subresource=target.subresource,
+                                manager=manager, applied=applied, taken=conflicts)
         return _json(self._render(obj, target))
 
     async def _delete(self, request: web.Request, target: _Target) -> web.Response:
@@ -440,43 +460,18 @@ class ApiServer:
     # --- watch -------------------------------------------------------------------------------
 
     async def _watch(self, request: web.Request, target: _Target) -> web.StreamResponse:
-        query = request.query
-        predicate = self._predicate(request, target)
-        raw_version = query.get("resourceVersion", "")
-        since: int | None = None
-        if raw_version not in ("", "0"):
-            try:
-                since = int(raw_version)
-            except ValueError as error:
-                raise bad_request(f"invalid resource version: {raw_version!r}") from error
-        try:
-            timeout = float(query["timeoutSeconds"]) if "timeoutSeconds" in query else math.inf
-        except ValueError as error:
-            raise bad_request("invalid timeoutSeconds") from error
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in _TRUE
         namespace = target.namespace if target.rtype.namespaced else None
+        return await serve_watch(request, WatchTarget(
+            store=self.store, rtype=target.rtype, version=target.version, namespace=namespace,
+            predicate=self._predicate(request, target),
+            render=lambda obj: self._render(obj, target),
+            bookmark_interval=self.bookmark_interval,
+        ))
 
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        try:
-            initial, watcher = self.store.subscribe(target.rtype, since)
-        except Expired as gone:
-            await response.prepare(request)
-            await response.write(_line("ERROR", expired(raw_version, gone.oldest)))
-            return response
-        try:
-            stream = _WatchStream(self, target, namespace, predicate, response)
-            await response.prepare(request)
-            await stream.send(initial)
-            with anyio.move_on_after(timeout):
-                await stream.follow(watcher, bookmarks=bookmarks)
-        except ConnectionError:
-            pass  # the client went away
-        finally:
-            self.store.unsubscribe(watcher)
-        if watcher.broken and request.transport is not None:
-            request.transport.close()  # break the stream mid-flight, like a dying server
-        return response
+
+def _manager(request: web.Request, target: _Target) -> Manager:
+    name = manager_name(request.query.get("fieldManager"), request.headers.get("User-Agent"))
+    return Manager(name, "Update", target.subresource or "")
 
 
 def _list_key(obj: Obj) -> str:
@@ -494,82 +489,3 @@ def _limit(raw: str) -> int:
         return max(int(raw), 0) if raw else 0
     except ValueError as error:
         raise bad_request(f"invalid limit: {raw!r}") from error
-
-
-def _line(event: str, obj: Obj) -> bytes:
-    return orjson.dumps({"type": event, "object": obj}) + b"\n"
-
-
-def _drain(watcher: Watcher, batch: list[Change]) -> list[Change]:
-    """Take every change already queued, without waiting."""
-    while True:
-        try:
-            batch.append(watcher.changes.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            return batch
-
-
-class _WatchStream:
-    """Filters changes for one watch and writes them as JSON lines."""
-
-    def __init__(self, server: ApiServer, target: _Target, namespace: str | None,
-                 predicate: Predicate, response: web.StreamResponse) -> None:
-        self._server = server
-        self._target = target
-        self._namespace = namespace
-        self._predicate = predicate
-        self._response = response
-
-    def _visible(self, obj: Obj | None) -> bool:
-        if obj is None:
-            return False
-        if self._namespace is not None and obj["metadata"].get("namespace") != self._namespace:
-            return False
-        return self._predicate(obj)
-
-    def _event(self, change: Change) -> str | None:
-        """The event type this watch sees, given its selectors (objects may enter or leave)."""
-        now = self._visible(change.obj)
-        if change.type == "DELETED":
-            return "DELETED" if now else None
-        before = change.type == "MODIFIED" and self._visible(change.previous)
-        if now:
-            return "MODIFIED" if before else "ADDED"
-        return "DELETED" if before else None
-
-    def _encode(self, changes: list[Change]) -> bytes:
-        lines = []
-        for change in changes:
-            event = self._event(change)
-            if event is not None:
-                lines.append(_line(event, self._server._render(change.obj, self._target)))
-        return b"".join(lines)
-
-    async def send(self, changes: list[Change]) -> None:
-        data = self._encode(changes)
-        if data:
-            await self._response.write(data)
-
-    async def follow(self, watcher: Watcher, *, bookmarks: bool) -> None:
-        interval = self._server.bookmark_interval if bookmarks else math.inf
-        while True:
-            with anyio.move_on_after(interval) as idle:
-                try:
-                    first = await watcher.changes.receive()
-                except anyio.EndOfStream:
-                    return
-            if idle.cancelled_caught:
-                # Drain and read the version with no await in between: every change up to
-                # that version is then written before the bookmark, so resuming from it is safe.
-                data = self._encode(_drain(watcher, []))
-                await self._response.write(data + self._bookmark())
-            else:
-                await self.send(_drain(watcher, [first]))
-
-    def _bookmark(self) -> bytes:
-        rtype, version = self._target.rtype, self._target.version
-        return _line("BOOKMARK", {
-            "kind": rtype.kind,
-            "apiVersion": rtype.api_version(version),
-            "metadata": {"resourceVersion": str(self._server.store.resource_version)},
-        })

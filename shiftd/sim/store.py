@@ -19,26 +19,31 @@ import math
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from shiftd.sim.admission import (
+    admitted,
+    check_name,
+    now_rfc3339,
+    record_fields,
+    validate,
+)
 from shiftd.sim.errors import (
     already_exists,
     bad_request,
     conflict,
     invalid,
-    invalid_fields,
     not_found,
     precondition_failed,
 )
 from shiftd.sim.kinds import CRD_GROUP, Registry, ResourceType, crd_resource_type, crd_status
-from shiftd.sim.patching import copy_document
-from shiftd.sim.validation import name_causes, pod_selector_causes, scale_causes
+from shiftd.sim.managed import Fields, Manager
+from shiftd.sim.managed import Path as FieldPath
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -58,20 +63,11 @@ NAMESPACES: Key = ("", "namespaces")
 CRDS: Key = (CRD_GROUP, "customresourcedefinitions")
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _spec_of(obj: Obj, rtype: ResourceType) -> Obj:
     """What metadata.generation tracks: everything but metadata (and status, when the kind
     has a status subresource)."""
     skipped = _NOT_SPEC if rtype.status_subresource else _NOT_SPEC_OR_STATUS
     return {key: value for key, value in obj.items() if key not in skipped}
-
-
-def _body_name(body: Obj) -> str:
-    meta = body.get("metadata")
-    return str(meta.get("name") or "") if isinstance(meta, dict) else ""
 
 
 def _without_rv(obj: Obj) -> Obj:
@@ -163,8 +159,11 @@ class Store:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def create(self, rtype: ResourceType, namespace: str | None, body: Obj, version: str) -> Obj:
-        body = self._admitted(rtype, body, version, None)
+    def create(self, rtype: ResourceType, namespace: str | None, body: Obj, version: str, *,
+               manager: Manager | None = None, applied: Fields | None = None) -> Obj:
+        """Create an object; ``manager`` (with the ``applied`` fields of a server-side apply)
+        becomes the owner of its fields in managedFields."""
+        body = admitted(rtype, body, version, None)
         meta = _clean_meta(body.get("metadata"))
         ns = self._ns(rtype, namespace)
         if rtype.namespaced:
@@ -185,7 +184,7 @@ class Store:
                           group=rtype.group)
         if (ns, name) in self._objects.get(rtype.key, {}):
             raise already_exists(rtype.group, rtype.plural, name)
-        self._check_name(rtype, name)
+        check_name(rtype, name)
         for field in (*_SYSTEM_META_FIELDS, "resourceVersion"):
             meta.pop(field, None)
         meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
@@ -196,7 +195,7 @@ class Store:
         obj: Obj = {"apiVersion": rtype.api_version(version), "kind": rtype.kind,
                     "metadata": meta}
         obj.update((k, v) for k, v in body.items() if k not in ("apiVersion", "kind", "metadata"))
-        self._validate(rtype, obj, None)
+        validate(rtype, obj, None)
         if rtype.key == CRDS:
             self._check_crd(obj)
             obj["status"] = crd_status(obj, meta["creationTimestamp"])
@@ -204,6 +203,8 @@ class Store:
             obj.pop("status", None)
             if rtype.initial_status is not None:
                 obj["status"] = copy.deepcopy(dict(rtype.initial_status))
+        if manager is not None:
+            record_fields(rtype, obj, None, manager=manager, applied=applied, taken={})
         self._commit(rtype, "ADDED", obj, None)
         if rtype.key == CRDS:
             self.registry.add(crd_resource_type(obj))
@@ -218,8 +219,15 @@ class Store:
         *,
         version: str,
         subresource: str | None = None,
+        manager: Manager | None = None,
+        applied: Fields | None = None,
+        taken: Mapping[FieldPath, str] | None = None,
     ) -> Obj:
-        """Replace an object (PUT, or the result of a patch), honouring resourceVersion."""
+        """Replace an object (PUT, or the result of a patch), honouring resourceVersion.
+
+        ``manager`` takes ownership of the fields it changed (an apply: of its ``applied``
+        fields, and of the ``taken`` ones a forced apply took from other managers).
+        """
         current = self.get(rtype, namespace, name)
         body_meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         assert isinstance(body_meta, dict)
@@ -231,7 +239,7 @@ class Store:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        body = self._admitted(rtype, body, version, current)
+        body = admitted(rtype, body, version, current)
         if subresource == "status":
             new = {key: value for key, value in current.items() if key != "status"}
             if body.get("status") is not None:
@@ -239,7 +247,7 @@ class Store:
             new["metadata"] = dict(current["metadata"])
         else:
             new = self._updated_main(rtype, current, body)
-            self._validate(rtype, new, current)
+            validate(rtype, new, current)
         new["apiVersion"] = rtype.api_version(version)
         if _without_rv(new) == _without_rv({**current, "apiVersion": new["apiVersion"]}):
             return current  # like etcd: an update that changes nothing writes nothing
@@ -248,6 +256,9 @@ class Store:
             return self._remove(rtype, new, propagation="Background")
         if rtype.key == CRDS:
             self._check_crd(new)
+        if manager is not None:
+            record_fields(rtype, new, current, manager=manager, applied=applied,
+                                taken=taken or {})
         self._commit(rtype, "MODIFIED", new, current)
         if rtype.key == CRDS and new["metadata"]["generation"] != current["metadata"]["generation"]:
             self.registry.add(crd_resource_type(new))
@@ -255,7 +266,7 @@ class Store:
 
     def _updated_main(self, rtype: ResourceType, current: Obj, body: Obj) -> Obj:
         meta = _clean_meta(body.get("metadata"))
-        for field in (*_SYSTEM_META_FIELDS, "name", "namespace"):
+        for field in (*_SYSTEM_META_FIELDS, "name", "namespace", "managedFields"):
             if field in current["metadata"]:
                 meta[field] = current["metadata"][field]
             else:
@@ -272,36 +283,6 @@ class Store:
         if rtype.generation and _spec_of(new, rtype) != _spec_of(current, rtype):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return new
-
-    # --- admission: defaults, schema, validation --------------------------------------------
-
-    def _admitted(self, rtype: ResourceType, body: Obj, version: str, current: Obj | None
-                  ) -> Obj:
-        """The body as the server stores it: a custom resource pruned and defaulted by its
-        schema (a 422 for invalid fields), a built-in one with the server's defaults."""
-        if rtype.custom:
-            processed, causes = rtype.process(body, version)
-            if rtype.scale_replicas_path:
-                causes += scale_causes(processed, rtype.scale_replicas_path)
-            if causes:
-                raise invalid_fields(rtype.kind, rtype.group, _body_name(body), causes)
-            return processed
-        if rtype.defaulter is None:
-            return body
-        copied: Obj = copy_document(body)
-        rtype.defaulter(copied, current)
-        return copied
-
-    def _check_name(self, rtype: ResourceType, name: str) -> None:
-        causes = name_causes(name, rtype.name_rule)
-        if causes:
-            raise invalid_fields(rtype.kind, rtype.group, name, causes)
-
-    def _validate(self, rtype: ResourceType, obj: Obj, current: Obj | None) -> None:
-        if rtype.pod_selector:
-            causes = pod_selector_causes(obj, current)
-            if causes:
-                raise invalid_fields(rtype.kind, rtype.group, obj["metadata"]["name"], causes)
 
     def delete(
         self,
