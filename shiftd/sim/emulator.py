@@ -144,6 +144,11 @@ class ApiEmulator:
         return self._url
 
     @property
+    def token(self) -> str:
+        """The administrator's bearer token (RBAC does not restrict it)."""
+        return self._token
+
+    @property
     def ca_pem(self) -> bytes | None:
         """The PEM of the certificate authority that signed the serving certificate (TLS)."""
         return self._certificate.ca_pem if self._certificate is not None else None
