@@ -65,7 +65,7 @@ def admitted(rtype: ResourceType, body: Obj, version: str, current: Obj | None
     """The body as the server stores it: a custom resource pruned and defaulted by its
     schema (a 422 for invalid fields), a built-in one with the server's defaults."""
     if rtype.custom:
-        processed, causes = rtype.process(body, version)
+        processed, causes = rtype.process(body, version, current)
         if rtype.scale_replicas_path:
             causes += scale_causes(processed, rtype.scale_replicas_path)
         if causes:

@@ -65,11 +65,18 @@ class ResourceType:
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
 
-    def process(self, obj: dict[str, Any], version: str) -> tuple[dict[str, Any], list[Cause]]:
-        """A custom resource pruned and defaulted by its schema, and its invalid fields."""
+    def process(self, obj: dict[str, Any], version: str, stored: dict[str, Any] | None = None
+                ) -> tuple[dict[str, Any], list[Cause]]:
+        """A custom resource pruned and defaulted by its schema, and its invalid fields.
+
+        ``stored`` is the object it replaces: its fields, already processed, are reused
+        where unchanged (when it was stored through the same version).
+        """
         if self.processors is None:
             return obj, []
-        return self.processors.get(version)(obj)
+        if stored is not None and stored.get("apiVersion") != self.api_version(version):
+            stored = None
+        return self.processors.get(version)(obj, stored)
 
 
 class LazyProcessors:

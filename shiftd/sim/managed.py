@@ -330,29 +330,64 @@ def conflict_error(conflicts: Mapping[Path, str]) -> ApiStatusError:
     return ApiStatusError(409, message, reason="Conflict", details={"causes": causes})
 
 
+def _owned(node: Fields) -> bool:
+    return not node or "." in node
+
+
+def _union(a: Fields, b: Fields) -> Fields:
+    """The fields of both trees; walks only ``b`` (a write's fields are few)."""
+    if not b:
+        return a if _owned(a) else {".": {}, **a}
+    merged = {key: value for key, value in a.items()}
+    if "." in b and merged:
+        merged["."] = {}
+    for key, sub in b.items():
+        if key != ".":
+            merged[key] = _union(merged[key], sub) if key in merged else sub
+    return merged
+
+
+def _minus(a: Fields, b: Fields) -> Fields | None:
+    """The fields of ``a`` not in ``b`` (None when nothing is left); walks only ``b``."""
+    owned = _owned(a) and not _owned(b)
+    children = {key: value for key, value in a.items() if key != "."}
+    for key, sub in b.items():
+        if key != "." and key in children:
+            rest = _minus(children[key], sub)
+            if rest is None:
+                del children[key]
+            else:
+                children[key] = rest
+    if children:
+        return {".": {}, **children} if owned else children
+    return {} if owned else None
+
+
 def record(entries: list[Obj], *, manager: Manager, fields: Fields, api_version: str,
            now: str) -> list[Obj]:
     """The managedFields after ``manager`` wrote ``fields``: the writer's entry replaced (an
-    apply) or grown (an update), the written paths taken from every other manager."""
-    written = field_paths(fields)
+    apply) or grown (an update), the written fields taken from every other manager (an
+    update; an apply shares them)."""
     kept: list[Obj] = []
-    own: set[Path] = set()
+    own: Fields | None = None
     identity = _identity({"manager": manager.name, "operation": manager.operation,
                           "apiVersion": api_version, "subresource": manager.subresource})
     for entry in entries:
-        paths = field_paths(entry.get("fieldsV1") or {})
         if _identity(entry) == identity:
-            own = paths if manager.operation == "Update" else set()
+            own = entry.get("fieldsV1") if manager.operation == "Update" else None
             continue
-        if manager.operation == "Update":
-            paths -= written  # an update takes what it wrote; an apply shares it
-        if paths:
-            kept.append({**entry, "fieldsV1": fields_tree(paths)})
-    mine = own | written
+        if manager.operation == "Update" and fields:
+            rest = _minus(entry.get("fieldsV1") or {}, fields)
+            if rest is None:
+                continue
+            kept.append({**entry, "fieldsV1": rest})
+        else:
+            kept.append(entry)
+    mine = _union(own, fields) if own else fields
     if mine:
         entry = {"manager": manager.name, "operation": manager.operation,
                  "apiVersion": api_version, "time": now, "fieldsType": "FieldsV1",
-                 "fieldsV1": fields_tree(mine)}
+                 "fieldsV1": mine}
         if manager.subresource:
             entry["subresource"] = manager.subresource
         kept.append(entry)

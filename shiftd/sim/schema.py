@@ -26,6 +26,11 @@ from shiftd.sim.errors import Cause
 
 _EMBEDDED_KEYS = frozenset({"apiVersion", "kind", "metadata"})
 _ROOT_KEYS = ("apiVersion", "kind", "metadata")
+# The common case, checked first by exact type (bool is an int subclass, hence the care).
+_EXACT_TYPES: Mapping[str, frozenset[type]] = {
+    "object": frozenset({dict}), "array": frozenset({list}), "string": frozenset({str}),
+    "boolean": frozenset({bool}), "integer": frozenset({int}), "number": frozenset({int, float}),
+}
 _PYTHON_TYPES: Mapping[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
     "integer": (int,), "number": (int, float),
@@ -79,6 +84,7 @@ class _Node:
     enum: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    checked: bool = False  # has an enum, a minimum or a maximum
 
 
 def _compile(schema: Mapping[str, Any]) -> _Node:
@@ -103,14 +109,16 @@ def _compile(schema: Mapping[str, Any]) -> _Node:
         enum=tuple(schema["enum"]) if "enum" in schema else None,
         minimum=schema.get("minimum"),
         maximum=schema.get("maximum"),
+        checked=any(key in schema for key in ("enum", "minimum", "maximum")),
     )
 
 
 class _Walk:
     """One pass over an object: returns the pruned, defaulted copy; collects causes."""
 
-    def __init__(self) -> None:
+    def __init__(self, skip: frozenset[str] = frozenset()) -> None:
         self.causes: list[Cause] = []
+        self._skip = skip  # top-level fields kept as they are (already processed)
 
     def value(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> Any:
         if value is None:
@@ -124,10 +132,13 @@ class _Walk:
                                   f"integer,string: {go_value(json_type(value))}",
                             "FieldValueTypeInvalid")
             return value
-        if node.type is not None and not self._has_type(value, node.type):
+        expected = node.type
+        if expected is not None and not (
+                type(value) in _EXACT_TYPES.get(expected, ()) or self._has_type(value, expected)):
             self._type_error(value, node, path)
             return value
-        self._check_scalar(value, node, path)
+        if node.checked:
+            self._check_scalar(value, node, path)
         if isinstance(value, dict):
             return self._object(value, node, path)
         if isinstance(value, list) and node.items is not None:
@@ -149,6 +160,9 @@ class _Walk:
             return value
         out: dict[str, Any] = {}
         for key, sub in value.items():
+            if not path and key in self._skip:
+                out[key] = sub
+                continue
             child = node.properties.get(key)
             if child is not None:
                 out[key] = self.value(sub, child, (*path, key))
@@ -172,13 +186,14 @@ class _Walk:
             self._error(path, f"Unsupported value: {go_value(value)}: supported values: "
                               f"{supported}", "FieldValueNotSupported")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            where = _format_path(path)
             if node.minimum is not None and value < node.minimum:
-                self._error(path, f"Invalid value: {go_value(value)}: {where} in body should "
-                                  f"be greater than or equal to {go_value(node.minimum)}")
+                self._error(path, f"Invalid value: {go_value(value)}: {_format_path(path)} in "
+                                  "body should be greater than or equal to "
+                                  f"{go_value(node.minimum)}")
             if node.maximum is not None and value > node.maximum:
-                self._error(path, f"Invalid value: {go_value(value)}: {where} in body should "
-                                  f"be less than or equal to {go_value(node.maximum)}")
+                self._error(path, f"Invalid value: {go_value(value)}: {_format_path(path)} in "
+                                  f"body should be less than or equal to "
+                                  f"{go_value(node.maximum)}")
 
     def _type_error(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> None:
         actual = go_value(json_type(value))
@@ -190,7 +205,8 @@ class _Walk:
         self.causes.append(Cause(_format_path(path), message, reason))
 
 
-Processor = Callable[[dict[str, Any]], tuple[dict[str, Any], list[Cause]]]
+Processor = Callable[[dict[str, Any], dict[str, Any] | None],
+                     tuple[dict[str, Any], list[Cause]]]
 
 
 def compile_processor(schema: Mapping[str, Any] | None) -> Processor:
@@ -198,17 +214,23 @@ def compile_processor(schema: Mapping[str, Any] | None) -> Processor:
     it with the causes of any invalid field.
 
     ``apiVersion``, ``kind`` and ``metadata`` are always kept and not checked against the
-    schema (the server validates ObjectMeta itself). A missing schema keeps everything.
+    schema (the server validates ObjectMeta itself). A missing schema keeps everything. A
+    top-level field (``spec``, ``status``) equal to the same field of ``stored`` (an object
+    this processor already produced) is taken from it as it is: a status write does not walk
+    the spec again.
     """
     if not schema:
-        return lambda obj: (obj, [])
+        return lambda obj, stored: (obj, [])
     root = _compile(schema)
     root_keys = frozenset(_ROOT_KEYS)
     root.required = tuple(key for key in root.required if key not in root_keys)
 
-    def process(obj: dict[str, Any]) -> tuple[dict[str, Any], list[Cause]]:
-        walk = _Walk()
+    def process(obj: dict[str, Any], stored: dict[str, Any] | None
+                ) -> tuple[dict[str, Any], list[Cause]]:
         body = {key: value for key, value in obj.items() if key not in root_keys}
+        reused = frozenset(key for key, value in body.items()
+                           if stored is not None and key in stored and stored[key] == value)
+        walk = _Walk(reused)
         processed = walk.value(body, root, ())
         kept = {key: obj[key] for key in _ROOT_KEYS if key in obj}
         if isinstance(processed, dict):
