@@ -83,7 +83,8 @@ def _is_identifier(token: str) -> bool:
 
 
 class _LabelParser:
-    """The apiserver's label-selector grammar, with its error messages word for word."""
+    """The apiserver's label-selector grammar, with its error messages word for word (those
+    inside one requirement prefixed ``unable to parse requirement:``, as there)."""
 
     def __init__(self, selector: str) -> None:
         self._tokens = _tokens(selector)
@@ -104,17 +105,17 @@ class _LabelParser:
             if token == "":
                 return requirements
             if not (_is_identifier(token) or token == "!"):
-                raise _unparsable(f"found '{token}', expected: !, identifier, or 'end of "
+                raise bad_request(f"found '{token}', expected: !, identifier, or 'end of "
                                   "string'")
             requirements.append(self._requirement())
             after = self._take()
             if after == "":
                 return requirements
             if after != ",":
-                raise _unparsable(f"found '{after}', expected: ',' or 'end of string'")
+                raise bad_request(f"found '{after}', expected: ',' or 'end of string'")
             following = self._peek()
             if not (_is_identifier(following) or following == "!"):
-                raise _unparsable(f"found '{following}', expected: identifier after ','")
+                raise bad_request(f"found '{following}', expected: identifier after ','")
 
     def _requirement(self) -> Callable[[Mapping[str, str]], bool]:
         negated = self._peek() == "!"
@@ -123,47 +124,90 @@ class _LabelParser:
         key = self._take()
         if not _is_identifier(key):
             raise _unparsable(f"found '{key}', expected: identifier")
-        if negated:
-            return lambda labels: key not in labels
-        operator = self._peek()
-        if operator in ("", ","):
+        if self._peek() in ("", ","):
+            if negated:
+                return lambda labels: key not in labels
             return lambda labels: key in labels
-        self._take()
+        operator = self._take()  # after "!key" too: the real parser then wants an operator
         if operator in ("in", "notin"):
             values = self._values()
             if operator == "in":
                 return lambda labels: labels.get(key) in values
-            return lambda labels: key not in labels or labels[key] not in values
-        if operator not in ("=", "==", "!="):
+            return lambda labels: labels.get(key) not in values
+        if operator not in ("=", "==", "!=", ">", "<"):
             raise _unparsable(f"found '{operator}', expected: '=', '!=', '==', 'in', notin'")
-        value = self._peek()
-        if _is_identifier(value) and value not in ("in", "notin"):
-            self._take()
-        else:
-            value = ""
+        value = self._exact_value()
         if operator == "!=":
             return lambda labels: labels.get(key) != value
+        if operator in (">", "<"):
+            return _compare(key, value, greater=operator == ">")
         return lambda labels: labels.get(key) == value
+
+    def _exact_value(self) -> str:
+        if self._peek() in ("", ","):
+            return ""
+        token = self._take()
+        if not _is_identifier(token):
+            raise _unparsable(f"found '{token}', expected: identifier")
+        return token
 
     def _values(self) -> frozenset[str]:
         opening = self._take()
         if opening != "(":
-            raise _unparsable(f"found '{opening}', expected: '('")
+            raise _unparsable(f"found '{opening}' expected: '('")
+        first = self._peek()
+        if first == ")":
+            self._take()
+            return frozenset({""})
+        if not (_is_identifier(first) or first == ","):
+            raise _unparsable(f"found '{first}', expected: ',', ')' or identifier")
+        values = self._identifiers()
+        if self._take() != ")":
+            raise _unparsable(f"found '{first}', expected: ')'")
+        return values
+
+    def _identifiers(self) -> frozenset[str]:
+        """Comma-separated values, possibly empty ones, up to (not including) ``)``."""
         values: set[str] = set()
         while True:
             token = self._take()
-            if token == ")" and not values:
-                return frozenset({""})
-            if not _is_identifier(token):
-                raise _unparsable(f"found '{token}', expected: ',', ')' or identifier")
-            values.add(token)
-            following = self._peek()
-            if following == ")":
-                self._take()
-                return frozenset(values)
-            if following != ",":
-                raise _unparsable(f"found '{following}', expected: ',' or ')'")
-            self._take()
+            if _is_identifier(token):
+                values.add(token)
+                following = self._peek()
+                if following == ")":
+                    return frozenset(values)
+                if following != ",":
+                    raise _unparsable(f"found '{following}', expected: ',' or ')'")
+            elif token == ",":
+                if not values:
+                    values.add("")
+                following = self._peek()
+                if following == ")":
+                    values.add("")
+                    return frozenset(values)
+                if following == ",":
+                    self._take()
+                    values.add("")
+            else:
+                raise _unparsable(f"found '{token}', expected: ',', or identifier")
+
+
+def _compare(key: str, value: str, *, greater: bool) -> Callable[[Mapping[str, str]], bool]:
+    """``key>N`` / ``key<N``: the label, read as an integer, compared with ``N``."""
+    try:
+        bound = int(value)
+    except ValueError as error:
+        raise bad_request(f"for 'Gt', 'Lt' operators, the value must be an integer: "
+                          f"{value!r}") from error
+
+    def matches(labels: Mapping[str, str]) -> bool:
+        try:
+            number = int(labels[key])
+        except (KeyError, ValueError):
+            return False
+        return number > bound if greater else number < bound
+
+    return matches
 
 
 def _unparsable(reason: str) -> Exception:

@@ -1,9 +1,12 @@
 """The HTTP face of the emulator: kube-apiserver routes, verbs, patches and watches on aiohttp.
 
-``ApiServer`` turns requests into ``Store`` operations and their results into the JSON a real
-server sends: objects with the requested ``apiVersion``, ``<Kind>List`` documents, discovery
-documents, ``Status`` errors, and watch streams of ``{"type", "object"}`` lines over chunked
-HTTP. It also keeps the test hooks' state: the request log and injected failures.
+``ApiServer`` authenticates and authorizes each request (``rbac``, when configured), turns
+it into ``Store`` operations and their results into the JSON a real server sends: objects with
+the requested ``apiVersion``, paged ``<Kind>List`` documents (``limit``, ``continue``,
+``remainingItemCount``), discovery documents, ``Status`` errors and delete results, the plain
+text 404 of a path no API serves, server-side apply with its field-ownership conflicts
+(``managed``), and watch streams (``watching``). It also keeps the test hooks' state: the
+request log and injected failures.
 """
 
 from __future__ import annotations
@@ -174,9 +177,9 @@ class ApiServer:
 
     async def _version(self, request: web.Request) -> web.Response:
         return _json({
-            "major": "1", "minor": "31", "gitVersion": "v1.31.0-shiftd-emulator",
+            "major": "1", "minor": "24", "gitVersion": "v1.24.17-shiftd-emulator",
             "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-            "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22.5", "compiler": "gc",
+            "buildDate": "2023-08-23T00:00:00Z", "goVersion": "go1.20.7", "compiler": "gc",
             "platform": "linux/amd64",
         })
 

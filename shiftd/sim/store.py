@@ -1,9 +1,12 @@
 """The emulator's storage: objects, the global resourceVersion, watch history and watchers.
 
 This is where the apiserver's write semantics live, independent of HTTP: system metadata
-(uid, creationTimestamp, generation, resourceVersion), the ``/status`` subresource split,
-optimistic concurrency, no-op writes that change nothing, finalizers, cascading deletion, and
-CRDs registering and unregistering their resource types.
+(uid, creationTimestamp, resourceVersion, and generation for the kinds that keep one, bumped
+by any change but to metadata and, with a status subresource, status), the ``/status``
+subresource split, optimistic concurrency and delete preconditions, no-op writes that change
+nothing, finalizers, cascading deletion, and CRDs registering and unregistering their resource
+types. What happens to a body before it is stored (schema, defaults, validation, managedFields)
+is ``admission``'s.
 
 Stored objects are never mutated after they are committed; every write builds a new dict, so
 history entries and list results can share them safely. Everything here is synchronous: in a
