@@ -23,6 +23,7 @@ Obj = dict[str, Any]
 
 
 def now_rfc3339() -> str:
+    """The current time as the server writes timestamps (RFC 3339, whole seconds)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -44,7 +45,7 @@ def _body_name(body: Obj) -> str:
 
 def record_fields(rtype: ResourceType, obj: Obj, current: Obj | None, *,
                    manager: Manager, applied: Fields | None,
-                   taken: Mapping[FieldPath, str]) -> None:
+                   taken: Mapping[FieldPath, str], now: str) -> None:
     meta = obj["metadata"]
     if applied is None:
         applied = changed_fields(_owned_view(current, rtype, manager),
@@ -53,7 +54,7 @@ def record_fields(rtype: ResourceType, obj: Obj, current: Obj | None, *,
     if taken:
         entries = without_conflicts(entries, taken)
     managed = record(entries, manager=manager, fields=applied,
-                     api_version=obj["apiVersion"], now=now_rfc3339())
+                     api_version=obj["apiVersion"], now=now)
     if managed:
         meta["managedFields"] = managed
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -44,7 +44,8 @@ class ApiEmulator:
     kubeconfig carries. ``users`` maps bearer tokens to users and ``rbac`` (YAML text or parsed
     documents: ClusterRoles, ClusterRoleBindings, Roles, RoleBindings) decides what they may do;
     with either given, every request must carry a known token, and ``token`` is the
-    administrator's, which RBAC does not restrict.
+    administrator's, which RBAC does not restrict. ``clock`` (RFC 3339 text) gives the
+    timestamps the server writes; the system clock by default.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class ApiEmulator:
         tls: bool = False,
         users: Mapping[str, EmulatedUser] | None = None,
         rbac: str | Iterable[Mapping[str, Any]] = (),
+        clock: Callable[[], str] | None = None,
     ) -> None:
         self._crd_files = tuple(crd_files)
         self._crds = tuple(crds)
@@ -68,7 +70,8 @@ class ApiEmulator:
         self._port = port
         self._namespaces = tuple(namespaces)
         self._token = token
-        self.store = Store(Registry(builtin_types()), history_limit=history_limit)
+        self.store = Store(Registry(builtin_types()), history_limit=history_limit,
+                           **({"clock": clock} if clock is not None else {}))
         documents = rbac_documents(rbac)
         authorizer = None
         if users is not None or documents:

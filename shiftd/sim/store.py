@@ -129,7 +129,10 @@ class Watcher:
 class Store:
     """All objects of every served type, and the machinery to watch them."""
 
-    def __init__(self, registry: Registry, *, history_limit: int = 10_000) -> None:
+    def __init__(self, registry: Registry, *, history_limit: int = 10_000,
+                 clock: Callable[[], str] = now_rfc3339) -> None:
+        """``clock`` gives the timestamps the server writes (RFC 3339 text)."""
+        self.clock = clock
         self.registry = registry
         self.resource_version = 0
         self._history_limit = history_limit
@@ -190,7 +193,7 @@ class Store:
         check_name(rtype, name)
         for field in (*_SYSTEM_META_FIELDS, "resourceVersion"):
             meta.pop(field, None)
-        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=self.clock())
         if rtype.generation:
             meta["generation"] = 1
         if rtype.key == NAMESPACES:
@@ -207,7 +210,8 @@ class Store:
             if rtype.initial_status is not None:
                 obj["status"] = copy.deepcopy(dict(rtype.initial_status))
         if manager is not None:
-            record_fields(rtype, obj, None, manager=manager, applied=applied, taken={})
+            record_fields(rtype, obj, None, manager=manager, applied=applied, taken={},
+                          now=self.clock())
         self._commit(rtype, "ADDED", obj, None)
         if rtype.key == CRDS:
             self.registry.add(crd_resource_type(obj))
@@ -260,7 +264,7 @@ class Store:
         if rtype.key == CRDS:
             self._check_crd(new)
         if manager is not None:
-            record_fields(rtype, new, current, manager=manager, applied=applied,
+            record_fields(rtype, new, current, manager=manager, applied=applied, now=self.clock(),
                                 taken=taken or {})
         self._commit(rtype, "MODIFIED", new, current)
         if rtype.key == CRDS and new["metadata"]["generation"] != current["metadata"]["generation"]:
@@ -309,7 +313,7 @@ class Store:
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return current
-            marked = {**current, "metadata": {**meta, "deletionTimestamp": now_rfc3339(),
+            marked = {**current, "metadata": {**meta, "deletionTimestamp": self.clock(),
                                               "deletionGracePeriodSeconds": 0}}
             self._commit(rtype, "MODIFIED", marked, current)
             return marked

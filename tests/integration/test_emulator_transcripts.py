@@ -242,9 +242,12 @@ class Replay:
 
 
 async def replay_all(exchanges: list[Exchange]) -> dict[str, str | None]:
+    # One instant for every timestamp, as the recording's writes fell in one second: the
+    # order of managedFields entries depends on their times.
     emulator = ApiEmulator(
         crds=all_crds(), token=ADMIN_TOKEN,
         users={USER_TOKEN: EmulatedUser("shiftd-user")}, rbac=USER_RBAC,
+        clock=lambda: "2024-01-01T00:00:00Z",
     )
     async with emulator, aiohttp.ClientSession() as session:
         replay = Replay(emulator, session)
