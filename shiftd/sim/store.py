@@ -78,6 +78,22 @@ def _without_rv(obj: Obj) -> Obj:
     return {**obj, "metadata": meta}
 
 
+def _effective(rtype: ResourceType, body: Obj, current: Obj, subresource: str | None) -> Obj:
+    """What a write through one endpoint can change, the rest as stored: with a status
+    subresource, ``/status`` changes only status and the main endpoint everything else (so
+    the ignored part is neither validated nor defaulted anew)."""
+    if not rtype.status_subresource:
+        return body
+    if subresource == "status":
+        kept = {key: value for key, value in current.items() if key not in ("status", "metadata")}
+        return {**kept, "metadata": body.get("metadata", {}),
+                **({"status": body["status"]} if "status" in body else {})}
+    effective = {key: value for key, value in body.items() if key != "status"}
+    if "status" in current:
+        effective["status"] = current["status"]
+    return effective
+
+
 def _clean_meta(meta: Any) -> Obj:
     if not isinstance(meta, dict):
         return {}
@@ -246,7 +262,7 @@ class Store:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        body = admitted(rtype, body, version, current)
+        body = admitted(rtype, _effective(rtype, body, current, subresource), version, current)
         if subresource == "status":
             new = {key: value for key, value in current.items() if key != "status"}
             if body.get("status") is not None:

@@ -182,3 +182,22 @@ async def test_set_based_and_numeric_selectors_select_as_the_real_ones(
             api.url + RS_PATH, params={"labelSelector": selector}) as response:
         body = await response.json()
     assert [item["metadata"]["name"] for item in body["items"]] == selected
+
+
+async def test_the_part_an_endpoint_ignores_is_not_validated_either(api: ApiEmulator) -> None:
+    rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+               "metadata": {"name": "web"},
+               "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                   "metadata": {"labels": {"app": "web"}},
+                   "spec": {"containers": [{"name": "c", "image": "x"}]}}}}
+    assert (await send(api, "POST", ROLLOUTS, rollout))[0] == 201
+    status, main = await send(api, "PATCH", f"{ROLLOUTS}/web",
+                              {"status": {"currentStepIndex": "not a number"}},
+                              content_type=MERGE)
+    assert (status, main.get("status")) == (200, None)
+    status, on_status = await send(api, "PATCH", f"{ROLLOUTS}/web/status",
+                                   {"spec": {"replicas": "three"}, "status": {"phase": "Healthy"}},
+                                   content_type=MERGE)
+    assert status == 200
+    assert "replicas" not in on_status["spec"]
+    assert on_status["status"] == {"phase": "Healthy"}
