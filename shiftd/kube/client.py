@@ -10,22 +10,23 @@ Every request has a timeout, takes a token from the QPS/burst bucket (watches ex
 is reported once to ``on_request(verb, status_code)`` (0 when no HTTP answer came). Failures
 raise the exceptions of :mod:`shiftd.kube.errors`. The client does not retry writes; retrying
 is the caller's policy. Idempotent reads (get, list) are retried a few times, quickly, when
-the connection fails.
+the connection fails. A response abandoned before its end (a cancelled request, a watch
+closed early, or still open at ``close()``) has its connection aborted, so no TLS socket
+outlives the client. Watch-stream decoding lives in :mod:`shiftd.kube.watchstream`, the
+aiohttp plumbing in :mod:`shiftd.kube.transport`; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal, Self, TypeAlias, cast, get_args
+from typing import Any, Literal, Self, TypeAlias
 from urllib.parse import urlencode
 
 import aiohttp
 import anyio
 import orjson
-from aiohttp.helpers import get_env_proxy_for_url
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 from tenacity import (
@@ -35,7 +36,6 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
-from yarl import URL
 
 from shiftd.kube.errors import (
     CannotConnect,
@@ -44,10 +44,11 @@ from shiftd.kube.errors import (
     RequestTimeout,
     TransportError,
     error_from_response,
-    error_from_status,
 )
 from shiftd.kube.ratelimit import TokenBucket
 from shiftd.kube.resources import ResourceKind
+from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
+from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
 
 __all__ = [
     "JsonLinesDecoder",
@@ -65,7 +66,6 @@ JsonObject: TypeAlias = dict[str, Any]
 ObjectList: TypeAlias = list[JsonObject]
 Query: TypeAlias = list[tuple[str, str]]
 PatchType = Literal["merge", "json", "strategic", "apply"]
-WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
 Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete"]
 RequestHook: TypeAlias = Callable[[str, int], None]
 
@@ -78,42 +78,10 @@ PATCH_CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType(
         "apply": "application/apply-patch+yaml",
     }
 )
-_WATCH_EVENT_TYPES = frozenset(get_args(WatchEventType))
 # A watch whose server-side timeout has passed by this much without the server closing it
 # is treated as a dead connection.
 _WATCH_READ_GRACE = 30.0
 _LIST_PAGE_SIZE = 500
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """One event of a watch stream; for ERROR the object is a ``Status``."""
-
-    type: WatchEventType
-    object: JsonObject
-
-
-class JsonLinesDecoder:
-    """Splits a byte stream into JSON documents, one per line, as watch responses send them.
-
-    Chunks may cut a document anywhere; ``feed`` returns the documents completed so far and
-    keeps the rest. Raises ``orjson.JSONDecodeError`` (a ``ValueError``) on a malformed line.
-    """
-
-    def __init__(self) -> None:
-        self._pending = b""
-
-    def feed(self, chunk: bytes) -> list[Any]:
-        if b"\n" not in chunk:
-            self._pending += chunk
-            return []
-        *lines, self._pending = (self._pending + chunk).split(b"\n")
-        return [orjson.loads(line) for line in lines if line.strip()]
-
-    def finish(self) -> list[Any]:
-        """The last document, if the stream ended without a trailing newline."""
-        rest, self._pending = self._pending.strip(), b""
-        return [orjson.loads(rest)] if rest else []
 
 
 class KubeClient:
@@ -150,7 +118,7 @@ class KubeClient:
             read_bufsize=2**21,  # as kubernetes_asyncio's: watch events may be large
         )
         self._host = str(configuration.host).rstrip("/")
-        self._proxy, self._proxy_auth = _proxy_for(self._host, rest.proxy)
+        self._proxy, self._proxy_auth = proxy_for(self._host, rest.proxy)
         self._proxy_headers = rest.proxy_headers
         self._server_hostname = rest.server_hostname
         self._limiter = TokenBucket(qps=qps, burst=burst)
@@ -159,6 +127,7 @@ class KubeClient:
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
         self._read_attempts = max(1, read_attempts)
+        self._streams: set[aiohttp.ClientResponse] = set()  # open watch responses
 
     @classmethod
     async def from_settings(
@@ -198,6 +167,11 @@ class KubeClient:
         )
 
     async def close(self) -> None:
+        """Close the connections; watches still open are abandoned (their transports
+        aborted, so no TLS socket outlives the client)."""
+        for response in list(self._streams):
+            abandon(response)
+        self._streams.clear()
         await self._session.close()
         await self._api.close()
 
@@ -286,21 +260,30 @@ class KubeClient:
         response = await self._send(
             "watch", "GET", kind.collection_path(namespace), query=query, client_timeout=timeout
         )
-        async with response:
+        self._streams.add(response)
+        finished = False
+        try:
             if response.status >= 400:
-                body = await _read_body(response)
-                raise error_from_response(response.status, body, http_reason=response.reason or "")
+                body = await read_body(response)
+                finished = True
+                raise error_from_response(response.status, body,
+                                          http_reason=response.reason or "")
             decoder = JsonLinesDecoder()
-            while True:
-                chunk = await _read_chunk(response)
+            while not finished:
+                chunk = await read_chunk(response)
+                finished = not chunk
                 try:
                     documents = decoder.feed(chunk) if chunk else decoder.finish()
                 except orjson.JSONDecodeError as exc:
                     raise TransportError(f"malformed watch event: {exc}") from exc
                 for document in documents:
-                    yield _watch_event(document, kind)
-                if not chunk:
-                    return
+                    yield watch_event(document, kind)
+        finally:
+            self._streams.discard(response)
+            if finished:
+                response.release()
+            else:
+                abandon(response)  # see shiftd.kube.transport: no SSL shutdown to wait for
 
     # -- writes --------------------------------------------------------------------------
 
@@ -425,8 +408,12 @@ class KubeClient:
             content_type=content_type,
             client_timeout=timeout,
         )
-        async with response:
-            data = await _read_body(response)
+        try:
+            data = await read_body(response)
+        except BaseException:
+            abandon(response)  # cancelled or failed mid-body: see shiftd.kube.transport
+            raise
+        response.release()
         if response.status >= 400:
             raise error_from_response(response.status, data, http_reason=response.reason or "")
         if not data:
@@ -492,47 +479,3 @@ class KubeClient:
             self._on_request(verb, status)
 
 
-def _proxy_for(host: str, configured: str | None) -> tuple[str | None, aiohttp.BasicAuth | None]:
-    """The proxy to reach ``host`` through: the configured one, else the one the environment
-    names (``HTTPS_PROXY``/``HTTP_PROXY``, honouring ``NO_PROXY``), as an aiohttp session
-    that trusts the environment chooses it for each request."""
-    if configured:
-        return configured, None
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(host))
-    except LookupError:
-        return None, None
-    return str(proxy), auth
-
-
-async def _read_body(response: aiohttp.ClientResponse) -> bytes:
-    try:
-        return await response.read()
-    except TimeoutError as exc:
-        raise RequestTimeout(f"reading {response.url}: timed out") from exc
-    except aiohttp.ClientError as exc:
-        raise ConnectionFailed(f"reading {response.url}: {exc}") from exc
-
-
-async def _read_chunk(response: aiohttp.ClientResponse) -> bytes:
-    """The next bytes of a streamed body; ``b""`` at its end."""
-    try:
-        return await response.content.readany()
-    except TimeoutError as exc:
-        raise RequestTimeout(f"watch {response.url}: no data within the read timeout") from exc
-    except aiohttp.ClientError as exc:
-        raise ConnectionFailed(f"watch {response.url}: {exc}") from exc
-
-
-def _watch_event(document: Any, kind: ResourceKind) -> WatchEvent:
-    if not isinstance(document, dict):
-        raise TransportError(f"malformed watch event: {document!r}")
-    event_type = document.get("type")
-    obj = document.get("object")
-    if event_type not in _WATCH_EVENT_TYPES or not isinstance(obj, dict):
-        raise TransportError(f"malformed watch event: {document!r}")
-    if event_type == "ERROR":
-        raise error_from_status(obj, http_status=500)
-    obj.setdefault("apiVersion", kind.api_version)
-    obj.setdefault("kind", kind.kind)
-    return WatchEvent(type=cast(WatchEventType, event_type), object=obj)

@@ -1,13 +1,17 @@
 """``ApiEmulator``: the in-process API server's lifecycle, connection details and test hooks.
 
 It wires a ``Registry`` of built-in kinds and the given CRDs to a ``Store`` and serves them with
-``ApiServer`` on a local TCP port, so that kubernetes_asyncio, kubectl and shiftd talk to it
-exactly as they would to a kube-apiserver.
+``ApiServer`` on a local TCP port, over HTTP or (``tls=True``) HTTPS with a certificate made at
+start, so that kubernetes_asyncio, kubectl and shiftd talk to it exactly as they would to a
+kube-apiserver. Given ``users`` (bearer tokens) or ``rbac`` documents, it authenticates every
+request and authorizes it by RBAC; the administrator's ``token`` bypasses RBAC.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import base64
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -18,8 +22,10 @@ from aiohttp import web
 from kubernetes_asyncio.client import Configuration
 
 from shiftd.sim.kinds import Registry, builtin_types, load_crd_documents
+from shiftd.sim.rbac import Authorizer, EmulatedUser, rbac_documents
 from shiftd.sim.server import ApiServer, LoggedRequest
 from shiftd.sim.store import CRDS, NAMESPACES, Store
+from shiftd.sim.tls import ServingCertificate, make_serving_certificate
 
 _CONTEXT = "shiftd-emulator"
 _DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -33,6 +39,13 @@ class ApiEmulator:
     modified) in addition to ``crd_files``. Watches that allow bookmarks get one every
     ``bookmark_interval`` seconds; each resource type keeps its last ``history_limit`` changes
     for watches to resume from.
+
+    ``tls=True`` serves HTTPS with a certificate authority made at start, whose certificate the
+    kubeconfig carries. ``users`` maps bearer tokens to users and ``rbac`` (YAML text or parsed
+    documents: ClusterRoles, ClusterRoleBindings, Roles, RoleBindings) decides what they may do;
+    with either given, every request must carry a known token, and ``token`` is the
+    administrator's, which RBAC does not restrict. ``clock`` (RFC 3339 text) gives the
+    timestamps the server writes; the system clock by default.
     """
 
     def __init__(
@@ -46,6 +59,10 @@ class ApiEmulator:
         bookmark_interval: float = 1.0,
         history_limit: int = 10_000,
         token: str = "shiftd-emulator-token",
+        tls: bool = False,
+        users: Mapping[str, EmulatedUser] | None = None,
+        rbac: str | Iterable[Mapping[str, Any]] = (),
+        clock: Callable[[], str] | None = None,
     ) -> None:
         self._crd_files = tuple(crd_files)
         self._crds = tuple(crds)
@@ -53,8 +70,18 @@ class ApiEmulator:
         self._port = port
         self._namespaces = tuple(namespaces)
         self._token = token
-        self.store = Store(Registry(builtin_types()), history_limit=history_limit)
-        self._server = ApiServer(self.store, bookmark_interval=bookmark_interval)
+        self.store = Store(Registry(builtin_types()), history_limit=history_limit,
+                           **({"clock": clock} if clock is not None else {}))
+        documents = rbac_documents(rbac)
+        authorizer = None
+        if users is not None or documents:
+            authorizer = Authorizer.build(admin_token=token, users=users or {},
+                                          documents=documents)
+        self._server = ApiServer(self.store, bookmark_interval=bookmark_interval,
+                                 authorizer=authorizer)
+        self._tls = tls
+        self._certificate: ServingCertificate | None = None
+        self._files: tempfile.TemporaryDirectory[str] | None = None
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -73,18 +100,30 @@ class ApiEmulator:
             self._server.app(), handler_cancellation=True, shutdown_timeout=1.0,
             access_log=None,
         )
+        context = None
+        if self._tls:
+            self._certificate = await anyio.to_thread.run_sync(make_serving_certificate)
+            self._files = tempfile.TemporaryDirectory(prefix="shiftd-emulator-")
+            context = self._certificate.server_context(Path(self._files.name))
+            (Path(self._files.name) / "ca.crt").write_bytes(self._certificate.ca_pem)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self._host, self._port)
+            site = web.TCPSite(runner, self._host, self._port, ssl_context=context)
             await site.start()
         except BaseException:
             await runner.cleanup()
+            self._remove_files()
             raise
         self._runner = runner
         port = runner.addresses[0][1]
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self._url = f"http://{host}:{port}"
+        self._url = f"{'https' if self._tls else 'http'}://{host}:{port}"
         return self
+
+    def _remove_files(self) -> None:
+        if self._files is not None:
+            files, self._files = self._files, None
+            files.cleanup()
 
     async def __aexit__(
         self,
@@ -96,6 +135,7 @@ class ApiEmulator:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        self._remove_files()
 
     # --- connection details ------------------------------------------------------------------
 
@@ -106,30 +146,52 @@ class ApiEmulator:
             raise RuntimeError("the emulator is not running; use it as an async context manager")
         return self._url
 
-    def kubeconfig(self) -> dict[str, Any]:
-        """A kubeconfig document with one cluster, token user and context (current)."""
+    @property
+    def token(self) -> str:
+        """The administrator's bearer token (RBAC does not restrict it)."""
+        return self._token
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The PEM of the certificate authority that signed the serving certificate (TLS)."""
+        return self._certificate.ca_pem if self._certificate is not None else None
+
+    def kubeconfig(self, token: str | None = None) -> dict[str, Any]:
+        """A kubeconfig document with one cluster, token user and context (current).
+
+        The user is the administrator unless ``token`` names another (see ``users``); over
+        TLS the cluster carries the CA's certificate, so clients verify the server.
+        """
+        cluster: dict[str, Any] = {"server": self.url}
+        if self._certificate is not None:
+            cluster["certificate-authority-data"] = base64.b64encode(
+                self._certificate.ca_pem).decode("ascii")
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": _CONTEXT, "cluster": {"server": self.url}}],
-            "users": [{"name": _CONTEXT, "user": {"token": self._token}}],
+            "clusters": [{"name": _CONTEXT, "cluster": cluster}],
+            "users": [{"name": _CONTEXT, "user": {"token": token or self._token}}],
             "contexts": [{"name": _CONTEXT, "context": {
                 "cluster": _CONTEXT, "user": _CONTEXT, "namespace": "default"}}],
             "current-context": _CONTEXT,
             "preferences": {},
         }
 
-    def write_kubeconfig(self, path: Path | str) -> Path:
-        """Write ``kubeconfig()`` as YAML to ``path`` and return the path."""
+    def write_kubeconfig(self, path: Path | str, token: str | None = None) -> Path:
+        """Write ``kubeconfig(token)`` as YAML to ``path`` and return the path."""
         target = Path(path)
-        target.write_text(yaml.safe_dump(self.kubeconfig(), sort_keys=False), encoding="utf-8")
+        target.write_text(yaml.safe_dump(self.kubeconfig(token), sort_keys=False),
+                          encoding="utf-8")
         return target
 
-    def configuration(self) -> Configuration:
-        """A kubernetes_asyncio client configuration pointing at this server."""
+    def configuration(self, token: str | None = None) -> Configuration:
+        """A kubernetes_asyncio client configuration pointing at this server (as the
+        administrator unless ``token`` names another user); over TLS it trusts the CA."""
         configuration = Configuration(host=self.url)
-        configuration.api_key = {"BearerToken": self._token}
+        configuration.api_key = {"BearerToken": token or self._token}
         configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        if self._files is not None:
+            configuration.ssl_ca_cert = str(Path(self._files.name) / "ca.crt")
         return configuration
 
     # --- test hooks --------------------------------------------------------------------------

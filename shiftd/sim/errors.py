@@ -6,6 +6,8 @@ kube-apiserver would send (``kind: Status``, ``status: Failure``, a reason and a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 _REASONS = {
@@ -54,10 +56,14 @@ class ApiStatusError(Exception):
         self.body = status_body(code, message, reason=reason, details=details)
 
 
-def _details(name: str | None, group: str, plural: str) -> dict[str, Any]:
-    details: dict[str, Any] = {"group": group, "kind": plural}
-    if name is not None:
+def _details(name: str | None, group: str, kind: str) -> dict[str, Any]:
+    """StatusDetails as the server serialises them: empty fields left out."""
+    details: dict[str, Any] = {}
+    if name:
         details["name"] = name
+    if group:
+        details["group"] = group
+    details["kind"] = kind
     return details
 
 
@@ -92,6 +98,26 @@ def conflict(group: str, plural: str, name: str) -> ApiStatusError:
     )
 
 
+def precondition_failed(kind: str, group: str, name: str, *, field: str, wanted: str,
+                        stored: str) -> ApiStatusError:
+    """The 409 of a delete whose precondition (``UID`` or ``ResourceVersion``) fails."""
+    consequence = "replaced" if field == "UID" else "modified"
+    return ApiStatusError(
+        409,
+        f'Operation cannot be fulfilled on {_qualified(group, kind)} "{name}": the {field} in '
+        f"the precondition ({wanted}) does not match the {field} in record ({stored}). The "
+        f"object might have been {consequence}",
+        reason="Conflict",
+        details=_details(name, group, kind),
+    )
+
+
+def deleted(name: str, group: str, plural: str, uid: str) -> dict[str, Any]:
+    """The ``Status`` a real server answers a delete of a built-in object with."""
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+            "details": {**_details(name, group, plural), "uid": uid}}
+
+
 def invalid(kind: str, name: str | None, message: str, *, group: str = "") -> ApiStatusError:
     return ApiStatusError(
         422,
@@ -100,6 +126,31 @@ def invalid(kind: str, name: str | None, message: str, *, group: str = "") -> Ap
         details={"name": name or "", "group": group, "kind": kind,
                  "causes": [{"reason": "FieldValueInvalid", "message": message}]},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """One invalid field, as a ``Status`` cause: ``field: message``."""
+
+    field: str
+    message: str
+    reason: str = "FieldValueInvalid"
+
+
+def invalid_fields(kind: str, group: str, name: str, causes: Sequence[Cause]) -> ApiStatusError:
+    """The 422 a real server sends for invalid fields: each cause in the message (several in
+    brackets), ``Kind.group`` qualified, and ``group`` left out of the details of core kinds."""
+    parts = [f"{cause.field}: {cause.message}" for cause in causes]
+    summary = parts[0] if len(parts) == 1 else f"[{', '.join(parts)}]"
+    qualified = f"{kind}.{group}" if group else kind
+    details: dict[str, Any] = {"name": name}
+    if group:
+        details["group"] = group
+    details["kind"] = kind
+    details["causes"] = [{"reason": c.reason, "message": c.message, "field": c.field}
+                         for c in causes]
+    return ApiStatusError(422, f'{qualified} "{name}" is invalid: {summary}', reason="Invalid",
+                          details=details)
 
 
 def bad_request(message: str) -> ApiStatusError:

@@ -2,8 +2,10 @@
 
 A ``ResourceType`` is one REST resource (``group`` + ``plural``) with every version it serves
 over a single storage. ``Registry`` maps URL coordinates to types, turns a
-CustomResourceDefinition object into a type (with one precompiled pruner per version) and
-produces the discovery documents. It also finds and reads the CRD files the project ships.
+CustomResourceDefinition object into a type (with one schema processor per version, compiled
+on first use: pruning, defaults, validation) and produces the discovery documents. Built-in
+types carry their defaulter (``defaults``) and what the server checks of them. It also finds
+and reads the CRD files the project ships.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from shiftd.sim.schema import Pruner, compile_pruner
+from shiftd.sim import defaults
+from shiftd.sim.defaults import Defaulter
+from shiftd.sim.schema import Cause, Processor, compile_processor
 
 CRD_GROUP = "apiextensions.k8s.io"
 _CRD_KIND = "CustomResourceDefinition"
@@ -34,11 +38,21 @@ class ResourceType:
     custom: bool = False  # custom resources refuse strategic-merge patches (415)
     status_subresource: bool = False
     short_names: tuple[str, ...] = ()
-    # Per-version pruners; only custom resources have them.
-    pruners: LazyPruners | None = None
+    # Per-version schema processors; only custom resources have them.
+    processors: LazyProcessors | None = None
     # What ``status`` a freshly created object of a built-in kind gets.
     initial_status: Mapping[str, Any] | None = None
     crd_generation: int = 0
+    # The server's defaults for a built-in kind.
+    defaulter: Defaulter | None = None
+    # Whether the kind keeps metadata.generation (Services, Events, Leases... do not).
+    generation: bool = False
+    # The scale subresource's specReplicasPath, which must hold an integer.
+    scale_replicas_path: str | None = None
+    # ReplicaSets and Deployments: spec.selector is immutable and must match the template.
+    pod_selector: bool = False
+    # Services' names must be DNS-1035 labels, Namespaces' RFC 1123 labels; others subdomains.
+    name_rule: str = "subdomain"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -51,26 +65,33 @@ class ResourceType:
     def api_version(self, version: str) -> str:
         return f"{self.group}/{version}" if self.group else version
 
-    def prune(self, obj: dict[str, Any], version: str) -> dict[str, Any]:
-        if self.pruners is None:
-            return obj
-        pruned: dict[str, Any] = self.pruners.get(version)(obj)
-        return pruned
+    def process(self, obj: dict[str, Any], version: str, stored: dict[str, Any] | None = None
+                ) -> tuple[dict[str, Any], list[Cause]]:
+        """A custom resource pruned and defaulted by its schema, and its invalid fields.
+
+        ``stored`` is the object it replaces: its fields, already processed, are reused
+        where unchanged (when it was stored through the same version).
+        """
+        if self.processors is None:
+            return obj, []
+        if stored is not None and stored.get("apiVersion") != self.api_version(version):
+            stored = None
+        return self.processors.get(version)(obj, stored)
 
 
-class LazyPruners:
-    """One pruner per CRD version, compiled on first use (the Argo schemas are large, and
-    most tests never write most kinds)."""
+class LazyProcessors:
+    """One schema processor per CRD version, compiled on first use (the Argo schemas are
+    large, and most tests never write most kinds)."""
 
     def __init__(self, schemas: Mapping[str, Mapping[str, Any] | None]) -> None:
         self._schemas = dict(schemas)
-        self._compiled: dict[str, Pruner] = {}
+        self._compiled: dict[str, Processor] = {}
 
-    def get(self, version: str) -> Pruner:
-        pruner = self._compiled.get(version)
-        if pruner is None:
-            pruner = self._compiled[version] = compile_pruner(self._schemas.get(version))
-        return pruner
+    def get(self, version: str) -> Processor:
+        processor = self._compiled.get(version)
+        if processor is None:
+            processor = self._compiled[version] = compile_processor(self._schemas.get(version))
+        return processor
 
 
 def _builtin(
@@ -83,21 +104,31 @@ def builtin_types() -> list[ResourceType]:
     """The built-in kinds: enough of core/v1, apps/v1 and apiextensions for shiftd."""
     return [
         _builtin("", "v1", "Namespace", "namespaces", namespaced=False, status_subresource=True,
-                 short_names=("ns",), initial_status={"phase": "Active"}),
+                 short_names=("ns",), initial_status={"phase": "Active"},
+                 defaulter=defaults.default_namespace, name_rule="label"),
         _builtin("", "v1", "Service", "services", status_subresource=True,
-                 short_names=("svc",), initial_status={"loadBalancer": {}}),
+                 short_names=("svc",), initial_status={"loadBalancer": {}},
+                 defaulter=defaults.ServiceDefaults(), name_rule="dns1035"),
         _builtin("", "v1", "Pod", "pods", status_subresource=True, short_names=("po",),
-                 initial_status={"phase": "Pending"}),
-        _builtin("", "v1", "Event", "events", short_names=("ev",)),
+                 initial_status={"phase": "Pending"}, defaulter=defaults.default_pod),
+        _builtin("", "v1", "Event", "events", short_names=("ev",),
+                 defaulter=defaults.default_event),
         _builtin("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),
         _builtin("", "v1", "Secret", "secrets"),
-        _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
         _builtin("apps", "v1", "ReplicaSet", "replicasets", status_subresource=True,
-                 short_names=("rs",), initial_status={"replicas": 0}),
+                 short_names=("rs",), initial_status={"replicas": 0},
+                 defaulter=defaults.default_replica_set, generation=True, pod_selector=True),
         _builtin("apps", "v1", "Deployment", "deployments", status_subresource=True,
-                 short_names=("deploy",), initial_status={}),
+                 short_names=("deploy",), initial_status={},
+                 defaulter=defaults.default_deployment, generation=True, pod_selector=True),
+        _builtin("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
+                 status_subresource=True, short_names=("hpa",),
+                 initial_status={"desiredReplicas": 0, "currentMetrics": None},
+                 defaulter=defaults.default_hpa),
+        _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
         _builtin(CRD_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
-                 namespaced=False, status_subresource=True, short_names=("crd", "crds")),
+                 namespaced=False, status_subresource=True, short_names=("crd", "crds"),
+                 generation=True),
     ]
 
 
@@ -114,9 +145,11 @@ def crd_resource_type(crd: Mapping[str, Any]) -> ResourceType:
     served = [v for v in spec.get("versions") or [] if v.get("served", True)]
     if not served:
         raise ValueError("spec.versions must contain at least one served version")
-    pruners = LazyPruners(
+    processors = LazyProcessors(
         {v["name"]: (v.get("schema") or {}).get("openAPIV3Schema") for v in served}
     )
+    scales = [(v.get("subresources") or {}).get("scale") for v in served]
+    scale = next((s for s in scales if isinstance(s, Mapping)), None)
     return ResourceType(
         group=group,
         plural=plural,
@@ -126,8 +159,10 @@ def crd_resource_type(crd: Mapping[str, Any]) -> ResourceType:
         custom=True,
         status_subresource=any("status" in (v.get("subresources") or {}) for v in served),
         short_names=tuple(names.get("shortNames") or ()),
-        pruners=pruners,
+        processors=processors,
         crd_generation=int((crd.get("metadata") or {}).get("generation", 0)),
+        generation=True,
+        scale_replicas_path=scale.get("specReplicasPath") if scale else None,
     )
 
 

@@ -1,97 +1,243 @@
-"""Pruning of custom resources against a CRD version's structural schema.
+"""Custom resources against a CRD version's structural schema: pruning, defaults, validation.
 
-The apiserver silently drops every field its ``openAPIV3Schema`` does not allow. The schemas of
-the Argo CRDs are large (hundreds of kilobytes), so each version's schema is compiled once into
-a tree of closures; pruning an object then walks only the object, never the schema.
+The apiserver drops every field the ``openAPIV3Schema`` does not allow, fills in the schema's
+``default`` values (at any depth, inside arrays and maps too) and rejects values of the wrong
+type with a 422 naming each field. The Argo schemas are large (hundreds of kilobytes), so each
+version's schema is compiled once into a tree of ``_Node``; a write then walks only the object,
+doing all three in one pass.
 
 Honoured: ``properties``, ``additionalProperties`` (schema or ``true``), ``items``,
 ``x-kubernetes-preserve-unknown-fields``, ``x-kubernetes-embedded-resource`` (keeps
-``apiVersion``/``kind``/``metadata``) and ``x-kubernetes-int-or-string`` (a scalar, never
-pruned). Values whose type does not match the schema are left alone: the emulator prunes, it
-does not validate.
+``apiVersion``/``kind``/``metadata``), ``x-kubernetes-int-or-string``, ``default``, ``type``,
+``nullable``, ``required``, ``enum``, ``minimum`` and ``maximum``. Not evaluated: ``pattern``,
+``format``, ``oneOf``/``anyOf``/``allOf``, length and item counts, and CEL
+``x-kubernetes-validations``; a real server rejects more, never less, and the daemon writes only
+status and routing fields that those rules do not constrain.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-Pruner = Callable[[Any], Any]
+from shiftd.sim.errors import Cause
 
 _EMBEDDED_KEYS = frozenset({"apiVersion", "kind", "metadata"})
 _ROOT_KEYS = ("apiVersion", "kind", "metadata")
+# The common case, checked first by exact type (bool is an int subclass, hence the care).
+_EXACT_TYPES: Mapping[str, frozenset[type]] = {
+    "object": frozenset({dict}), "array": frozenset({list}), "string": frozenset({str}),
+    "boolean": frozenset({bool}), "integer": frozenset({int}), "number": frozenset({int, float}),
+}
+_PYTHON_TYPES: Mapping[str, tuple[type, ...]] = {
+    "object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
+    "integer": (int,), "number": (int, float),
+}
 
 
-def _identity(value: Any) -> Any:
-    return value
+def json_type(value: Any) -> str:
+    """The OpenAPI type name of a decoded JSON value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
-def _compile_node(schema: Mapping[str, Any]) -> Pruner | None:
-    """Compile one schema node; ``None`` means values under it are kept unchanged."""
-    if schema.get("x-kubernetes-int-or-string"):
-        return None
-    preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
-    embedded = bool(schema.get("x-kubernetes-embedded-resource"))
-    raw_properties = schema.get("properties") or {}
-    properties: dict[str, Pruner] = {
-        key: (_compile_node(sub) or _identity) for key, sub in raw_properties.items()
-    }
+def go_value(value: Any) -> str:
+    """A value as Go's ``%#v`` prints it in a field error (strings quoted)."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def _format_path(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
+@dataclass(slots=True)
+class _Node:
+    type: str | None = None
+    int_or_string: bool = False
+    nullable: bool = False
+    preserve: bool = False
+    embedded: bool = False
+    properties: dict[str, _Node] = field(default_factory=dict)
+    additional: _Node | None = None
+    additional_any: bool = False
+    items: _Node | None = None
+    defaults: tuple[tuple[str, Any], ...] = ()
+    required: tuple[str, ...] = ()
+    enum: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    checked: bool = False  # has an enum, a minimum or a maximum
+
+
+def _compile(schema: Mapping[str, Any]) -> _Node:
+    properties = {key: _compile(sub) for key, sub in (schema.get("properties") or {}).items()}
     raw_additional = schema.get("additionalProperties")
-    additional: Pruner | None = None
-    if isinstance(raw_additional, Mapping):
-        additional = _compile_node(raw_additional) or _identity
-    elif raw_additional is True:
-        additional = _identity
     raw_items = schema.get("items")
-    items = _compile_node(raw_items) if isinstance(raw_items, Mapping) else None
+    return _Node(
+        type=schema.get("type"),
+        int_or_string=bool(schema.get("x-kubernetes-int-or-string")),
+        nullable=bool(schema.get("nullable")),
+        preserve=bool(schema.get("x-kubernetes-preserve-unknown-fields")),
+        embedded=bool(schema.get("x-kubernetes-embedded-resource")),
+        properties=properties,
+        additional=_compile(raw_additional) if isinstance(raw_additional, Mapping) else None,
+        additional_any=raw_additional is True,
+        items=_compile(raw_items) if isinstance(raw_items, Mapping) else None,
+        defaults=tuple(
+            (key, sub["default"]) for key, sub in (schema.get("properties") or {}).items()
+            if isinstance(sub, Mapping) and "default" in sub
+        ),
+        required=tuple(schema.get("required") or ()),
+        enum=tuple(schema["enum"]) if "enum" in schema else None,
+        minimum=schema.get("minimum"),
+        maximum=schema.get("maximum"),
+        checked=any(key in schema for key in ("enum", "minimum", "maximum")),
+    )
 
-    keeps_all_keys = preserve and not raw_properties and additional is None
-    prunes_objects = not keeps_all_keys
-    if keeps_all_keys and items is None:
-        return None
-    kept_extra = _EMBEDDED_KEYS if embedded else frozenset()
 
-    def prune(value: Any) -> Any:
+class _Walk:
+    """One pass over an object: returns the pruned, defaulted copy; collects causes."""
+
+    def __init__(self, skip: frozenset[str] = frozenset()) -> None:
+        self.causes: list[Cause] = []
+        self._skip = skip  # top-level fields kept as they are (already processed)
+
+    def value(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> Any:
+        if value is None:
+            if not node.nullable and node.type is not None:
+                self._type_error(value, node, path)
+            return value
+        if node.int_or_string:
+            if not isinstance(value, (int, str)) or isinstance(value, bool):
+                self._error(path, f"Invalid value: {go_value(json_type(value))}: "
+                                  f"{_format_path(path)} in body must be of type "
+                                  f"integer,string: {go_value(json_type(value))}",
+                            "FieldValueTypeInvalid")
+            return value
+        expected = node.type
+        if expected is not None and not (
+                type(value) in _EXACT_TYPES.get(expected, ()) or self._has_type(value, expected)):
+            self._type_error(value, node, path)
+            return value
+        if node.checked:
+            self._check_scalar(value, node, path)
         if isinstance(value, dict):
-            if not prunes_objects:
-                return value
-            out: dict[str, Any] = {}
-            for key, sub in value.items():
-                child = properties.get(key)
-                if child is not None:
-                    out[key] = child(sub)
-                elif additional is not None:
-                    out[key] = additional(sub)
-                elif preserve or key in kept_extra:
-                    out[key] = sub
-            return out
-        if isinstance(value, list) and items is not None:
-            return [items(element) for element in value]
+            return self._object(value, node, path)
+        if isinstance(value, list) and node.items is not None:
+            items = node.items
+            return [self.value(item, items, (*path, index)) for index, item in enumerate(value)]
         return value
 
-    return prune
+    @staticmethod
+    def _has_type(value: Any, expected: str) -> bool:
+        if isinstance(value, bool) and expected in ("integer", "number"):
+            return False
+        if expected == "integer" and isinstance(value, float):
+            return value.is_integer()
+        return isinstance(value, _PYTHON_TYPES.get(expected, (object,)))
+
+    def _object(self, value: dict[str, Any], node: _Node, path: tuple[str | int, ...]) -> Any:
+        keeps_all = node.preserve and not node.properties and node.additional is None
+        if keeps_all:
+            return value
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            if not path and key in self._skip:
+                out[key] = sub
+                continue
+            child = node.properties.get(key)
+            if child is not None:
+                out[key] = self.value(sub, child, (*path, key))
+            elif node.additional is not None:
+                out[key] = self.value(sub, node.additional, (*path, key))
+            elif node.additional_any or node.preserve or (
+                    node.embedded and key in _EMBEDDED_KEYS):
+                out[key] = sub
+        for key, default in node.defaults:
+            if key not in out:
+                out[key] = self.value(copy.deepcopy(default), node.properties[key],
+                                      (*path, key))
+        for key in node.required:
+            if key not in out:
+                self._error((*path, key), "Required value", "FieldValueRequired")
+        return out
+
+    def _check_scalar(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> None:
+        if node.enum is not None and value not in node.enum:
+            supported = ", ".join(go_value(option) for option in node.enum)
+            self._error(path, f"Unsupported value: {go_value(value)}: supported values: "
+                              f"{supported}", "FieldValueNotSupported")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if node.minimum is not None and value < node.minimum:
+                self._error(path, f"Invalid value: {go_value(value)}: {_format_path(path)} in "
+                                  "body should be greater than or equal to "
+                                  f"{go_value(node.minimum)}")
+            if node.maximum is not None and value > node.maximum:
+                self._error(path, f"Invalid value: {go_value(value)}: {_format_path(path)} in "
+                                  f"body should be less than or equal to "
+                                  f"{go_value(node.maximum)}")
+
+    def _type_error(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> None:
+        actual = go_value(json_type(value))
+        self._error(path, f"Invalid value: {actual}: {_format_path(path)} in body must be of "
+                          f"type {node.type}: {actual}", "FieldValueTypeInvalid")
+
+    def _error(self, path: tuple[str | int, ...], message: str, reason: str = "FieldValueInvalid"
+               ) -> None:
+        self.causes.append(Cause(_format_path(path), message, reason))
 
 
-def compile_pruner(schema: Mapping[str, Any] | None) -> Pruner:
-    """A function pruning a whole custom resource to what ``schema`` allows.
+Processor = Callable[[dict[str, Any], dict[str, Any] | None],
+                     tuple[dict[str, Any], list[Cause]]]
 
-    ``apiVersion``, ``kind`` and ``metadata`` are always kept, as on a real server. A missing
-    schema keeps everything.
+
+def compile_processor(schema: Mapping[str, Any] | None) -> Processor:
+    """A function that prunes and defaults a whole custom resource by ``schema`` and returns
+    it with the causes of any invalid field.
+
+    ``apiVersion``, ``kind`` and ``metadata`` are always kept and not checked against the
+    schema (the server validates ObjectMeta itself). A missing schema keeps everything. A
+    top-level field (``spec``, ``status``) equal to the same field of ``stored`` (an object
+    this processor already produced) is taken from it as it is: a status write does not walk
+    the spec again.
     """
     if not schema:
-        return _identity
-    node = _compile_node(schema)
-    if node is None:
-        return _identity
-    compiled = node
+        return lambda obj, stored: (obj, [])
+    root = _compile(schema)
+    root_keys = frozenset(_ROOT_KEYS)
+    root.required = tuple(key for key in root.required if key not in root_keys)
 
-    def prune_root(obj: Any) -> Any:
-        if not isinstance(obj, dict):
-            return obj
+    def process(obj: dict[str, Any], stored: dict[str, Any] | None
+                ) -> tuple[dict[str, Any], list[Cause]]:
+        body = {key: value for key, value in obj.items() if key not in root_keys}
+        reused = frozenset(key for key, value in body.items()
+                           if stored is not None and key in stored and stored[key] == value)
+        walk = _Walk(reused)
+        processed = walk.value(body, root, ())
         kept = {key: obj[key] for key in _ROOT_KEYS if key in obj}
-        pruned = compiled({key: value for key, value in obj.items() if key not in _ROOT_KEYS})
-        if isinstance(pruned, dict):
-            kept.update(pruned)
-        return kept
+        if isinstance(processed, dict):
+            kept.update(processed)
+        return kept, walk.causes
 
-    return prune_root
+    return process
+
+
+__all__ = ["Cause", "Processor", "compile_processor", "go_value", "json_type"]

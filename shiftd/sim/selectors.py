@@ -29,9 +29,7 @@ _KIND_FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 
 _KEY = r"[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?"
-_SET_RE = re.compile(rf"^\s*(?P<key>{_KEY})\s+(?P<op>in|notin)\s*\((?P<values>[^)]*)\)\s*$")
 _EQ_RE = re.compile(rf"^\s*(?P<key>{_KEY})\s*(?P<op>==|=|!=)\s*(?P<value>[^=!,\s]*)\s*$")
-_EXISTS_RE = re.compile(rf"^\s*(?P<neg>!?)\s*(?P<key>{_KEY})\s*$")
 
 
 def _split_requirements(selector: str) -> list[str]:
@@ -53,31 +51,174 @@ def _split_requirements(selector: str) -> list[str]:
     return [part for part in parts if part.strip()]
 
 
-def _label_requirement(text: str) -> Callable[[Mapping[str, str]], bool]:
-    if match := _SET_RE.match(text):
-        key = match["key"]
-        values = frozenset(v.strip() for v in match["values"].split(",") if v.strip())
-        if match["op"] == "in":
-            return lambda labels: labels.get(key) in values
-        return lambda labels: labels.get(key) not in values
-    if match := _EQ_RE.match(text):
-        key, value = match["key"], match["value"]
-        if match["op"] == "!=":
+_SPECIAL = "=!(),<>"
+
+
+def _tokens(selector: str) -> list[str]:
+    """The label-selector lexer's tokens: operators, parentheses, commas and identifiers
+    (``in``/``notin`` are identifiers until the parser reads them as operators)."""
+    tokens: list[str] = []
+    index = 0
+    while index < len(selector):
+        char = selector[index]
+        if char.isspace():
+            index += 1
+        elif selector[index:index + 2] in ("!=", "=="):
+            tokens.append(selector[index:index + 2])
+            index += 2
+        elif char in _SPECIAL:
+            tokens.append(char)
+            index += 1
+        else:
+            start = index
+            while (index < len(selector) and not selector[index].isspace()
+                   and selector[index] not in _SPECIAL):
+                index += 1
+            tokens.append(selector[start:index])
+    return tokens
+
+
+def _is_identifier(token: str) -> bool:
+    return token != "" and token[0] not in _SPECIAL
+
+
+class _LabelParser:
+    """The apiserver's label-selector grammar, with its error messages word for word (those
+    inside one requirement prefixed ``unable to parse requirement:``, as there)."""
+
+    def __init__(self, selector: str) -> None:
+        self._tokens = _tokens(selector)
+        self._at = 0
+
+    def _peek(self) -> str:
+        return self._tokens[self._at] if self._at < len(self._tokens) else ""
+
+    def _take(self) -> str:
+        token = self._peek()
+        self._at += 1
+        return token
+
+    def parse(self) -> list[Callable[[Mapping[str, str]], bool]]:
+        requirements: list[Callable[[Mapping[str, str]], bool]] = []
+        while True:
+            token = self._peek()
+            if token == "":
+                return requirements
+            if not (_is_identifier(token) or token == "!"):
+                raise bad_request(f"found '{token}', expected: !, identifier, or 'end of "
+                                  "string'")
+            requirements.append(self._requirement())
+            after = self._take()
+            if after == "":
+                return requirements
+            if after != ",":
+                raise bad_request(f"found '{after}', expected: ',' or 'end of string'")
+            following = self._peek()
+            if not (_is_identifier(following) or following == "!"):
+                raise bad_request(f"found '{following}', expected: identifier after ','")
+
+    def _requirement(self) -> Callable[[Mapping[str, str]], bool]:
+        negated = self._peek() == "!"
+        if negated:
+            self._take()
+        key = self._take()
+        if not _is_identifier(key):
+            raise _unparsable(f"found '{key}', expected: identifier")
+        if self._peek() in ("", ","):
+            if negated:
+                return lambda labels: key not in labels
+            return lambda labels: key in labels
+        operator = self._take()  # after "!key" too: the real parser then wants an operator
+        if operator in ("in", "notin"):
+            values = self._values()
+            if operator == "in":
+                return lambda labels: labels.get(key) in values
+            return lambda labels: labels.get(key) not in values
+        if operator not in ("=", "==", "!=", ">", "<"):
+            raise _unparsable(f"found '{operator}', expected: '=', '!=', '==', 'in', notin'")
+        value = self._exact_value()
+        if operator == "!=":
             return lambda labels: labels.get(key) != value
+        if operator in (">", "<"):
+            return _compare(key, value, greater=operator == ">")
         return lambda labels: labels.get(key) == value
-    if match := _EXISTS_RE.match(text):
-        key = match["key"]
-        if match["neg"]:
-            return lambda labels: key not in labels
-        return lambda labels: key in labels
-    raise bad_request(f"unable to parse requirement: {text!r}")
+
+    def _exact_value(self) -> str:
+        if self._peek() in ("", ","):
+            return ""
+        token = self._take()
+        if not _is_identifier(token):
+            raise _unparsable(f"found '{token}', expected: identifier")
+        return token
+
+    def _values(self) -> frozenset[str]:
+        opening = self._take()
+        if opening != "(":
+            raise _unparsable(f"found '{opening}' expected: '('")
+        first = self._peek()
+        if first == ")":
+            self._take()
+            return frozenset({""})
+        if not (_is_identifier(first) or first == ","):
+            raise _unparsable(f"found '{first}', expected: ',', ')' or identifier")
+        values = self._identifiers()
+        if self._take() != ")":
+            raise _unparsable(f"found '{first}', expected: ')'")
+        return values
+
+    def _identifiers(self) -> frozenset[str]:
+        """Comma-separated values, possibly empty ones, up to (not including) ``)``."""
+        values: set[str] = set()
+        while True:
+            token = self._take()
+            if _is_identifier(token):
+                values.add(token)
+                following = self._peek()
+                if following == ")":
+                    return frozenset(values)
+                if following != ",":
+                    raise _unparsable(f"found '{following}', expected: ',' or ')'")
+            elif token == ",":
+                if not values:
+                    values.add("")
+                following = self._peek()
+                if following == ")":
+                    values.add("")
+                    return frozenset(values)
+                if following == ",":
+                    self._take()
+                    values.add("")
+            else:
+                raise _unparsable(f"found '{token}', expected: ',', or identifier")
+
+
+def _compare(key: str, value: str, *, greater: bool) -> Callable[[Mapping[str, str]], bool]:
+    """``key>N`` / ``key<N``: the label, read as an integer, compared with ``N``."""
+    try:
+        bound = int(value)
+    except ValueError as error:
+        raise bad_request(f"for 'Gt', 'Lt' operators, the value must be an integer: "
+                          f"{value!r}") from error
+
+    def matches(labels: Mapping[str, str]) -> bool:
+        try:
+            number = int(labels[key])
+        except (KeyError, ValueError):
+            return False
+        return number > bound if greater else number < bound
+
+    return matches
+
+
+def _unparsable(reason: str) -> Exception:
+    return bad_request(f"unable to parse requirement: {reason}")
 
 
 def label_selector(selector: str | None) -> Predicate:
     """A predicate over objects for a ``labelSelector`` query parameter."""
     if not selector or not selector.strip():
         return lambda obj: True
-    requirements = [_label_requirement(part) for part in _split_requirements(selector)]
+    requirements = _LabelParser(selector).parse()
 
     def matches(obj: Mapping[str, Any]) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}

@@ -1,36 +1,62 @@
 """The HTTP face of the emulator: kube-apiserver routes, verbs, patches and watches on aiohttp.
 
-``ApiServer`` turns requests into ``Store`` operations and their results into the JSON a real
-server sends: objects with the requested ``apiVersion``, ``<Kind>List`` documents, discovery
-documents, ``Status`` errors, and watch streams of ``{"type", "object"}`` lines over chunked
-HTTP. It also keeps the test hooks' state: the request log and injected failures.
+``ApiServer`` authenticates and authorizes each request (``rbac``, when configured), turns
+it into ``Store`` operations and their results into the JSON a real server sends: objects with
+the requested ``apiVersion``, paged ``<Kind>List`` documents (``limit``, ``continue``,
+``remainingItemCount``), discovery documents, ``Status`` errors and delete results, the plain
+text 404 of a path no API serves, server-side apply with its field-ownership conflicts
+(``managed``), and watch streams (``watching``). It also keeps the test hooks' state: the
+request log and injected failures.
 """
 
 from __future__ import annotations
 
-import math
+import base64
 import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import orjson
 import yaml
 from aiohttp import web
 
 from shiftd.sim import patching
-from shiftd.sim.errors import ApiStatusError, bad_request, expired, not_found, status_body
+from shiftd.sim.errors import (
+    ApiStatusError,
+    bad_request,
+    deleted,
+    not_found,
+    status_body,
+)
 from shiftd.sim.kinds import ResourceType
+from shiftd.sim.managed import (
+    Manager,
+    applied_fields,
+    apply_conflicts,
+    conflict_error,
+    manager_name,
+)
+from shiftd.sim.rbac import Authorizer, request_attributes
 from shiftd.sim.selectors import Predicate, field_selector, label_selector
-from shiftd.sim.store import Change, Expired, Store, Watcher
+from shiftd.sim.store import Store
+from shiftd.sim.watching import WatchTarget, serve_watch
 
 Obj = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _TRUE = frozenset({"true", "1"})
+_CONTINUE_EXPIRED = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted "
+    "between the time the first chunk was returned and now may show up in the list."
+)
+# Built-in kinds whose delete is graceful on a real server, so it answers with the object.
+_DELETE_RETURNS_OBJECT = frozenset({"Pod", "Namespace"})
 _STRATEGIC_ON_CUSTOM = (
     "the body of the request was in an unknown format - accepted media types include: "
     "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
@@ -80,12 +106,20 @@ def _not_found_path() -> ApiStatusError:
     return ApiStatusError(404, "the server could not find the requested resource")
 
 
+def _page_not_found() -> web.Response:
+    """What a real server's mux answers for a path no API serves: plain text, not a Status."""
+    return web.Response(body=b"404 page not found\n", status=404,
+                        content_type="text/plain", charset="utf-8")
+
+
 class ApiServer:
     """The aiohttp application serving one ``Store``."""
 
-    def __init__(self, store: Store, *, bookmark_interval: float = 1.0) -> None:
+    def __init__(self, store: Store, *, bookmark_interval: float = 1.0,
+                 authorizer: Authorizer | None = None) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
+        self.authorizer = authorizer
         self.request_log: list[LoggedRequest] = []
         self._failures: list[_InjectedFailure] = []
 
@@ -107,12 +141,13 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
         try:
+            self._authorize(request, watch=watch)
             self._maybe_fail(request)
             response = await handler(request)
         except ApiStatusError as error:
             response = _json(error.body, error.code)
         except web.HTTPNotFound:
-            response = _json(_not_found_path().body, 404)
+            response = _page_not_found()
         except web.HTTPMethodNotAllowed:
             response = _json(status_body(405, f"the server does not allow this method on the "
                                               f"requested resource ({request.method})"), 405)
@@ -121,6 +156,16 @@ class ApiServer:
             response.status, watch,
         ))
         return response
+
+    def _authorize(self, request: web.Request, *, watch: bool) -> None:
+        if self.authorizer is None:
+            return
+        user = self.authorizer.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return  # the administrator
+        attributes = request_attributes(request.method, request.path, watch=watch)
+        if attributes is not None:
+            self.authorizer.authorize(user, attributes)
 
     def _maybe_fail(self, request: web.Request) -> None:
         for failure in self._failures:
@@ -132,9 +177,9 @@ class ApiServer:
 
     async def _version(self, request: web.Request) -> web.Response:
         return _json({
-            "major": "1", "minor": "31", "gitVersion": "v1.31.0-shiftd-emulator",
+            "major": "1", "minor": "24", "gitVersion": "v1.24.17-shiftd-emulator",
             "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
-            "buildDate": "2024-08-13T00:00:00Z", "goVersion": "go1.22.5", "compiler": "gc",
+            "buildDate": "2023-08-23T00:00:00Z", "goVersion": "go1.20.7", "compiler": "gc",
             "platform": "linux/amd64",
         })
 
@@ -156,7 +201,7 @@ class ApiServer:
                 raise web.HTTPMethodNotAllowed(request.method, ["GET"])
             document = self.store.registry.api_group(group)
             if document is None:
-                raise _not_found_path()
+                raise web.HTTPNotFound()
             return _json(document)
         version, _, remainder = rest.partition("/")
         return await self._resource(group, version, request, remainder)
@@ -171,7 +216,7 @@ class ApiServer:
                 raise web.HTTPMethodNotAllowed(request.method, ["GET"])
             document = self.store.registry.resource_list(group, version)
             if document is None:
-                raise _not_found_path()
+                raise web.HTTPNotFound()
             return _json(document)
         target = self._target(group, version, rest.split("/"))
         return await self._dispatch(request, target)
@@ -185,7 +230,7 @@ class ApiServer:
             raise _not_found_path()
         rtype = self.store.registry.lookup(group, version, segments[0])
         if rtype is None or (namespace is not None and not rtype.namespaced):
-            raise _not_found_path()
+            raise web.HTTPNotFound()  # no API serves this path
         name = segments[1] if len(segments) > 1 else None
         subresource = segments[2] if len(segments) > 2 else None
         if subresource is not None and (subresource != "status" or not rtype.status_subresource):
@@ -202,7 +247,8 @@ class ApiServer:
                     return await self._watch(request, target)
                 return self._list(request, target)
             if method == "POST" and not (target.rtype.namespaced and target.namespace is None):
-                return self._create(target, await self._body(request))
+                return self._create(target, await self._body(request), _manager(request,
+                                                                                 target))
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise web.HTTPMethodNotAllowed(method, ["GET", "POST", "DELETE"])
@@ -213,6 +259,7 @@ class ApiServer:
             obj = self.store.update(
                 target.rtype, target.namespace, target.name, await self._body(request),
                 version=target.version, subresource=target.subresource,
+                manager=_manager(request, target),
             )
             return _json(self._render(obj, target))
         if method == "PATCH":
@@ -234,10 +281,11 @@ class ApiServer:
     def _render(self, obj: Obj, target: _Target) -> Obj:
         return {**obj, "apiVersion": target.rtype.api_version(target.version)}
 
-    def _create(self, target: _Target, body: Obj) -> web.Response:
+    def _create(self, target: _Target, body: Obj, manager: Manager) -> web.Response:
         if target.subresource is not None:
             raise web.HTTPMethodNotAllowed("POST", ["GET", "PUT", "PATCH"])
-        obj = self.store.create(target.rtype, target.namespace, body, target.version)
+        obj = self.store.create(target.rtype, target.namespace, body, target.version,
+                                manager=manager)
         return _json(self._render(obj, target), 201)
 
     def _predicate(self, request: web.Request, target: _Target) -> Predicate:
@@ -246,9 +294,24 @@ class ApiServer:
         return lambda obj: labels(obj) and fields(obj)
 
     def _list(self, request: web.Request, target: _Target) -> web.Response:
+        query = request.query
         items, version = self.store.list(
             target.rtype, target.namespace, self._predicate(request, target)
         )
+        metadata: Obj = {"resourceVersion": str(version)}
+        if target.rtype.custom:
+            metadata["continue"] = ""  # unstructured lists always carry it
+        start, version = self._continue_from(query.get("continue", ""), target, version)
+        metadata["resourceVersion"] = str(version)
+        if start:
+            items = [item for item in items if _list_key(item) > start]
+        limit = _limit(query.get("limit", ""))
+        if limit and len(items) > limit:
+            remaining = len(items) - limit
+            items = items[:limit]
+            metadata["continue"] = _continue_token(version, _list_key(items[-1]))
+            if not (query.get("labelSelector") or query.get("fieldSelector")):
+                metadata["remainingItemCount"] = remaining
         if target.rtype.custom:
             rendered = [self._render(item, target) for item in items]
         else:  # real servers leave apiVersion/kind out of built-in list items
@@ -259,9 +322,22 @@ class ApiServer:
         return _json({
             "kind": f"{target.rtype.kind}List",
             "apiVersion": target.rtype.api_version(target.version),
-            "metadata": {"resourceVersion": str(version)},
+            "metadata": metadata,
             "items": rendered,
         })
+
+    def _continue_from(self, token: str, target: _Target, version: int) -> tuple[str, int]:
+        """Where a continued list resumes, and the version its first page was read at."""
+        if not token:
+            return "", version
+        try:
+            decoded = orjson.loads(base64.b64decode(token, validate=True))
+            start, first_version = str(decoded["start"]).rstrip("\x00"), int(decoded["rv"])
+        except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as error:
+            raise bad_request(f"continue key is not valid: {error}") from error
+        if first_version < self.store.oldest_version(target.rtype):
+            raise ApiStatusError(410, _CONTINUE_EXPIRED, reason="Expired")
+        return start, first_version
 
     async def _patch(self, request: web.Request, target: _Target) -> web.Response:
         assert target.name is not None
@@ -296,13 +372,16 @@ class ApiServer:
         if not isinstance(patched, dict):
             raise ApiStatusError(422, "the patch turned the object into something else")
         obj = self.store.update(target.rtype, target.namespace, target.name, patched,
-                                version=target.version, subresource=target.subresource)
+                                version=target.version, subresource=target.subresource,
+                                manager=_manager(request, target))
         return _json(self._render(obj, target))
 
     def _apply(
         self, request: web.Request, target: _Target, current: Obj | None, patch: Any
     ) -> web.Response:
-        """Server-side apply, approximated: create if absent, else merge the applied config."""
+        """Server-side apply: create if absent, else merge the configuration, owning its
+        fields; a field another manager owns with another value is a conflict (409) unless
+        ``force=true``."""
         assert target.name is not None
         if not request.query.get("fieldManager"):
             raise ApiStatusError(
@@ -314,16 +393,25 @@ class ApiServer:
         meta: Obj = raw_meta if isinstance(raw_meta, dict) else {}
         if meta.get("name", target.name) != target.name:
             raise bad_request("the name of the object does not match the name on the URL")
+        manager = Manager(request.query["fieldManager"], "Apply", target.subresource or "")
+        applied = applied_fields(patch)
         if current is None:
             if target.subresource is not None:
                 raise not_found(target.rtype.group, target.rtype.plural, target.name)
             body = {**patch, "metadata": {**meta, "name": target.name}}
-            obj = self.store.create(target.rtype, target.namespace, body, target.version)
+            obj = self.store.create(target.rtype, target.namespace, body, target.version,
+                                    manager=manager, applied=applied)
             return _json(self._render(obj, target), 201)
+        document = self._render(current, target)
+        conflicts = apply_conflicts(list(current["metadata"].get("managedFields") or ()),
+                                    manager, applied, patch, document)
+        if conflicts and request.query.get("force", "").lower() not in _TRUE:
+            raise conflict_error(conflicts)
         merge = patching.merge_patch if target.rtype.custom else patching.strategic_merge
-        patched = merge(self._render(current, target), patch)
+        patched = merge(document, patch)
         obj = self.store.update(target.rtype, target.namespace, target.name, patched,
-                                version=target.version, subresource=target.subresource)
+                                version=target.version, subresource=target.subresource,
+                                manager=manager, applied=applied, taken=conflicts)
         return _json(self._render(obj, target))
 
     async def _delete(self, request: web.Request, target: _Target) -> web.Response:
@@ -346,6 +434,13 @@ class ApiServer:
             precondition_rv=preconditions.get("resourceVersion"),
             propagation=propagation,
         )
+        rtype = target.rtype
+        gone = self.store.find(rtype, target.namespace, target.name) is None
+        if gone and not rtype.custom and rtype.kind not in _DELETE_RETURNS_OBJECT:
+            # Built-in kinds answer a completed delete with a Status; custom resources, and
+            # objects that finalizers keep, with the object.
+            meta = obj["metadata"]
+            return _json(deleted(meta["name"], rtype.group, rtype.plural, meta["uid"]))
         return _json(self._render(obj, target))
 
     def _delete_collection(self, request: web.Request, target: _Target) -> web.Response:
@@ -368,119 +463,32 @@ class ApiServer:
     # --- watch -------------------------------------------------------------------------------
 
     async def _watch(self, request: web.Request, target: _Target) -> web.StreamResponse:
-        query = request.query
-        predicate = self._predicate(request, target)
-        raw_version = query.get("resourceVersion", "")
-        since: int | None = None
-        if raw_version not in ("", "0"):
-            try:
-                since = int(raw_version)
-            except ValueError as error:
-                raise bad_request(f"invalid resource version: {raw_version!r}") from error
-        try:
-            timeout = float(query["timeoutSeconds"]) if "timeoutSeconds" in query else math.inf
-        except ValueError as error:
-            raise bad_request("invalid timeoutSeconds") from error
-        bookmarks = query.get("allowWatchBookmarks", "").lower() in _TRUE
         namespace = target.namespace if target.rtype.namespaced else None
-
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        try:
-            initial, watcher = self.store.subscribe(target.rtype, since)
-        except Expired as gone:
-            await response.prepare(request)
-            await response.write(_line("ERROR", expired(raw_version, gone.oldest)))
-            return response
-        try:
-            stream = _WatchStream(self, target, namespace, predicate, response)
-            await response.prepare(request)
-            await stream.send(initial)
-            with anyio.move_on_after(timeout):
-                await stream.follow(watcher, bookmarks=bookmarks)
-        except ConnectionError:
-            pass  # the client went away
-        finally:
-            self.store.unsubscribe(watcher)
-        if watcher.broken and request.transport is not None:
-            request.transport.close()  # break the stream mid-flight, like a dying server
-        return response
+        return await serve_watch(request, WatchTarget(
+            store=self.store, rtype=target.rtype, version=target.version, namespace=namespace,
+            predicate=self._predicate(request, target),
+            render=lambda obj: self._render(obj, target),
+            bookmark_interval=self.bookmark_interval,
+        ))
 
 
-def _line(event: str, obj: Obj) -> bytes:
-    return orjson.dumps({"type": event, "object": obj}) + b"\n"
+def _manager(request: web.Request, target: _Target) -> Manager:
+    name = manager_name(request.query.get("fieldManager"), request.headers.get("User-Agent"))
+    return Manager(name, "Update", target.subresource or "")
 
 
-def _drain(watcher: Watcher, batch: list[Change]) -> list[Change]:
-    """Take every change already queued, without waiting."""
-    while True:
-        try:
-            batch.append(watcher.changes.receive_nowait())
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            return batch
+def _list_key(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace', '')}/{meta['name']}"
 
 
-class _WatchStream:
-    """Filters changes for one watch and writes them as JSON lines."""
+def _continue_token(version: int, last_key: str) -> str:
+    payload = {"v": "meta.k8s.io/v1", "rv": version, "start": f"{last_key}\x00"}
+    return base64.b64encode(orjson.dumps(payload)).decode("ascii")
 
-    def __init__(self, server: ApiServer, target: _Target, namespace: str | None,
-                 predicate: Predicate, response: web.StreamResponse) -> None:
-        self._server = server
-        self._target = target
-        self._namespace = namespace
-        self._predicate = predicate
-        self._response = response
 
-    def _visible(self, obj: Obj | None) -> bool:
-        if obj is None:
-            return False
-        if self._namespace is not None and obj["metadata"].get("namespace") != self._namespace:
-            return False
-        return self._predicate(obj)
-
-    def _event(self, change: Change) -> str | None:
-        """The event type this watch sees, given its selectors (objects may enter or leave)."""
-        now = self._visible(change.obj)
-        if change.type == "DELETED":
-            return "DELETED" if now else None
-        before = change.type == "MODIFIED" and self._visible(change.previous)
-        if now:
-            return "MODIFIED" if before else "ADDED"
-        return "DELETED" if before else None
-
-    def _encode(self, changes: list[Change]) -> bytes:
-        lines = []
-        for change in changes:
-            event = self._event(change)
-            if event is not None:
-                lines.append(_line(event, self._server._render(change.obj, self._target)))
-        return b"".join(lines)
-
-    async def send(self, changes: list[Change]) -> None:
-        data = self._encode(changes)
-        if data:
-            await self._response.write(data)
-
-    async def follow(self, watcher: Watcher, *, bookmarks: bool) -> None:
-        interval = self._server.bookmark_interval if bookmarks else math.inf
-        while True:
-            with anyio.move_on_after(interval) as idle:
-                try:
-                    first = await watcher.changes.receive()
-                except anyio.EndOfStream:
-                    return
-            if idle.cancelled_caught:
-                # Drain and read the version with no await in between: every change up to
-                # that version is then written before the bookmark, so resuming from it is safe.
-                data = self._encode(_drain(watcher, []))
-                await self._response.write(data + self._bookmark())
-            else:
-                await self.send(_drain(watcher, [first]))
-
-    def _bookmark(self) -> bytes:
-        rtype, version = self._target.rtype, self._target.version
-        return _line("BOOKMARK", {
-            "kind": rtype.kind,
-            "apiVersion": rtype.api_version(version),
-            "metadata": {"resourceVersion": str(self._server.store.resource_version)},
-        })
+def _limit(raw: str) -> int:
+    try:
+        return max(int(raw), 0) if raw else 0
+    except ValueError as error:
+        raise bad_request(f"invalid limit: {raw!r}") from error

@@ -1,9 +1,12 @@
 """The emulator's storage: objects, the global resourceVersion, watch history and watchers.
 
 This is where the apiserver's write semantics live, independent of HTTP: system metadata
-(uid, creationTimestamp, generation, resourceVersion), the ``/status`` subresource split,
-optimistic concurrency, no-op writes that change nothing, finalizers, cascading deletion, and
-CRDs registering and unregistering their resource types.
+(uid, creationTimestamp, resourceVersion, and generation for the kinds that keep one, bumped
+by any change but to metadata and, with a status subresource, status), the ``/status``
+subresource split, optimistic concurrency and delete preconditions, no-op writes that change
+nothing, finalizers, cascading deletion, and CRDs registering and unregistering their resource
+types. What happens to a body before it is stored (schema, defaults, validation, managedFields)
+is ``admission``'s.
 
 Stored objects are never mutated after they are committed; every write builds a new dict, so
 history entries and list results can share them safely. Everything here is synchronous: in a
@@ -19,22 +22,31 @@ import math
 import secrets
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from shiftd.sim.admission import (
+    admitted,
+    check_name,
+    now_rfc3339,
+    record_fields,
+    validate,
+)
 from shiftd.sim.errors import (
     already_exists,
     bad_request,
     conflict,
     invalid,
     not_found,
+    precondition_failed,
 )
 from shiftd.sim.kinds import CRD_GROUP, Registry, ResourceType, crd_resource_type, crd_status
+from shiftd.sim.managed import Fields, Manager
+from shiftd.sim.managed import Path as FieldPath
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -48,22 +60,38 @@ _OBJECT_META_FIELDS = frozenset({
 _SYSTEM_META_FIELDS = ("uid", "creationTimestamp", "generation", "deletionTimestamp",
                        "deletionGracePeriodSeconds", "selfLink")
 _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
+_NOT_SPEC_OR_STATUS = frozenset({"apiVersion", "kind", "metadata"})
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's generateName alphabet
 NAMESPACES: Key = ("", "namespaces")
 CRDS: Key = (CRD_GROUP, "customresourcedefinitions")
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _spec_of(obj: Obj) -> Obj:
-    return {key: value for key, value in obj.items() if key not in _NOT_SPEC}
+def _spec_of(obj: Obj, rtype: ResourceType) -> Obj:
+    """What metadata.generation tracks: everything but metadata (and status, when the kind
+    has a status subresource)."""
+    skipped = _NOT_SPEC if rtype.status_subresource else _NOT_SPEC_OR_STATUS
+    return {key: value for key, value in obj.items() if key not in skipped}
 
 
 def _without_rv(obj: Obj) -> Obj:
     meta = {k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"}
     return {**obj, "metadata": meta}
+
+
+def _effective(rtype: ResourceType, body: Obj, current: Obj, subresource: str | None) -> Obj:
+    """What a write through one endpoint can change, the rest as stored: with a status
+    subresource, ``/status`` changes only status and the main endpoint everything else (so
+    the ignored part is neither validated nor defaulted anew)."""
+    if not rtype.status_subresource:
+        return body
+    if subresource == "status":
+        kept = {key: value for key, value in current.items() if key not in ("status", "metadata")}
+        return {**kept, "metadata": body.get("metadata", {}),
+                **({"status": body["status"]} if "status" in body else {})}
+    effective = {key: value for key, value in body.items() if key != "status"}
+    if "status" in current:
+        effective["status"] = current["status"]
+    return effective
 
 
 def _clean_meta(meta: Any) -> Obj:
@@ -117,7 +145,10 @@ class Watcher:
 class Store:
     """All objects of every served type, and the machinery to watch them."""
 
-    def __init__(self, registry: Registry, *, history_limit: int = 10_000) -> None:
+    def __init__(self, registry: Registry, *, history_limit: int = 10_000,
+                 clock: Callable[[], str] = now_rfc3339) -> None:
+        """``clock`` gives the timestamps the server writes (RFC 3339 text)."""
+        self.clock = clock
         self.registry = registry
         self.resource_version = 0
         self._history_limit = history_limit
@@ -150,9 +181,11 @@ class Store:
 
     # --- writes ------------------------------------------------------------------------------
 
-    def create(self, rtype: ResourceType, namespace: str | None, body: Obj, version: str) -> Obj:
-        if rtype.custom:
-            body = rtype.prune(body, version)
+    def create(self, rtype: ResourceType, namespace: str | None, body: Obj, version: str, *,
+               manager: Manager | None = None, applied: Fields | None = None) -> Obj:
+        """Create an object; ``manager`` (with the ``applied`` fields of a server-side apply)
+        becomes the owner of its fields in managedFields."""
+        body = admitted(rtype, body, version, None)
         meta = _clean_meta(body.get("metadata"))
         ns = self._ns(rtype, namespace)
         if rtype.namespaced:
@@ -173,15 +206,18 @@ class Store:
                           group=rtype.group)
         if (ns, name) in self._objects.get(rtype.key, {}):
             raise already_exists(rtype.group, rtype.plural, name)
+        check_name(rtype, name)
         for field in (*_SYSTEM_META_FIELDS, "resourceVersion"):
             meta.pop(field, None)
-        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339(),
-                    generation=1)
+        meta.update(name=name, uid=str(uuid.uuid4()), creationTimestamp=self.clock())
+        if rtype.generation:
+            meta["generation"] = 1
         if rtype.key == NAMESPACES:
             meta["labels"] = {**meta.get("labels", {}), "kubernetes.io/metadata.name": name}
         obj: Obj = {"apiVersion": rtype.api_version(version), "kind": rtype.kind,
                     "metadata": meta}
         obj.update((k, v) for k, v in body.items() if k not in ("apiVersion", "kind", "metadata"))
+        validate(rtype, obj, None)
         if rtype.key == CRDS:
             self._check_crd(obj)
             obj["status"] = crd_status(obj, meta["creationTimestamp"])
@@ -189,6 +225,9 @@ class Store:
             obj.pop("status", None)
             if rtype.initial_status is not None:
                 obj["status"] = copy.deepcopy(dict(rtype.initial_status))
+        if manager is not None:
+            record_fields(rtype, obj, None, manager=manager, applied=applied, taken={},
+                          now=self.clock())
         self._commit(rtype, "ADDED", obj, None)
         if rtype.key == CRDS:
             self.registry.add(crd_resource_type(obj))
@@ -203,8 +242,15 @@ class Store:
         *,
         version: str,
         subresource: str | None = None,
+        manager: Manager | None = None,
+        applied: Fields | None = None,
+        taken: Mapping[FieldPath, str] | None = None,
     ) -> Obj:
-        """Replace an object (PUT, or the result of a patch), honouring resourceVersion."""
+        """Replace an object (PUT, or the result of a patch), honouring resourceVersion.
+
+        ``manager`` takes ownership of the fields it changed (an apply: of its ``applied``
+        fields, and of the ``taken`` ones a forced apply took from other managers).
+        """
         current = self.get(rtype, namespace, name)
         body_meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
         assert isinstance(body_meta, dict)
@@ -216,8 +262,7 @@ class Store:
         wanted_rv = body_meta.get("resourceVersion")
         if wanted_rv and wanted_rv != current["metadata"]["resourceVersion"]:
             raise conflict(rtype.group, rtype.plural, name)
-        if rtype.custom:
-            body = rtype.prune(body, version)
+        body = admitted(rtype, _effective(rtype, body, current, subresource), version, current)
         if subresource == "status":
             new = {key: value for key, value in current.items() if key != "status"}
             if body.get("status") is not None:
@@ -225,6 +270,7 @@ class Store:
             new["metadata"] = dict(current["metadata"])
         else:
             new = self._updated_main(rtype, current, body)
+            validate(rtype, new, current)
         new["apiVersion"] = rtype.api_version(version)
         if _without_rv(new) == _without_rv({**current, "apiVersion": new["apiVersion"]}):
             return current  # like etcd: an update that changes nothing writes nothing
@@ -233,6 +279,9 @@ class Store:
             return self._remove(rtype, new, propagation="Background")
         if rtype.key == CRDS:
             self._check_crd(new)
+        if manager is not None:
+            record_fields(rtype, new, current, manager=manager, applied=applied, now=self.clock(),
+                                taken=taken or {})
         self._commit(rtype, "MODIFIED", new, current)
         if rtype.key == CRDS and new["metadata"]["generation"] != current["metadata"]["generation"]:
             self.registry.add(crd_resource_type(new))
@@ -240,7 +289,7 @@ class Store:
 
     def _updated_main(self, rtype: ResourceType, current: Obj, body: Obj) -> Obj:
         meta = _clean_meta(body.get("metadata"))
-        for field in (*_SYSTEM_META_FIELDS, "name", "namespace"):
+        for field in (*_SYSTEM_META_FIELDS, "name", "namespace", "managedFields"):
             if field in current["metadata"]:
                 meta[field] = current["metadata"][field]
             else:
@@ -254,7 +303,7 @@ class Store:
             new.pop("status", None)
             if "status" in current:
                 new["status"] = current["status"]
-        if _spec_of(new) != _spec_of(current):
+        if rtype.generation and _spec_of(new, rtype) != _spec_of(current, rtype):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         return new
 
@@ -271,14 +320,16 @@ class Store:
         """Delete an object (or mark it, if it has finalizers); returns its last state."""
         current = self.get(rtype, namespace, name)
         meta = current["metadata"]
-        if (precondition_uid and precondition_uid != meta["uid"]) or (
-            precondition_rv and precondition_rv != meta["resourceVersion"]
-        ):
-            raise conflict(rtype.group, rtype.plural, name)
+        for field, wanted, stored in (("UID", precondition_uid, meta["uid"]),
+                                      ("ResourceVersion", precondition_rv,
+                                       meta["resourceVersion"])):
+            if wanted and wanted != stored:
+                raise precondition_failed(rtype.kind, rtype.group, name, field=field,
+                                          wanted=wanted, stored=stored)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return current
-            marked = {**current, "metadata": {**meta, "deletionTimestamp": now_rfc3339(),
+            marked = {**current, "metadata": {**meta, "deletionTimestamp": self.clock(),
                                               "deletionGracePeriodSeconds": 0}}
             self._commit(rtype, "MODIFIED", marked, current)
             return marked
@@ -383,6 +434,10 @@ class Store:
     def unsubscribe(self, watcher: Watcher) -> None:
         self._watchers.get(watcher.key, set()).discard(watcher)
         watcher.dispose()
+
+    def oldest_version(self, rtype: ResourceType) -> int:
+        """The oldest resourceVersion still in the watch history of ``rtype``."""
+        return self._floor.get(rtype.key, 0)
 
     def compact(self) -> None:
         """Forget all watch history: watching from any older version is now 410 Gone."""

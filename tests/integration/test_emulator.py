@@ -113,7 +113,7 @@ async def test_objects_are_created_read_listed_updated_and_deleted(kube: ApiClie
     core = client.CoreV1Api(kube)
     created = await core.create_namespaced_service("default", service())
     assert created.metadata.uid
-    assert created.metadata.generation == 1
+    assert created.metadata.generation is None  # Services carry no generation
     assert created.metadata.creation_timestamp is not None
 
     fetched = await core.read_namespaced_service("web", "default")
@@ -353,7 +353,7 @@ async def test_strategic_merge_is_refused_for_a_virtual_service_but_merges_a_ser
     )
     assert [(p.name, p.port, p.target_port) for p in patched.spec.ports] == [
         ("http", 80, 8080),
-        ("metrics", 9090, None),
+        ("metrics", 9090, 9090),  # targetPort defaults to port
     ]
     deleted = await core.patch_namespaced_service(
         "web", "default", {"spec": {"ports": [{"port": 9090, "$patch": "delete"}]}}
@@ -394,11 +394,13 @@ async def test_unknown_fields_in_a_rollout_spec_and_status_are_pruned(kube: ApiC
     status = await objects.patch_namespaced_custom_object_status(
         *ARGO, "default", "rollouts", "web",
         {"status": {"phase": "Healthy", "notAStatusField": True,
-                    "canary": {"weights": {"canary": {"weight": 20, "bogus": 1}}}}},
+                    "canary": {"weights": {"canary": {"weight": 20, "bogus": 1},
+                                           "stable": {"weight": 80}}}}},
         _content_type=MERGE,
     )
     assert status["status"] == {
-        "phase": "Healthy", "canary": {"weights": {"canary": {"weight": 20}}}
+        "phase": "Healthy",
+        "canary": {"weights": {"canary": {"weight": 20}, "stable": {"weight": 80}}},
     }
 
 

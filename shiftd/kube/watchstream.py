@@ -1,0 +1,67 @@
+"""Watch streams as the client reads them: JSON lines in, ``WatchEvent`` values out.
+
+``JsonLinesDecoder`` splits chunked bytes into documents; ``watch_event`` checks one and turns
+an ``ERROR`` event's Status into the exception of :mod:`shiftd.kube.errors` it stands for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+
+import orjson
+
+from shiftd.kube.errors import TransportError, error_from_status
+from shiftd.kube.resources import ResourceKind
+
+JsonObject = dict[str, Any]
+WatchEventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]
+_WATCH_EVENT_TYPES = frozenset(get_args(WatchEventType))
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One event of a watch stream; for ERROR the object is a ``Status``."""
+
+    type: WatchEventType
+    object: JsonObject
+
+
+class JsonLinesDecoder:
+    """Splits a byte stream into JSON documents, one per line, as watch responses send them.
+
+    Chunks may cut a document anywhere; ``feed`` returns the documents completed so far and
+    keeps the rest. Raises ``orjson.JSONDecodeError`` (a ``ValueError``) on a malformed line.
+    """
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> list[Any]:
+        if b"\n" not in chunk:
+            self._pending += chunk
+            return []
+        *lines, self._pending = (self._pending + chunk).split(b"\n")
+        return [orjson.loads(line) for line in lines if line.strip()]
+
+    def finish(self) -> list[Any]:
+        """The last document, if the stream ended without a trailing newline."""
+        rest, self._pending = self._pending.strip(), b""
+        return [orjson.loads(rest)] if rest else []
+
+
+def watch_event(document: Any, kind: ResourceKind) -> WatchEvent:
+    if not isinstance(document, dict):
+        raise TransportError(f"malformed watch event: {document!r}")
+    event_type = document.get("type")
+    obj = document.get("object")
+    if event_type not in _WATCH_EVENT_TYPES or not isinstance(obj, dict):
+        raise TransportError(f"malformed watch event: {document!r}")
+    if event_type == "ERROR":
+        raise error_from_status(obj, http_status=500)
+    obj.setdefault("apiVersion", kind.api_version)
+    obj.setdefault("kind", kind.kind)
+    return WatchEvent(type=cast(WatchEventType, event_type), object=obj)
+
+
+__all__ = ["JsonLinesDecoder", "WatchEvent", "WatchEventType", "watch_event"]
