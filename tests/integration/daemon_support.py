@@ -23,7 +23,8 @@ Obj = dict[str, Any]
 def daemon_settings(cluster: Cluster, *, workers: int = 4, **extra: Any) -> Settings:
     """The settings a test daemon runs with: the test's namespace, any free port."""
     return parse_settings({
-        "kubernetes": {"kubeconfig": str(cluster.kubeconfig_path), "qps": 500, "burst": 500},
+        "kubernetes": {"kubeconfig": str(cluster.daemon_kubeconfig_path), "qps": 500,
+                       "burst": 500},
         "namespaces": [cluster.namespace],
         "listen": {"address": "127.0.0.1", "port": 0},
         "workers": workers,

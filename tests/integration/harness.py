@@ -48,6 +48,7 @@ from shiftd.kube.resources import (
     ResourceKind,
 )
 from shiftd.sim import ApiEmulator, FakeKubelet, default_crd_files, load_crd_documents
+from shiftd.sim.rbac import EmulatedUser
 from tests.support.invariants import WATCHED, InvariantMonitor
 
 __all__ = ["Cluster", "default_crds", "example_documents", "shared_dir", "test_cluster"]
@@ -55,6 +56,13 @@ __all__ = ["Cluster", "default_crds", "example_documents", "shared_dir", "test_c
 Obj = dict[str, Any]
 
 KUBECONFIG_ENV = "SHIFTD_TEST_KUBECONFIG"
+# On a real API server: a kubeconfig of an identity bound only to deploy/rbac.yaml's
+# ClusterRole (the emulator makes one itself); the administrator's when unset.
+DAEMON_KUBECONFIG_ENV = "SHIFTD_TEST_DAEMON_KUBECONFIG"
+DAEMON_TOKEN = "shiftd-daemon-token"
+DAEMON_USER = EmulatedUser(
+    "system:serviceaccount:shiftd:shiftd",
+    groups=("system:serviceaccounts", "system:serviceaccounts:shiftd", "system:authenticated"))
 SHARED_DIR_ENV = "SHIFTD_SHARED_DIR"
 _POLL_INTERVAL = 0.02
 _CLEANUP_SECONDS = 10.0
@@ -77,6 +85,10 @@ _SKIPPED_KINDS = frozenset({"Namespace"})  # the test namespace replaces the exa
 def default_crds() -> tuple[Obj, ...]:
     """The Argo Rollouts and Istio CRDs (Gateway included), parsed once per session."""
     return tuple(load_crd_documents(default_crd_files()))
+
+
+def _repository_root() -> Path:
+    return Path(__file__).resolve().parents[2]
 
 
 def shared_dir() -> Path:
@@ -156,6 +168,7 @@ class Cluster:
         client: KubeClient,
         namespace: str,
         kubeconfig_path: Path,
+        daemon_kubeconfig_path: Path,
         api: ApiEmulator | None,
         crds: Sequence[Mapping[str, Any]],
         monitor: InvariantMonitor,
@@ -163,7 +176,9 @@ class Cluster:
         self.client = client
         self.monitor = monitor
         self.namespace = namespace
-        self.kubeconfig_path = kubeconfig_path
+        self.kubeconfig_path = kubeconfig_path  # the administrator's (tests, the kubelet)
+        # shiftd's own identity, bound only to deploy/rbac.yaml's ClusterRole
+        self.daemon_kubeconfig_path = daemon_kubeconfig_path
         self.api = api
         self._crd_kinds = _crd_kinds(crds)
         self._rollout_name: str | None = None
@@ -387,6 +402,8 @@ async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]], *,
             async with _monitored(client, namespace, crds, enabled=monitor) as watcher:
                 yield Cluster(client=client, namespace=namespace,
                               kubeconfig_path=Path(kubeconfig), api=None, crds=crds,
+                              daemon_kubeconfig_path=Path(
+                                  os.environ.get(DAEMON_KUBECONFIG_ENV) or kubeconfig),
                               monitor=watcher)
         finally:
             with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
@@ -398,15 +415,19 @@ async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]], *,
 @asynccontextmanager
 async def _emulated_cluster(crds: Sequence[Mapping[str, Any]], *,
                             monitor: bool) -> AsyncIterator[Cluster]:
-    async with ApiEmulator(crds=crds) as api:
+    rbac = (_repository_root() / "deploy" / "rbac.yaml").read_text(encoding="utf-8")
+    async with ApiEmulator(crds=crds, tls=True, rbac=rbac,
+                           users={DAEMON_TOKEN: DAEMON_USER}) as api:
         kubeconfig = _write_kubeconfig(api)
+        daemon_kubeconfig = api.write_kubeconfig(kubeconfig.parent / "daemon.kubeconfig",
+                                                 token=DAEMON_TOKEN)
         try:
             async with KubeClient(api.configuration(), qps=1000.0, burst=1000) as client:
                 namespace = await _create_namespace(client)
                 async with _monitored(client, namespace, crds, enabled=monitor) as watcher:
                     yield Cluster(client=client, namespace=namespace,
                                   kubeconfig_path=kubeconfig, api=api, crds=crds,
-                                  monitor=watcher)
+                                  daemon_kubeconfig_path=daemon_kubeconfig, monitor=watcher)
         finally:
             shutil.rmtree(kubeconfig.parent, ignore_errors=True)
 

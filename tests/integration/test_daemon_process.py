@@ -28,7 +28,8 @@ CANARY = "istio-rollout-canary"
 def write_config(cluster: Cluster, directory: Path) -> Path:
     path = directory / "shiftd.yaml"
     path.write_text(yaml.safe_dump({
-        "kubernetes": {"kubeconfig": str(cluster.kubeconfig_path), "qps": 200, "burst": 200},
+        "kubernetes": {"kubeconfig": str(cluster.daemon_kubeconfig_path), "qps": 200,
+                       "burst": 200},
         "namespaces": [cluster.namespace],
         "listen": {"address": "127.0.0.1", "port": 0},
         "log": {"format": "text", "level": "warning"},
