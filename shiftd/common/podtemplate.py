@@ -7,7 +7,9 @@ set (``terminationMessagePath``, ``imagePullPolicy``, ``restartPolicy``, ``dnsPo
 none of them. ``default_pod_template`` applies the server's defaults (v1.24's
 ``SetDefaults_*`` for pod specs, containers, probes, ports, env and volumes) so two templates
 can be compared as Argo's ``PodTemplateEqualIgnoreHash`` does: defaults applied to both sides,
-empty values ignored. Pure; imports nothing of shiftd.
+empty values ignored. Pure; imports nothing of shiftd. The emulator fills the same defaults
+into the objects it stores (``shiftd.sim.defaults``), and a real server's agree with them
+(``tests/integration/test_emulator_transcripts.py``).
 """
 
 from __future__ import annotations
@@ -74,15 +76,8 @@ def _default_volume(volume: Obj) -> None:
         volume["hostPath"].setdefault("type", "")
 
 
-def default_pod_template(template: Obj) -> Obj:
-    """A copy of ``template`` with the API server's defaults filled in (idempotent)."""
-    defaulted = copy.deepcopy(template) if isinstance(template, dict) else {}
-    metadata = defaulted.setdefault("metadata", {})
-    if isinstance(metadata, dict):
-        metadata.setdefault("creationTimestamp", None)
-    spec = defaulted.setdefault("spec", {})
-    if not isinstance(spec, dict):
-        return defaulted
+def default_pod_spec(spec: Obj) -> None:
+    """Fill the API server's PodSpec defaults into ``spec`` in place (idempotent)."""
     for key, value in POD_SPEC_DEFAULTS.items():
         spec.setdefault(key, copy.deepcopy(value))
     for group in ("initContainers", "containers", "ephemeralContainers"):
@@ -92,6 +87,17 @@ def default_pod_template(template: Obj) -> Obj:
     for volume in spec.get("volumes") or []:
         if isinstance(volume, dict):
             _default_volume(volume)
+
+
+def default_pod_template(template: Obj) -> Obj:
+    """A copy of ``template`` with the API server's defaults filled in (idempotent)."""
+    defaulted = copy.deepcopy(template) if isinstance(template, dict) else {}
+    metadata = defaulted.setdefault("metadata", {})
+    if isinstance(metadata, dict):
+        metadata.setdefault("creationTimestamp", None)
+    spec = defaulted.setdefault("spec", {})
+    if isinstance(spec, dict):
+        default_pod_spec(spec)
     return defaulted
 
 

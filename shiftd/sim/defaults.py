@@ -5,7 +5,8 @@ place) and, for updates, the stored object it replaces. What they add is what a 
 adds (see ``shared/apiserver-transcripts/defaults.json``): a pod template's container and pod
 defaults and ``creationTimestamp: null``; a Deployment's strategy and limits; a Service's type,
 session affinity, ports' protocol and target port, and an allocated cluster IP (kept across
-updates); an HPA's minimum; an Event's ``eventTime``/reporting fields.
+updates); an HPA's minimum; an Event's ``eventTime``/reporting fields. The pod-spec defaults
+are ``shiftd.common.podtemplate``'s, the same the daemon applies when it compares templates.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from shiftd.common.podtemplate import default_pod_spec
+
 Obj = dict[str, Any]
 Defaulter = Callable[[Obj, Obj | None], None]
 
-_PROBE_DEFAULTS = {"timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
-                   "failureThreshold": 3}
 _SERVICE_RANGE = ipaddress.ip_network("10.96.0.0/12")
 
 
@@ -28,59 +29,6 @@ def _dict(parent: Obj, key: str) -> Obj:
     if not isinstance(value, dict):
         value = parent[key] = {}
     return value
-
-
-def _pull_policy(image: str) -> str:
-    """Always for ``:latest`` or no tag (and no digest), else IfNotPresent."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    tag = last.partition(":")[2]
-    return "Always" if tag in ("", "latest") else "IfNotPresent"
-
-
-def _default_probe(probe: Any) -> None:
-    if not isinstance(probe, dict):
-        return
-    for key, value in _PROBE_DEFAULTS.items():
-        probe.setdefault(key, value)
-    http = probe.get("httpGet")
-    if isinstance(http, dict):
-        http.setdefault("scheme", "HTTP")
-
-
-def _default_container(container: Any) -> None:
-    if not isinstance(container, dict):
-        return
-    for port in container.get("ports") or ():
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-    container.setdefault("resources", {})
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    container.setdefault("imagePullPolicy", _pull_policy(str(container.get("image", ""))))
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        _default_probe(container.get(probe))
-    for variable in container.get("env") or ():
-        field_ref = ((variable or {}).get("valueFrom") or {}).get("fieldRef")
-        if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
-
-
-def default_pod_spec(spec: Obj) -> None:
-    """The PodSpec defaults (containers, restart and DNS policy, scheduler, grace period)."""
-    for key in ("initContainers", "containers"):
-        for container in spec.get(key) or ():
-            _default_container(container)
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    for volume in spec.get("volumes") or ():
-        for source in ("configMap", "secret"):
-            if isinstance((volume or {}).get(source), dict):
-                volume[source].setdefault("defaultMode", 420)
 
 
 def _default_template(spec: Obj) -> None:
