@@ -20,6 +20,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import TaskStatus
 
+from shiftd import __version__
 from shiftd.common.tasks import single_error
 from shiftd.config import LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
@@ -37,6 +38,7 @@ from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.engine import Engine
 from shiftd.runtime.leadership import AlwaysLeader, Elector, LeaderElector
 from shiftd.runtime.lifecycle import Lifecycle, Parts, Timings
+from shiftd.runtime.sharding import SHARD_LABEL, ShardRing, shard_lease_names
 from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.writers import Writers
 from shiftd.traffic.registry import TrafficRouters, known_routers
@@ -49,9 +51,11 @@ SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
              telemetry: Telemetry) -> Parts:
     """Build every part of the daemon from the settings."""
+    elector, ring = _coordination(settings, client=client, clock=clock, telemetry=telemetry)
     engine = Engine(clock=clock, on_depth=telemetry.set_queue_depth,
                     on_error=lambda key: telemetry.count_reconcile_error(key.namespace,
-                                                                         key.name))
+                                                                         key.name),
+                    owns=ring.owns if ring is not None else lambda shard_key: True)
     caches = Caches(client, namespaces=list(settings.namespaces) or None,
                     enqueue=engine.enqueue, on_restart=telemetry.count_watch_restart,
                     serves=client.serves)
@@ -86,18 +90,35 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         controller.register(caches)
         engine.register(controller)
     return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,
-                 elector=_elector(settings.leader_election, client=client, clock=clock,
-                                  telemetry=telemetry))
+                 elector=elector, ring=ring)
 
 
-def _elector(settings: LeaderElectionSettings, *, client: KubeClient, clock: Clock,
-             telemetry: Telemetry) -> Elector:
-    if not settings.enabled:
+def _coordination(settings: Settings, *, client: KubeClient, clock: Clock,
+                  telemetry: Telemetry) -> tuple[Elector, ShardRing | None]:
+    """Who may write: everyone (no election), the Lease holder, or each shard its keys."""
+    election, sharding = settings.leader_election, settings.sharding
+    if sharding.replicas > 1:
+        elector = _lease_elector(
+            election, client=client, clock=clock, telemetry=telemetry,
+            names=shard_lease_names(sharding.lease_prefix, sharding.replicas),
+            labels={SHARD_LABEL: "true"})
+        ring = ShardRing(client=client, namespace=elector.namespace, clock=clock,
+                         join_delay=election.retry_period, recheck=election.retry_period,
+                         held=lambda: elector.held)
+        return elector, ring
+    if not election.enabled:
         telemetry.set_leader(True)
-        return AlwaysLeader()
+        return AlwaysLeader(), None
+    return _lease_elector(election, client=client, clock=clock, telemetry=telemetry,
+                          names=[election.lease_name], labels={}), None
+
+
+def _lease_elector(settings: LeaderElectionSettings, *, client: KubeClient, clock: Clock,
+                   telemetry: Telemetry, names: list[str],
+                   labels: dict[str, str]) -> LeaderElector:
     return LeaderElector(
-        client=client, clock=clock, on_change=telemetry.set_leader,
-        namespace=settings.lease_namespace or _own_namespace(), name=settings.lease_name,
+        client=client, clock=clock, on_change=telemetry.set_leader, names=names,
+        labels=labels, namespace=settings.lease_namespace or _own_namespace(),
         identity=settings.identity or f"{socket.gethostname()}_{secrets.token_hex(4)}",
         timings=LeaseTimings(lease_duration=settings.lease_duration,
                              renew_deadline=settings.renew_deadline,
@@ -154,8 +175,14 @@ class Daemon:
         return await KubeClient.from_settings(
             kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
             context=kube.context, in_cluster=kube.in_cluster, qps=kube.qps, burst=kube.burst,
-            on_request=self.telemetry.count_request,
+            on_request=self.telemetry.count_request, user_agent=self._user_agent(),
         )
+
+    def _user_agent(self) -> str:
+        """``shiftd/<version>``, with the replica's identity when it has one configured, so
+        API server audit logs tell replicas apart."""
+        identity = self.settings.leader_election.identity
+        return f"shiftd/{__version__}" + (f" ({identity})" if identity else "")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         owns_client = self._client is None

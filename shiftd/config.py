@@ -160,6 +160,14 @@ class LeaderElectionSettings(_Section):
         return self
 
 
+class ShardingSettings(_Section):
+    """Several daemons splitting the Rollouts: each holds one ``<leasePrefix><i>`` Lease (in
+    leaderElection.leaseNamespace, with its timings) and writes only the keys it owns."""
+
+    replicas: int = Field(default=1, ge=1)
+    lease_prefix: str = Field(default="shiftd-shard-", min_length=1)
+
+
 class Settings(_Section):
     """The whole configuration file."""
 
@@ -180,6 +188,14 @@ class Settings(_Section):
     # Reconciles of different Rollouts that may run at once (one Rollout is always serial).
     workers: int = Field(default=16, ge=1)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
+    sharding: ShardingSettings = ShardingSettings()
+
+    @model_validator(mode="after")
+    def _one_way_to_share(self) -> Settings:
+        if self.sharding.replicas > 1 and self.leader_election.enabled:
+            raise ValueError("sharding.replicas > 1 and leaderElection.enabled exclude each "
+                             "other: every shard already holds a lease of its own")
+        return self
 
     @field_validator("namespaces")
     @classmethod

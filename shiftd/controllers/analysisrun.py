@@ -42,7 +42,7 @@ from shiftd.model.argo.rollout import InvalidSpecError
 from shiftd.providers.base import ProviderError, ProviderSettings
 from shiftd.providers.measure import ProviderFactory, take_measurement
 from shiftd.providers.registry import provider_for
-from shiftd.runtime.caches import Caches
+from shiftd.runtime.caches import Caches, controller_key
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.engine import DONE, Outcome
 from shiftd.runtime.keys import ObjectKey, key_of
@@ -93,6 +93,12 @@ class AnalysisController:
 
     def resync_keys(self) -> list[ObjectKey]:
         return []  # a run's own wake-ups are its timers; a missed event is caught by them
+
+    def shard_of(self, key: ObjectKey) -> str:
+        """A run belongs to the shard of the Rollout that controls it."""
+        run = self._read(ANALYSIS_RUN, key.namespace, key.name)
+        owner = controller_key(run) if run is not None else None
+        return owner.path if owner is not None else key.path
 
     # -- one run ------------------------------------------------------------------------
     async def reconcile(self, key: ObjectKey) -> Outcome:

@@ -121,6 +121,9 @@ class RolloutController:
     def resync_keys(self) -> Iterable[ObjectKey]:
         return [key_of(KIND, obj) for obj in self._caches.items(ROLLOUT)]
 
+    def shard_of(self, key: ObjectKey) -> str:
+        return key.path
+
     def handles(self, obj: JsonObject) -> bool:
         """Argo's --instance-id rule: the label must equal ours (or be absent if we have none)."""
         labels = (obj.get("metadata") or {}).get("labels") or {}

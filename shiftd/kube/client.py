@@ -102,11 +102,12 @@ class KubeClient:
         watch_timeout: int = 290,
         field_manager: str = "shiftd",
         read_attempts: int = 3,
+        user_agent: str = "shiftd",
     ) -> None:
         """``request_timeout`` bounds each non-watch request (and a watch's connect);
         ``watch_timeout`` is the server-side timeoutSeconds of a watch that gives none."""
         self._api = k8s_client.ApiClient(configuration)
-        self._api.user_agent = "shiftd"
+        self._api.user_agent = user_agent
         rest = self._api.rest_client
         # Requests go straight to an aiohttp session over kubernetes_asyncio's connector (its
         # TLS setup) instead of through ApiClient.call_api, whose session trusts the
@@ -140,6 +141,7 @@ class KubeClient:
         burst: int,
         on_request: RequestHook | None = None,
         request_timeout: float = 30.0,
+        user_agent: str = "shiftd",
     ) -> KubeClient:
         """A client for the in-cluster service account, or a kubeconfig file and context.
 
@@ -164,6 +166,7 @@ class KubeClient:
             burst=burst,
             on_request=on_request,
             request_timeout=request_timeout,
+            user_agent=user_agent,
         )
 
     async def close(self) -> None:

@@ -67,17 +67,24 @@ class Controller(Protocol):
         """Keys to look at again every resync period (a safety net for missed events)."""
         ...
 
+    def shard_of(self, key: ObjectKey) -> str:
+        """The text a key is sharded by (its Rollout's ``namespace/name``), so an object and
+        everything it owns belong to one shard."""
+        ...
+
 
 class Engine:
     def __init__(self, *, clock: Clock,
                  on_error: Callable[[ObjectKey], None] = lambda key: None,
-                 on_depth: Callable[[int], None] = lambda depth: None) -> None:
+                 on_depth: Callable[[int], None] = lambda depth: None,
+                 owns: Callable[[str], bool] = lambda shard_key: True) -> None:
         self.timers = Timers(clock=clock, enqueue=self.enqueue)
         self._controllers: dict[str, Controller] = {}
         self._queues: dict[str, WorkQueue] = {}
         self._failures: dict[ObjectKey, int] = {}
         self._on_error = on_error
         self._on_depth = on_depth
+        self._owns = owns  # whether this daemon's shard owns a key now (always, unsharded)
 
     def register(self, controller: Controller) -> None:
         if controller.kind in self._controllers:
@@ -168,6 +175,9 @@ class Engine:
             except QueueClosed:
                 return
             self._on_depth(self.depth)
+            if not self._owns(controller.shard_of(key)):
+                queue.done(key)  # another shard's: its owner reconciles it
+                continue
             try:
                 outcome = await controller.reconcile(key)
             except Exception:  # one object's bug must not stop the others

@@ -13,7 +13,7 @@ without leader election.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -72,28 +72,40 @@ class AlwaysLeader:
 
 
 class LeaderElector:
-    def __init__(self, *, client: LeaseClient, namespace: str, name: str, identity: str,
-                 timings: LeaseTimings, clock: Clock,
+    """Holds one Lease: ``name``, or (``names``, for shards) the first of them it can take."""
+
+    def __init__(self, *, client: LeaseClient, namespace: str, identity: str,
+                 timings: LeaseTimings, clock: Clock, name: str | None = None,
+                 names: Sequence[str] = (), labels: dict[str, str] | None = None,
                  on_change: Callable[[bool], None] = lambda leader: None) -> None:
         if timings.renew_deadline >= timings.lease_duration:
             raise ValueError("the renew deadline must be shorter than the lease duration")
+        self._names = tuple(names) or ((name,) if name else ())
+        if not self._names:
+            raise ValueError("a lease name is needed")
         self._client = client
-        self._namespace = namespace
-        self._name = name
+        self._namespace = self.namespace = namespace
+        self._name = self._names[0]
+        self._labels = dict(labels or {})
         self.identity = identity
         self._timings = timings
         self._clock = clock
         self._on_change = on_change
         self._elected = anyio.Event()
         self._lost = anyio.Event()
-        self._observed: tuple[Any, ...] | None = None  # the record as last seen
-        self._observed_at: datetime = clock.now()
+        # per lease: the record as last seen, and when it was first seen so, by our clock
+        self._seen: dict[str, tuple[tuple[Any, ...], datetime]] = {}
         self._renewed_at: datetime | None = None
         self._lease: Obj | None = None
 
     @property
     def is_leader(self) -> bool:
         return self._elected.is_set() and not self._lost.is_set()
+
+    @property
+    def held(self) -> str | None:
+        """The name of the Lease held now."""
+        return self._name if self.is_leader else None
 
     async def wait_elected(self) -> None:
         await self._elected.wait()
@@ -105,7 +117,7 @@ class LeaderElector:
         """Campaign, then renew, until cancelled; a lost lease means campaigning again."""
         task_status.started()
         while True:
-            while not await self._try_hold():
+            while not await self._try_hold_any():
                 await self._sleep(self._timings.retry_period)
             self._become(leader=True)
             while await self._renew_within_deadline():
@@ -137,6 +149,14 @@ class LeaderElector:
             self._elected = anyio.Event()
         self._on_change(leader)
 
+    async def _try_hold_any(self) -> bool:
+        """Campaign for each Lease in turn, keeping the first one won."""
+        for name in self._names:
+            self._name = name
+            if await self._try_hold():
+                return True
+        return False
+
     async def _try_hold(self) -> bool:
         """Read the Lease and write it if ``next_lease`` says we may hold it."""
         now = self._clock.now()
@@ -147,8 +167,8 @@ class LeaderElector:
         except KubeError as error:
             logger.info("reading the lease failed: %s", error)
             return False
-        self._note(lease, now)
-        spec = next_lease(lease, identity=self.identity, observed_at=self._observed_at,
+        observed_at = self._note(lease, now)
+        spec = next_lease(lease, identity=self.identity, observed_at=observed_at,
                           now=now, timings=self._timings)
         if spec is None:
             return False
@@ -160,19 +180,23 @@ class LeaderElector:
         self._renewed_at = now
         return True
 
-    def _note(self, lease: Obj | None, now: datetime) -> None:
-        """Remember when the record last changed, by our clock."""
+    def _note(self, lease: Obj | None, now: datetime) -> datetime:
+        """Remember when the Lease's record last changed, by our clock; returns that time."""
         spec = (lease or {}).get("spec") or {}
         record = (spec.get("holderIdentity"), spec.get("renewTime"),
                   spec.get("leaseTransitions"))
-        if record != self._observed:
-            self._observed, self._observed_at = record, now
+        seen = self._seen.get(self._name)
+        if seen is None or seen[0] != record:
+            seen = self._seen[self._name] = (record, now)
+        return seen[1]
 
     async def _write(self, lease: Obj | None, spec: Obj) -> Obj:
         if lease is None:
             return await self._client.create(LEASE, self._namespace, {
                 "apiVersion": LEASE.api_version, "kind": LEASE.kind,
-                "metadata": {"name": self._name, "namespace": self._namespace}, "spec": spec})
+                "metadata": {"name": self._name, "namespace": self._namespace,
+                             **({"labels": self._labels} if self._labels else {})},
+                "spec": spec})
         body = {**lease, "spec": spec}
         return await self._client.replace(LEASE, self._namespace, self._name, body)
 

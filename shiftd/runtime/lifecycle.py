@@ -26,6 +26,7 @@ from anyio.abc import TaskStatus
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.engine import Engine
 from shiftd.runtime.leadership import Elector
+from shiftd.runtime.sharding import ShardRing
 from shiftd.runtime.telemetry import Telemetry
 from shiftd.runtime.writers import Writers
 
@@ -41,6 +42,7 @@ class Parts:
     engine: Engine
     caches: Caches
     elector: Elector
+    ring: ShardRing | None = None  # sharded: which keys this daemon's shard owns
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,8 @@ class Lifecycle:
             await root.start(engine.run_timers)
             await root.start(parts.caches.run)
             await root.start(parts.elector.run)
+            if parts.ring is not None:
+                await root.start(functools.partial(parts.ring.run, on_change=engine.resync))
             root.start_soon(self._freeze_when_idle, engine)
             root.start_soon(self._lead, parts)
             # Everything loaded so far (caches, modules) lives for the whole run: keep it out

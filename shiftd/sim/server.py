@@ -77,6 +77,7 @@ class LoggedRequest:
     content_type: str
     status: int
     watch: bool = False
+    user_agent: str = ""
     at: float = field(default_factory=time.monotonic)
 
 
@@ -153,7 +154,7 @@ class ApiServer:
                                               f"requested resource ({request.method})"), 405)
         self.request_log.append(LoggedRequest(
             request.method, request.path, request.headers.get("Content-Type", ""),
-            response.status, watch,
+            response.status, watch, request.headers.get("User-Agent", ""),
         ))
         return response
 

@@ -36,6 +36,9 @@ class Recording:
     def resync_keys(self) -> Iterable[ObjectKey]:
         return ()
 
+    def shard_of(self, key: ObjectKey) -> str:
+        return key.path
+
 
 @asynccontextmanager
 async def running(engine: Engine) -> AsyncIterator[None]:
@@ -128,3 +131,15 @@ async def test_a_failure_is_retried_at_once_then_a_crash_does_not_stop_the_worke
         assert errors == [ObjectKey("Rollout", "shop", "crash")]
         assert rollouts.seen[-2:] == [ObjectKey("Rollout", "shop", "crash"),
                                       ObjectKey("Rollout", "shop", "fine")]
+
+
+async def test_keys_another_shard_owns_are_not_reconciled() -> None:
+    engine = Engine(clock=ManualClock(), owns=lambda shard_key: shard_key != "shop/theirs")
+    rollouts = Recording("Rollout")
+    engine.register(rollouts)
+    async with running(engine):
+        engine.enqueue(ObjectKey("Rollout", "shop", "theirs"))
+        engine.enqueue(ObjectKey("Rollout", "shop", "ours"))
+        await settle()
+        assert rollouts.seen == [ObjectKey("Rollout", "shop", "ours")]
+        assert engine.idle
