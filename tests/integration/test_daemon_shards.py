@@ -1,0 +1,134 @@
+"""Three shards split the Rollouts: each Rollout is written by the one live shard that owns
+it; when a shard is killed (no orderly stop) its Rollouts are carried on by the others once
+its Lease lapses, and every Rollout finishes exactly once. The emulator's request log (the
+User-Agent names each daemon) proves that no Rollout's objects are ever written by two shards
+in turn. ``SHIFTD_TEST_SHARD_ROLLOUTS`` sets how many Rollouts (default 60; the issue's figure
+is 300)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import TaskStatus
+
+from shiftd import __version__
+from shiftd.assembly import Daemon
+from shiftd.kube.resources import ROLLOUT
+from shiftd.runtime.clock import ManualClock
+from tests.integration.daemon_support import daemon_settings
+from tests.integration.harness import Cluster, example_documents, test_cluster
+
+Obj = dict[str, Any]
+ROLLOUTS = int(os.environ.get("SHIFTD_TEST_SHARD_ROLLOUTS", "60"))
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class Shard:
+    def __init__(self, cluster: Cluster, clock: ManualClock, identity: str) -> None:
+        election = {"leaseNamespace": cluster.namespace, "identity": identity}
+        settings = daemon_settings(cluster, leaderElection=election, sharding={"replicas": 3})
+        self.agent = f"shiftd/{__version__} ({identity})"
+        self.daemon = Daemon(settings, clock=clock)
+        self.scope = anyio.CancelScope()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        with self.scope:
+            await self.daemon.run(task_status=task_status)
+
+    @property
+    def held(self) -> str | None:
+        parts = self.daemon.parts
+        return parts.elector.held if parts is not None else None  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def shards(cluster: Cluster, clock: ManualClock) -> AsyncIterator[list[Shard]]:
+    started = [Shard(cluster, clock, identity) for identity in ("a", "b", "c")]
+    async with anyio.create_task_group() as group:
+        for shard in started:
+            with anyio.fail_after(30):  # a daemon that cannot start must fail the test
+                await group.start(shard.run)
+        await cluster.wait_for(lambda: all(shard.held for shard in started),
+                               what="every shard holding a Lease")
+        yield started
+        group.cancel_scope.cancel()
+
+
+def rollout(name: str) -> Obj:
+    (source,) = [copy.deepcopy(doc) for doc in example_documents("imesh-host-split")
+                 if doc["kind"] == "Rollout"]
+    source["metadata"] = {"name": name}
+    source["spec"]["minReadySeconds"] = 0
+    source["spec"]["strategy"]["canary"] = {
+        "steps": [{"setWeight": 50}, {"pause": {"duration": "30s"}}]}
+    return source
+
+
+async def phases(cluster: Cluster) -> dict[str, tuple[str | None, str | None]]:
+    items, _ = await cluster.client.list(ROLLOUT, cluster.namespace)
+    return {item["metadata"]["name"]: ((item.get("status") or {}).get("phase"),
+                                       item["spec"]["template"]["spec"]["containers"][0][
+                                           "image"]) for item in items}
+
+
+def writers_in_turn(cluster: Cluster, name: str) -> list[str]:
+    """The User-Agents that wrote this Rollout's status and ReplicaSets, consecutive repeats
+    folded, in the order the emulator answered them."""
+    assert cluster.api is not None
+    turns: list[str] = []
+    for request in cluster.api.request_log:
+        if request.method not in WRITE_METHODS or not request.user_agent.startswith("shiftd/"):
+            continue  # the tests' and the fake kubelet's own writes
+        if not (request.path.endswith(f"/rollouts/{name}/status")
+                or f"/replicasets/{name}-" in request.path):
+            continue
+        if not turns or turns[-1] != request.user_agent:
+            turns.append(request.user_agent)
+    return turns
+
+
+async def test_three_shards_finish_every_rollout_once_when_one_of_them_is_killed() -> None:
+    clock = ManualClock()
+    async with test_cluster() as cluster:
+        if cluster.api is None:
+            pytest.skip("the emulator's request log tells the shards apart")
+        async with cluster.kubelet(), shards(cluster, clock) as (first, *_rest):
+            clock.advance(2)  # every shard past the join delay
+            names = [f"app-{index}" for index in range(ROLLOUTS)]
+            for name in names:
+                await cluster.client.create(ROLLOUT, cluster.namespace, rollout(name))
+
+            async def all_at(phase: str, image: str) -> bool:
+                return set((await phases(cluster)).values()) == {(phase, image)}
+
+            await cluster.wait_for(lambda: all_at("Healthy", "nginx:1.15.4"), timeout=60,
+                                   what="every Rollout deployed")
+            for name in names:
+                await cluster.set_image(name, "nginx:1.16.0")
+            await cluster.wait_for(lambda: all_at("Paused", "nginx:1.16.0"), timeout=60,
+                                   what="every Rollout paused at its timed step")
+            first.scope.cancel()  # killed: no release, no grace period
+
+            async def finished_as_time_passes() -> bool:
+                if not await all_at("Healthy", "nginx:1.16.0"):
+                    clock.advance(1)
+                    return False
+                return True
+
+            await cluster.wait_for(finished_as_time_passes, timeout=120,
+                                   what="every Rollout finished by the surviving shards")
+
+        moved = 0
+        for name in names:
+            turns = writers_in_turn(cluster, name)
+            assert 1 <= len(turns) <= 2, (name, turns)
+            if len(turns) == 2:
+                assert turns[0] == first.agent, (name, turns)  # handed over once, by death
+                moved += 1
+        assert moved > 0  # the killed shard's Rollouts were carried on by the others
