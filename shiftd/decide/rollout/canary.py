@@ -20,6 +20,7 @@ daemon killed between two writes replans the same remaining writes when it comes
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from shiftd.decide.rollout.actions import Action, PatchRolloutStatus, Plan
@@ -27,11 +28,13 @@ from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
 from shiftd.decide.rollout.observed import Observed
+from shiftd.decide.rollout.replicas import abort_traffic_weight
 from shiftd.decide.rollout.revisions import find_revisions
 from shiftd.decide.rollout.routing import route
 from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
 from shiftd.decide.rollout.status import merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
+from shiftd.decide.rollout.targets import canary_replicas_or_weight
 from shiftd.model.argo.rollout import Rollout
 
 
@@ -48,6 +51,7 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
                                recorded_stable=draft.status.get("stableRS") or None)
     decision = run_steps(draft, enter_steps(draft, revisions))
     decision = promote_when_done(draft, decision)
+    decision = _dynamic_abort_weight(draft, decision)
     if decision.leaving_canary:
         draft.current_runs.clear()  # no analysis outlives a promotion or an abort
     draft.analysis_actions.extend(housekeeping(observed.analysis_runs,
@@ -60,6 +64,20 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,
                 again=draft.again and bool(actions))
+
+
+def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:
+    """Aborting under ``dynamicStableScale``: the canary keeps the traffic the stable cannot
+    take yet, stepping down through the setWeight steps as the stable regains its pods."""
+    rollout, revisions = draft.rollout, decision.revisions
+    if (not decision.aborted or not rollout.canary.dynamic_stable_scale
+            or revisions.new_rs is None or revisions.stable_rs is None or rollout.replicas == 0):
+        return decision
+    _, desired = canary_replicas_or_weight(rollout, revisions, index=decision.index, aborted=True)
+    weight = abort_traffic_weight(replicas=rollout.replicas, desired_weight=desired,
+                                  stable_available=revisions.stable_rs.available,
+                                  current_weight=decision.current_weight)
+    return replace(decision, planned_weight=weight)
 
 
 def _reference_error(rollout: Rollout, observed: Observed) -> str | None:

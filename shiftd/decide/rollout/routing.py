@@ -30,7 +30,11 @@ class RoutingWrites:
 def route(draft: Draft, decision: Decision) -> RoutingWrites:
     """Point the Services and the router at the revisions this decision wants served."""
     revisions = decision.revisions
-    leaving = decision.leaving_canary
+    # Aborting under dynamicStableScale, the canary keeps some traffic (and its Service) until
+    # the stable can take it all back.
+    draining = (decision.aborted and draft.rollout.canary.dynamic_stable_scale
+                and decision.planned_weight > 0)
+    leaving = decision.leaving_canary and not draining
     canary_hash = revisions.stable_hash if leaving else revisions.pod_hash
     canary_rs = revisions.stable_rs if leaving else revisions.new_rs
     desired_weight = 0 if leaving else decision.planned_weight

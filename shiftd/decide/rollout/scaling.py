@@ -38,7 +38,7 @@ class ScaleWrites:
 def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
     """Create or scale the new ReplicaSet and scale the stable one to this step's counts."""
     writes = ScaleWrites()
-    canary_count, stable_count = _desired_counts(draft.rollout, decision)
+    canary_count, stable_count = _desired_counts(draft, decision)
     _write_new(draft, decision, canary_count=canary_count, writes=writes)
     new_rs, stable_rs = decision.revisions.new_rs, decision.revisions.stable_rs
     if stable_rs is not None and stable_rs is not new_rs:
@@ -50,17 +50,18 @@ def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
     return writes
 
 
-def _desired_counts(rollout: Rollout, decision: Decision) -> tuple[int, int]:
+def _desired_counts(draft: Draft, decision: Decision) -> tuple[int, int]:
     """(canary, stable) replicas; after the last step a routed canary gets full scale."""
+    rollout = draft.rollout
     if decision.fully_promoted:
         return rollout.replicas, rollout.replicas
+    routed_now = decision.current_weight if draft.observed.traffic is not None else None
     targets = replica_targets(rollout, decision.revisions, index=decision.index,
-                              aborted=decision.aborted)
-    canary_count = targets.canary_replicas
-    if (rollout.canary.traffic_routed and decision.index >= len(rollout.canary.steps)
-            and not decision.aborted):
-        canary_count = rollout.replicas
-    return canary_count, targets.stable_replicas
+                              aborted=decision.aborted, current_weight=routed_now)
+    if rollout.canary.dynamic_stable_scale and decision.weight_moved:
+        # the stable follows the weight routed now: once this move is written, size again
+        draft.again = True
+    return targets.canary_replicas, targets.stable_replicas
 
 
 def _write_new(
@@ -83,16 +84,40 @@ def _write_new(
     if new_rs.revision != revision:
         annotations[REVISION_ANNOTATION] = str(revision)
     target = canary_count
-    if decision.aborted and rollout.canary.traffic_routed:
-        target = _delayed_scale_down(
-            draft, new_rs, delay_seconds=rollout.canary.abort_scale_down_delay_seconds,
-            annotations=annotations)
+    if _delays_abort_scale_down(draft, decision):
+        target = _abort_scale_down(draft, decision, new_rs, annotations=annotations)
     elif SCALE_DOWN_DEADLINE_ANNOTATION in new_rs.annotations:
         annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
     if annotations:
         patch["annotations"] = annotations
     role = "stable" if decision.fully_promoted else "canary"
     _scale(draft, new_rs, target=target, patch=patch, role=role, into=writes)
+
+
+def _delays_abort_scale_down(draft: Draft, decision: Decision) -> bool:
+    """Argo's ``shouldDelayScaleDownOnAbort``: a routed canary being aborted keeps its pods for
+    ``abortScaleDownDelaySeconds`` (0 written out: indefinitely, at its counted size); under
+    ``dynamicStableScale`` only when that delay was written out."""
+    canary = draft.rollout.canary
+    if not decision.aborted or not canary.traffic_routed or decision.revisions.stable_rs is None:
+        return False
+    if canary.keeps_canary_on_abort:
+        return False
+    return not canary.dynamic_stable_scale or canary.abort_delay_explicit
+
+
+def _abort_scale_down(
+    draft: Draft, decision: Decision, new_rs: ReplicaSetView, *, annotations: dict[str, Any]
+) -> int:
+    """The aborted canary's size: kept until its deadline, which is only set once the stable
+    can serve every request (the deadline scales the canary to zero whatever the traffic)."""
+    stable_rs = decision.revisions.stable_rs
+    assert stable_rs is not None
+    if new_rs.scale_down_deadline is None and stable_rs.available < draft.rollout.replicas:
+        return new_rs.spec_replicas  # left up until the deadline can be set
+    return _delayed_scale_down(
+        draft, new_rs, delay_seconds=draft.rollout.canary.abort_scale_down_delay_seconds,
+        annotations=annotations)
 
 
 def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) -> list[Action]:
@@ -114,7 +139,11 @@ def _scale_down_older_routed(
         if rs.spec_replicas == 0:
             continue
         older_patch: dict[str, Any] = {}
-        if decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
+        if decision.fully_promoted and draft.rollout.canary.dynamic_stable_scale:
+            if rs.pod_hash in selected:
+                continue  # still selected by a Service: wait until it is switched away
+            target = 0  # as Argo: under dynamicStableScale no delay, its traffic already left
+        elif decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
             annotations: dict[str, Any] = {}
             target = _delayed_scale_down(
                 draft, rs, delay_seconds=draft.rollout.canary.scale_down_delay_seconds,

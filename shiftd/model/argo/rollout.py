@@ -103,6 +103,18 @@ class CanaryStrategy:
     abort_scale_down_delay_seconds: int
     background_analysis: dict[str, Any] | None  # handled by the analysis layer
     analysis_run_metadata: dict[str, Any] | None = None  # labels/annotations for every run
+    # With a router: the stable shrinks as traffic leaves it (and regrows first on abort).
+    dynamic_stable_scale: bool = False
+    # With a router: a ReplicaSet that has pods has at least this many (capped at replicas).
+    min_pods_per_replica_set: int | None = None
+    # abortScaleDownDelaySeconds was written in the spec (not a default): Argo treats an
+    # explicit delay differently under dynamicStableScale.
+    abort_delay_explicit: bool = False
+
+    @property
+    def keeps_canary_on_abort(self) -> bool:
+        """``abortScaleDownDelaySeconds: 0`` written out: an aborted canary stays up."""
+        return self.abort_delay_explicit and self.abort_scale_down_delay_seconds == 0
 
     @property
     def traffic_routed(self) -> bool:
@@ -148,6 +160,21 @@ def _int_field(spec: dict[str, Any], key: str, default: int, *, path: str) -> in
         raise InvalidSpecError(f"{path}.{key} must be an integer, got {value!r}")
     if value < 0:
         raise InvalidSpecError(f"{path}.{key} must not be negative, got {value}")
+    return value
+
+
+def _optional_int(spec: dict[str, Any], key: str, *, path: str) -> int | None:
+    if spec.get(key) is None:
+        return None
+    return _int_field(spec, key, 0, path=path)
+
+
+def _bool_field(spec: dict[str, Any], key: str, *, path: str) -> bool:
+    value = spec.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidSpecError(f"{path}.{key} must be true or false, got {value!r}")
     return value
 
 
@@ -323,14 +350,23 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
     if routing := canary.get("trafficRouting"):
         router, istio = _parse_traffic_routing(routing, canary_service=canary_service,
                                                stable_service=stable_service)
-    if canary.get("dynamicStableScale"):
-        raise InvalidSpecError(f"{path}.dynamicStableScale is not supported by shiftd yet")
+    dynamic_stable_scale = _bool_field(canary, "dynamicStableScale", path=path)
+    if dynamic_stable_scale and router is None:
+        raise InvalidSpecError(
+            f"{path}.dynamicStableScale: Canary dynamicStableScale can only be used with "
+            "traffic routing")
+    if dynamic_stable_scale and canary.get("scaleDownDelaySeconds") is not None:
+        raise InvalidSpecError(
+            f"{path}.dynamicStableScale: Canary dynamicStableScale cannot be used with "
+            "scaleDownDelaySeconds")
     raw_steps = canary.get("steps") or []
     if not isinstance(raw_steps, list):
         raise InvalidSpecError(f"{path}.steps must be a list")
     steps = tuple(_parse_step(step, index) for index, step in enumerate(raw_steps))
     if router is None and any(isinstance(s, SetCanaryScaleStep) for s in steps):
-        raise InvalidSpecError(f"{path}.steps: setCanaryScale needs trafficRouting")
+        # as Argo's validation: "SetCanaryScale requires TrafficRouting to be set"
+        raise InvalidSpecError(f"{path}.trafficRouting: SetCanaryScale requires TrafficRouting "
+                               "to be set")
     max_surge, max_unavailable = _parse_surge_limits(canary, path=path)
     return CanaryStrategy(
         canary_service=canary_service,
@@ -350,6 +386,9 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
         ),
         background_analysis=canary.get("analysis"),
         analysis_run_metadata=canary.get("analysisRunMetadata"),
+        dynamic_stable_scale=dynamic_stable_scale,
+        min_pods_per_replica_set=_optional_int(canary, "minPodsPerReplicaSet", path=path),
+        abort_delay_explicit=canary.get("abortScaleDownDelaySeconds") is not None,
     )
 
 
