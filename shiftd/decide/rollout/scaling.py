@@ -53,7 +53,7 @@ def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
 def _desired_counts(draft: Draft, decision: Decision) -> tuple[int, int]:
     """(canary, stable) replicas; after the last step a routed canary gets full scale."""
     rollout = draft.rollout
-    if decision.fully_promoted:
+    if decision.fully_promoted and rollout.canary.traffic_routed:
         return rollout.replicas, rollout.replicas
     routed_now = decision.current_weight if draft.observed.traffic is not None else None
     targets = replica_targets(rollout, decision.revisions, index=decision.index,

@@ -103,9 +103,13 @@ def replica_targets(
             else (current_weight, MAX_WEIGHT - current_weight),
             aborted=aborted))
         return Targets(canary_count, stable_count, weight)
+    new_rs = _counts(revisions.new_rs)
+    if new_rs is None and revisions.fully_promoted:
+        # a first (or only) revision is created at the size the fences allow at once
+        new_rs = RSCounts("", 0, 0)
     canary_count, stable_count = basic_canary_counts(
         replicas=replicas, weight=weight, max_surge=canary.max_surge,
-        max_unavailable=canary.max_unavailable, new_rs=_counts(revisions.new_rs),
+        max_unavailable=canary.max_unavailable, new_rs=new_rs,
         stable_rs=_counts(revisions.stable_rs),
         older=tuple(c for rs in revisions.older if (c := _counts(rs))),
     )
