@@ -32,10 +32,15 @@ class CreateReplicaSet:
 
 @dataclass(frozen=True, slots=True)
 class PatchReplicaSet:
-    """A JSON merge patch on a ReplicaSet (scale, annotations, adoption)."""
+    """A JSON merge patch on a ReplicaSet (scale, annotations, adoption, template metadata).
+
+    ``pod_metadata``, when set, is a merge patch for the ``metadata`` of every pod the
+    ReplicaSet owns, applied after the ReplicaSet's own patch (canary/stable metadata switched
+    in place, without restarting pods)."""
 
     name: str
     patch: dict[str, Any]
+    pod_metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from shiftd.decide.rollout.actions import Action, PatchRolloutStatus, Plan
 from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
+from shiftd.decide.rollout.metadata import sync_metadata
 from shiftd.decide.rollout.observed import Observed
 from shiftd.decide.rollout.replicas import abort_traffic_weight
 from shiftd.decide.rollout.revisions import find_revisions
@@ -94,6 +95,7 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
 
 def _writes(draft: Draft, decision: Decision) -> list[Action]:
     """The workload and traffic writes, in the order that keeps traffic on ready pods."""
+    metadata = sync_metadata(draft.rollout, decision.revisions)  # before pods are added
     scaled = scale_new_and_stable(draft, decision)
     routed = route(draft, decision)
     scale_downs = [*scaled.downs,
@@ -102,5 +104,6 @@ def _writes(draft: Draft, decision: Decision) -> list[Action]:
     if routed.lowering and not decision.fully_promoted:
         # moving traffic off a canary (abort, new revision) before its Service moves; at
         # promotion the stable Service moves first, so traffic never returns to the old pods
-        return [*scaled.ups, *routed.traffic, *routed.services, *scale_downs, *deletions]
-    return [*scaled.ups, *routed.services, *routed.traffic, *scale_downs, *deletions]
+        return [*metadata, *scaled.ups, *routed.traffic, *routed.services, *scale_downs,
+                *deletions]
+    return [*metadata, *scaled.ups, *routed.services, *routed.traffic, *scale_downs, *deletions]

@@ -6,18 +6,29 @@ decision can be tested from a table without a cluster.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from shiftd.decide.analysis.runs import AnalysisRunView
 from shiftd.decide.traffic import TrafficObservation
 from shiftd.model.argo.rollout import (
+    EPHEMERAL_METADATA_ANNOTATION,
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
+    PodMetadata,
 )
+
+
+def _strings(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def parse_time(text: str) -> datetime | None:
@@ -45,6 +56,36 @@ class ReplicaSetView:
     def scale_down_deadline(self) -> datetime | None:
         text = self.annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)
         return parse_time(text) if text else None
+
+    @property
+    def injected_metadata(self) -> PodMetadata | None:
+        """Argo's ``ParseExistingPodMetadata``: the canary/stable metadata shiftd injected into
+        this ReplicaSet's template (an unreadable record counts as none, as in Argo)."""
+        text = self.annotations.get(EPHEMERAL_METADATA_ANNOTATION)
+        try:
+            raw = orjson.loads(text) if text else None
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(raw, dict):
+            return None
+        return PodMetadata(labels=_strings(raw.get("labels")),
+                           annotations=_strings(raw.get("annotations")))
+
+    @property
+    def own_template(self) -> dict[str, Any]:
+        """The pod template less the injected metadata: what a Rollout's template is compared
+        with (and what ``undo`` copies back)."""
+        injected = self.injected_metadata
+        if injected is None:
+            return self.template
+        result = copy.deepcopy(self.template)
+        metadata = result.get("metadata") or {}
+        for key in ("labels", "annotations"):
+            values = metadata.get(key)
+            if isinstance(values, dict):
+                for name in getattr(injected, key):
+                    values.pop(name, None)
+        return result
 
     @classmethod
     def from_object(cls, obj: dict[str, Any], *, rollout_uid: str) -> ReplicaSetView:

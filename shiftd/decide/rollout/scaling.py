@@ -19,6 +19,7 @@ from shiftd.decide.rollout.actions import (
     PatchReplicaSet,
 )
 from shiftd.decide.rollout.decision import Decision, Draft
+from shiftd.decide.rollout.metadata import for_new_replica_set, inject
 from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.decide.rollout.replicas import resolve_fenceposts
 from shiftd.decide.rollout.revisions import Revisions, new_replica_set_body, owner_reference
@@ -72,6 +73,7 @@ def _write_new(
     if new_rs is None:
         body = new_replica_set_body(rollout, pod_hash=revisions.pod_hash, revision=revision,
                                     replicas=canary_count)
+        inject(body, for_new_replica_set(rollout, revisions))
         writes.ups.append(CreateReplicaSet(body=body))
         draft.event("ScalingReplicaSet",
                     f"Created ReplicaSet {body['metadata']['name']} (revision {revision}) "

@@ -31,6 +31,8 @@ REVISION_ANNOTATION = "rollout.argoproj.io/revision"
 MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
 SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 CONTROLLER_INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance"
+# What canaryMetadata / stableMetadata injected into a ReplicaSet's pod template (JSON).
+EPHEMERAL_METADATA_ANNOTATION = "rollout.argoproj.io/ephemeral-metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,14 @@ Step = PauseStep | SetWeightStep | SetCanaryScaleStep | AnalysisStep
 
 
 @dataclass(frozen=True, slots=True)
+class PodMetadata:
+    """Labels and annotations for one role's pods (canaryMetadata / stableMetadata)."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class IstioVirtualServiceRef:
     name: str
     namespace: str | None  # "name.namespace" in the spec names another namespace
@@ -110,6 +120,8 @@ class CanaryStrategy:
     # abortScaleDownDelaySeconds was written in the spec (not a default): Argo treats an
     # explicit delay differently under dynamicStableScale.
     abort_delay_explicit: bool = False
+    canary_metadata: PodMetadata | None = None  # on the canary's pods while it is the canary
+    stable_metadata: PodMetadata | None = None  # on the stable's pods (the new one's once stable)
 
     @property
     def keeps_canary_on_abort(self) -> bool:
@@ -176,6 +188,23 @@ def _bool_field(spec: dict[str, Any], key: str, *, path: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidSpecError(f"{path}.{key} must be true or false, got {value!r}")
     return value
+
+
+def _parse_pod_metadata(raw: Any, *, path: str) -> PodMetadata | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - {"labels", "annotations"}:
+        raise InvalidSpecError(f"{path} must be an object with labels and/or annotations")
+    maps: dict[str, dict[str, str]] = {}
+    for key in ("labels", "annotations"):
+        values = raw.get(key) or {}
+        if not isinstance(values, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+            raise InvalidSpecError(f"{path}.{key} must map names to strings")
+        maps[key] = dict(values)
+    if POD_TEMPLATE_HASH_LABEL in maps["labels"]:
+        raise InvalidSpecError(f"{path}.labels must not set {POD_TEMPLATE_HASH_LABEL}")
+    return PodMetadata(labels=maps["labels"], annotations=maps["annotations"])
 
 
 def _parse_int_or_percent(value: Any, *, path: str) -> int | str:
@@ -389,6 +418,10 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
         dynamic_stable_scale=dynamic_stable_scale,
         min_pods_per_replica_set=_optional_int(canary, "minPodsPerReplicaSet", path=path),
         abort_delay_explicit=canary.get("abortScaleDownDelaySeconds") is not None,
+        canary_metadata=_parse_pod_metadata(canary.get("canaryMetadata"),
+                                            path=f"{path}.canaryMetadata"),
+        stable_metadata=_parse_pod_metadata(canary.get("stableMetadata"),
+                                            path=f"{path}.stableMetadata"),
     )
 
 
