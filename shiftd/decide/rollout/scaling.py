@@ -18,6 +18,7 @@ from shiftd.decide.rollout.actions import (
     DeleteReplicaSet,
     PatchReplicaSet,
 )
+from shiftd.decide.rollout.analysis import INCONCLUSIVE_PAUSE_REASON
 from shiftd.decide.rollout.decision import Decision, Draft
 from shiftd.decide.rollout.metadata import for_new_replica_set, inject
 from shiftd.decide.rollout.observed import ReplicaSetView
@@ -71,6 +72,7 @@ def _write_new(
     rollout, revisions = draft.rollout, decision.revisions
     new_rs, revision = revisions.new_rs, revisions.revision
     if new_rs is None:
+        canary_count = 0 if halted(draft) else canary_count
         body = new_replica_set_body(rollout, pod_hash=revisions.pod_hash, revision=revision,
                                     replicas=canary_count)
         inject(body, for_new_replica_set(rollout, revisions))
@@ -136,26 +138,34 @@ def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) ->
 def _scale_down_older_routed(
     draft: Draft, decision: Decision, *, selected: set[str]
 ) -> list[Action]:
+    """Older revisions behind a router: a previous stable waits out ``scaleDownDelaySeconds``
+    (at most ``scaleDownDelayRevisionLimit`` of them, newest first, as Argo); an intermediate
+    revision that never got traffic goes at once."""
+    canary = draft.rollout.canary
+    limit = canary.scale_down_delay_revision_limit
     writes = ScaleWrites()
-    for rs in decision.revisions.older:
-        if rs.spec_replicas == 0:
-            continue
+    delayed = 0
+    for rs in sorted(decision.revisions.older, key=lambda item: item.revision, reverse=True):
+        if rs.pod_hash in selected or rs.spec_replicas == 0:
+            continue  # still selected by a Service: wait until it is switched away
         older_patch: dict[str, Any] = {}
-        if decision.fully_promoted and draft.rollout.canary.dynamic_stable_scale:
-            if rs.pod_hash in selected:
-                continue  # still selected by a Service: wait until it is switched away
+        annotations: dict[str, Any] = {}
+        if decision.fully_promoted and canary.dynamic_stable_scale:
             target = 0  # as Argo: under dynamicStableScale no delay, its traffic already left
         elif decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
-            annotations: dict[str, Any] = {}
-            target = _delayed_scale_down(
-                draft, rs, delay_seconds=draft.rollout.canary.scale_down_delay_seconds,
-                annotations=annotations)
-            if annotations:
-                older_patch["annotations"] = annotations
-        elif rs.pod_hash in selected:
-            continue  # still selected by a Service: wait until it is switched away
+            delayed += 1
+            if limit is not None and delayed > limit:
+                target = 0  # beyond scaleDownDelayRevisionLimit: no delay
+                if SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
+                    annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
+            else:
+                target = _delayed_scale_down(draft, rs,
+                                             delay_seconds=canary.scale_down_delay_seconds,
+                                             annotations=annotations)
         else:
             target = 0  # an intermediate revision that never got traffic
+        if annotations:
+            older_patch["annotations"] = annotations
         _scale(draft, rs, target=target, patch=older_patch, role="old", into=writes, down=True)
     return writes.downs
 
@@ -189,6 +199,14 @@ def history_deletions(rollout: Rollout, revisions: Revisions) -> list[Action]:
     return [DeleteReplicaSet(name=rs.name) for rs in idle[:max(0, surplus)]]
 
 
+def halted(draft: Draft) -> bool:
+    """Argo's ``haltProgress``: while a human paused the Rollout (``spec.paused``) or an
+    inconclusive analysis waits for one, no ReplicaSet is scaled (a new one is created empty)."""
+    return draft.rollout.paused or any(
+        condition.get("reason") == INCONCLUSIVE_PAUSE_REASON
+        for condition in draft.status.get("pauseConditions") or [])
+
+
 def _delayed_scale_down(
     draft: Draft, rs: ReplicaSetView, *, delay_seconds: int, annotations: dict[str, Any]
 ) -> int:
@@ -212,6 +230,8 @@ def _scale(
 ) -> None:
     """Patch ``rs`` to ``target`` replicas (and ``patch``'s metadata), if anything changes;
     the write goes with the scale-downs when it shrinks ``rs`` (or ``down`` says so)."""
+    if halted(draft):
+        target = rs.spec_replicas
     body: dict[str, Any] = {}
     metadata = {key: value for key, value in patch.items()
                 if key in ("annotations", "ownerReferences")}
