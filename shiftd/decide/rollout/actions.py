@@ -99,9 +99,17 @@ class DeleteAnalysisRun:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class EvictPods:
+    """Evict these pods (the Eviction API, so disruption budgets hold) for ``restartAt``; a
+    pod already gone counts as evicted, one refused (429) is left for a later pass."""
+
+    names: tuple[str, ...]
+
+
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
-    | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun
+    | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun | EvictPods
 )
 
 

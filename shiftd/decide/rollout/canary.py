@@ -21,22 +21,25 @@ daemon killed between two writes replans the same remaining writes when it comes
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from shiftd.decide.rollout.actions import Action, PatchRolloutStatus, Plan
+from shiftd.decide.rollout.actions import Action, EvictPods, PatchRolloutStatus, Plan
 from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
 from shiftd.decide.rollout.metadata import sync_metadata
-from shiftd.decide.rollout.observed import Observed
-from shiftd.decide.rollout.replicas import abort_traffic_weight
-from shiftd.decide.rollout.revisions import find_revisions
+from shiftd.decide.rollout.observed import Observed, parse_time
+from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
+from shiftd.decide.rollout.restart import needs_restart, plan_restart
+from shiftd.decide.rollout.revisions import Revisions, find_revisions
 from shiftd.decide.rollout.routing import route
 from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
-from shiftd.decide.rollout.status import merge_patch_diff
+from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
 from shiftd.decide.rollout.targets import canary_replicas_or_weight
 from shiftd.model.argo.rollout import Rollout
+
+RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
 
 
 def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
@@ -50,6 +53,11 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     draft = Draft(rollout=rollout, observed=observed, now=now, status=copy_json(rollout.status))
     revisions = find_revisions(rollout, observed.replica_sets,
                                recorded_stable=draft.status.get("stableRS") or None)
+    evictions = restart_pods(draft, revisions)
+    if evictions is not None:
+        # as Argo: availability is stale once pods were restarted, so nothing else this pass
+        return Plan(actions=(evictions,), events=tuple(draft.events),
+                    requeue_at=draft.requeue_at, status=draft.status)
     decision = run_steps(draft, enter_steps(draft, revisions))
     decision = promote_when_done(draft, decision)
     decision = _dynamic_abort_weight(draft, decision)
@@ -65,6 +73,35 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,
                 again=draft.again and bool(actions))
+
+
+def restart_pods(draft: Draft, revisions: Revisions) -> EvictPods | None:
+    """``spec.restartAt``: the pods to evict now (None: none); records ``status.restartedAt``
+    once none is left to restart. Needs the pods (``Observed.pods``)."""
+    rollout, pods = draft.rollout, draft.observed.pods
+    restarted_at = parse_time(str(draft.status.get("restartedAt", "")))
+    if pods is None or rollout.restart_at is None or not needs_restart(
+            restart_at=rollout.restart_at, restarted_at=restarted_at, now=draft.now):
+        if rollout.restart_at is not None and rollout.restart_at >= draft.now:
+            draft.wake_at(rollout.restart_at + timedelta(seconds=1))
+        return None
+    _, unavailable = resolve_fenceposts(max_surge=rollout.canary.max_surge,
+                                        max_unavailable=rollout.canary.max_unavailable,
+                                        replicas=rollout.replicas)
+    priority = tuple(rs.name for rs in (revisions.stable_rs, revisions.new_rs) if rs is not None)
+    decision = plan_restart(restart_at=rollout.restart_at, pods=pods,
+                            replica_sets=draft.observed.replica_sets, priority=priority,
+                            replicas=rollout.replicas, max_unavailable=unavailable)
+    if not decision.evict:
+        if decision.waiting:
+            draft.wake_at(draft.now + RESTART_CHECK)  # until availability allows more
+        else:  # recorded once no old pod is seen any more (an eviction may be refused)
+            draft.status["restartedAt"] = format_time(rollout.restart_at)
+        return None
+    draft.event("RestartingPods", f"Restarting {len(decision.evict)} pod(s) older than "
+                f"restartAt: {', '.join(decision.evict)}")
+    draft.wake_at(draft.now + RESTART_CHECK)
+    return EvictPods(names=decision.evict)
 
 
 def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:

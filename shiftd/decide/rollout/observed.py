@@ -116,6 +116,37 @@ class ReplicaSetView:
 
 
 @dataclass(frozen=True, slots=True)
+class PodView:
+    """What a ``restartAt`` restart needs to know of one pod."""
+
+    name: str
+    owner: str  # the ReplicaSet controlling it ("" if none)
+    created: datetime
+    available: bool  # Ready for at least minReadySeconds (Kubernetes' IsPodAvailable)
+    deleting: bool  # has a deletionTimestamp
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any], *, min_ready_seconds: int,
+                    now: datetime) -> PodView | None:
+        """None for a pod without a readable creationTimestamp."""
+        metadata = obj.get("metadata") or {}
+        created = parse_time(str(metadata.get("creationTimestamp", "")))
+        if created is None:
+            return None
+        owner = next((ref.get("name", "") for ref in metadata.get("ownerReferences") or ()
+                      if ref.get("controller") and ref.get("kind") == "ReplicaSet"), "")
+        ready = next((c for c in (obj.get("status") or {}).get("conditions") or ()
+                      if c.get("type") == "Ready"), None)
+        since = parse_time(str((ready or {}).get("lastTransitionTime", "")))
+        available = bool(ready and ready.get("status") == "True") and (
+            min_ready_seconds == 0 or (since is not None
+                                       and since.timestamp() + min_ready_seconds
+                                       <= now.timestamp()))
+        return cls(name=metadata.get("name", ""), owner=owner, created=created,
+                   available=available, deleting=bool(metadata.get("deletionTimestamp")))
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceView:
     name: str
     selector: Mapping[str, str]
@@ -142,3 +173,5 @@ class Observed:
     # "step-<index>"), built by the runtime from the templates in its caches.
     analysis_runs: tuple[AnalysisRunView, ...] = ()
     analysis_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # The Rollout's pods, for a restartAt restart; None: the runtime does not list pods.
+    pods: tuple[PodView, ...] | None = None

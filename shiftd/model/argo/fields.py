@@ -85,7 +85,7 @@ def parse_restart_at(raw: Any) -> datetime | None:
         raise InvalidSpecError(f"spec.restartAt must be an RFC 3339 time, got {raw!r}") from None
     if when.tzinfo is None:
         raise InvalidSpecError(f"spec.restartAt must carry a time zone, got {raw!r}")
-    return when
+    return when.replace(microsecond=0)  # metav1.Time: what status.restartedAt can record
 
 
 def parse_pod_metadata(raw: Any, *, path: str) -> PodMetadata | None:
