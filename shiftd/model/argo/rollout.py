@@ -58,6 +58,7 @@ class RolloutDefaults:
 
     scale_down_delay_seconds: int = DEFAULT_SCALE_DOWN_DELAY_SECONDS
     abort_scale_down_delay_seconds: int = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,10 +403,11 @@ def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) 
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not _selector_matches_template(selector, labels):
         raise InvalidSpecError("spec.selector does not match spec.template.metadata.labels")
-    canary = _parse_canary(spec, defaults or RolloutDefaults())
+    defaults = defaults or RolloutDefaults()
+    canary = _parse_canary(spec, defaults)
     min_ready_seconds = int_field(spec, "minReadySeconds", 0, path="spec")
     progress_deadline = int_field(spec, "progressDeadlineSeconds",
-                                   DEFAULT_PROGRESS_DEADLINE_SECONDS, path="spec")
+                                  defaults.progress_deadline_seconds, path="spec")
     if progress_deadline <= min_ready_seconds:
         raise InvalidSpecError("spec.progressDeadlineSeconds must be greater than "
                                "minReadySeconds")
