@@ -25,7 +25,11 @@ from shiftd.decide.rollout.replicas import (
     with_min_pods,
 )
 from shiftd.decide.rollout.revisions import Revisions
-from shiftd.decide.rollout.targets import canary_replicas_or_weight, replica_targets
+from shiftd.decide.rollout.targets import (
+    at_desired_counts,
+    canary_replicas_or_weight,
+    replica_targets,
+)
 from shiftd.model.argo.rollout import (
     CanaryStrategy,
     Rollout,
@@ -442,3 +446,38 @@ def test_basic_canary_waits_for_older_replicasets_before_scaling_down() -> None:
         older=(RSCounts("old", 1, 1),),
     )
     assert counts == (0, 4)
+
+
+# --- TestAtDesiredReplicaCountsForCanary (a basic canary: setCanaryScale does not apply) ------
+
+def rs_with_pods(name: str, spec: int, available: int, pods: int) -> ReplicaSetView:
+    return ReplicaSetView(name=name, pod_hash=name, revision=1, spec_replicas=spec,
+                          replicas=pods, ready=available, available=available, template={})
+
+
+@pytest.mark.parametrize(
+    ("weight", "new", "stable", "expected"),
+    [
+        pytest.param(50, (2, 2, 2), (2, 2, 2), True,
+                     id="we are at desired replica counts and availability"),
+        pytest.param(50, (2, 1, 2), (2, 2, 2), False,
+                     id="new replicaset is not at desired counts or availability"),
+        pytest.param(75, (3, 3, 3), (2, 2, 2), False,
+                     id="stable replicaset is not at desired counts or availability"),
+        pytest.param(75, (3, 3, 1), (1, 0, 1), True,
+                     id="stable replicaset is not at desired availability but is at correct "
+                        "count"),
+        pytest.param(50, (2, 2, 2), (2, 2, 3), False,
+                     id="test that when status field lags behind spec.replicas we fail"),
+    ],
+)
+def test_a_step_is_at_its_counts_as_argo_judges_it(
+    weight: int, new: tuple[int, int, int], stable: tuple[int, int, int], expected: bool
+) -> None:
+    steps: tuple[Step, ...] = (SetWeightStep(weight), scs(replicas=2, weight=2))
+    rollout = argo_rollout(replicas=4, steps=steps, routed=False, max_surge=1,
+                           max_unavailable=1)
+    revisions = argo_revisions(canary=rs_with_pods("canary", *new),
+                               stable=rs_with_pods("stable", *stable))
+    targets = replica_targets(rollout, revisions, index=1, aborted=False)
+    assert at_desired_counts(rollout, revisions, targets=targets) is expected

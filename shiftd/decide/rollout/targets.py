@@ -118,17 +118,14 @@ def replica_targets(
 
 def at_desired_counts(rollout: Rollout, revisions: Revisions, *, targets: Targets) -> bool:
     """Argo's AtDesiredReplicaCountsForCanary, judged against what the cluster reports: the
-    canary has exactly its pods available, the stable has its pods created and, without a
-    traffic router, no older revision still serves."""
+    canary has exactly its pods, all available; the stable exactly its pods created (not
+    waited for under dynamicStableScale); without a traffic router, no older revision serves."""
     new_rs, stable_rs = revisions.new_rs, revisions.stable_rs
     # As Argo: a step never completes before the new ReplicaSet exists, even at 0 replicas.
-    canary_ok = (
-        new_rs is not None and new_rs.spec_replicas == targets.canary_replicas
-        and new_rs.available >= targets.canary_replicas
-    )
-    # As Argo: under dynamicStableScale the stable follows the traffic, so is not waited for.
-    stable_ok = stable_rs is None or rollout.canary.dynamic_stable_scale or (
-        stable_rs.spec_replicas == targets.stable_replicas
-        and stable_rs.replicas >= targets.stable_replicas)
+    canary_ok = new_rs is not None and (
+        new_rs.spec_replicas == targets.canary_replicas == new_rs.available)
+    stable_ok = stable_rs is None or (
+        rollout.canary.traffic_routed and rollout.canary.dynamic_stable_scale) or (
+        stable_rs.spec_replicas == targets.stable_replicas == stable_rs.replicas)
     older_ok = rollout.canary.traffic_routed or sum(rs.available for rs in revisions.older) == 0
     return canary_ok and stable_ok and older_ok
