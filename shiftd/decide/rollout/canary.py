@@ -2,17 +2,20 @@
 
 One pass, each part in its own module:
 
-1. ``revisions``: find the new (current template) and stable ReplicaSets;
+1. ``revisions``: find the new (current template) and stable ReplicaSets; ``restart``: when
+   ``restartAt`` asks for it and pods may go, evict them and do nothing else this pass;
 2. ``steps``: record the revision (resetting the steps when the template or the steps
    changed), then walk the step machine as far as the observed state allows (``setWeight``
    completes once the canary has its pods available and the weight is routed; ``pause``
    records a pause condition and waits for its duration or a promotion; analysis steps follow
    their runs), or roll back on abort;
-3. ``finish``: promote fully after the last step;
-4. the writes: ReplicaSets first (``scaling``: scale up before traffic moves), then Services
+3. ``finish``: promote fully after the last step (an abort under ``dynamicStableScale`` keeps
+   the traffic the stable cannot take back yet);
+4. the writes: each role's pod metadata (``metadata``), ReplicaSets (``scaling``: scale up
+   before traffic moves), then Services
    and traffic (``routing``: a weight is only raised onto pods that are available), then
    scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
-   AnalysisRuns and the status (``finish``).
+   AnalysisRuns and the status (``finish``, with the progress deadline of ``progress``).
 
 Everything a restart needs is in the Rollout's status and the ReplicaSets' annotations, so a
 daemon killed between two writes replans the same remaining writes when it comes back.

@@ -3,7 +3,10 @@
 Two regimes, as in Argo Rollouts (``utils/replicaset/canary.go``):
 
 * traffic-routed canary: the mesh splits traffic, so the canary gets
-  ``ceil(weight * replicas / 100)`` pods and the stable keeps ``spec.replicas``;
+  ``ceil(weight * replicas / 100)`` pods (or what ``setCanaryScale`` says, at least
+  ``minPodsPerReplicaSet``) and the stable keeps ``spec.replicas``, or under
+  ``dynamicStableScale`` the pods its traffic needs (and an abort steps back down through the
+  setWeight steps as the stable regains them);
 * basic canary (no traffic router): pod counts *are* the split, so the counts approximate the
   weight, moving within ``maxSurge`` / ``maxUnavailable`` of ``spec.replicas``.
 

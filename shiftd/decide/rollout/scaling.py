@@ -3,7 +3,8 @@
 Scale-ups and scale-downs are returned apart, so the plan can scale up before traffic moves
 and scale down after it. A scale-down that traffic may still reach waits for a deadline
 (``scaleDownDelaySeconds``, ``abortScaleDownDelaySeconds``) recorded on the ReplicaSet itself,
-so a restarted daemon keeps it.
+so a restarted daemon keeps it. While a human paused the Rollout (or an inconclusive analysis
+waits for one) nothing is scaled, as Argo halts progress.
 """
 
 from __future__ import annotations
