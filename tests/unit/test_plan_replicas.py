@@ -248,3 +248,17 @@ def test_argos_own_refusals_stay_invalid_spec(canary: dict[str, Any], message: s
     world.settle()
     assert world.status["phase"] == "Degraded"
     assert message in world.status["message"]
+
+
+def test_a_dynamic_abort_with_an_explicit_abort_delay_drains_without_deadlock() -> None:
+    world = routed(10, [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}],
+                   dynamicStableScale=True, abortScaleDownDelaySeconds=30)
+    world.set_image(YELLOW)
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    world.patch_status({"pauseConditions": None})
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    assert spec_replicas(world) == {BLUE: 5, YELLOW: 5}
+    world.patch_status({"abort": True})
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    assert world.weights() == (100, 0)
+    assert spec_replicas(world) == {BLUE: 10, YELLOW: 0}  # after the abort delay

@@ -118,8 +118,11 @@ def _abort_scale_down(
     can serve every request (the deadline scales the canary to zero whatever the traffic)."""
     stable_rs = decision.revisions.stable_rs
     assert stable_rs is not None
-    if new_rs.scale_down_deadline is None and stable_rs.available < draft.rollout.replicas:
-        return new_rs.spec_replicas  # left up until the deadline can be set
+    if new_rs.scale_down_deadline is None:
+        if new_rs.spec_replicas == 0:
+            return 0  # already down: no delay to wait out
+        if stable_rs.available < draft.rollout.replicas:
+            return new_rs.spec_replicas  # left up until the deadline can be set
     return _delayed_scale_down(
         draft, new_rs, delay_seconds=draft.rollout.canary.abort_scale_down_delay_seconds,
         annotations=annotations)
