@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from shiftd.decide.rollout.actions import PatchService, SetTraffic
 from tests.support.world import World
 
 BLUE, YELLOW = "argoproj/rollouts-demo:blue", "argoproj/rollouts-demo:yellow"
@@ -262,3 +263,21 @@ def test_a_dynamic_abort_with_an_explicit_abort_delay_drains_without_deadlock() 
     step_through(world, check=lambda: capacity_follows_traffic(world))
     assert world.weights() == (100, 0)
     assert spec_replicas(world) == {BLUE: 10, YELLOW: 0}  # after the abort delay
+
+
+def test_going_back_to_the_stable_template_under_dynamic_scale_waits_for_the_stable() -> None:
+    world = dynamic_world()
+    world.patch_status({"pauseConditions": None})
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    assert spec_replicas(world) == {BLUE: 5, YELLOW: 5}
+    world.set_image(BLUE)  # the new revision is the stable one, shrunk to 5 for its traffic
+    first = world.plan()
+    assert not any(isinstance(a, SetTraffic) for a in first.actions)
+    assert not any(isinstance(a, PatchService) for a in first.actions)
+    world.apply(first)
+    assert world.weights() == (50, 50)  # until the stable's new pods are available
+    assert spec_replicas(world) == {BLUE: 10, YELLOW: 5}
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    assert world.weights() == (100, 0)
+    assert spec_replicas(world) == {BLUE: 10, YELLOW: 0}
+    assert world.status["phase"] == "Healthy"
