@@ -72,6 +72,7 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         defaults=RolloutDefaults(
             scale_down_delay_seconds=settings.defaults.scale_down_delay_seconds,
             abort_scale_down_delay_seconds=settings.defaults.abort_scale_down_delay_seconds,
+            progress_deadline_seconds=settings.defaults.progress_deadline_seconds,
         ),
     )
     analysis = AnalysisController(

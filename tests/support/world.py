@@ -21,6 +21,7 @@ from shiftd.decide.rollout.actions import (
     CreateReplicaSet,
     DeleteAnalysisRun,
     DeleteReplicaSet,
+    EvictPods,
     PatchAnalysisRun,
     PatchReplicaSet,
     PatchRolloutStatus,
@@ -28,7 +29,7 @@ from shiftd.decide.rollout.actions import (
     Plan,
     SetTraffic,
 )
-from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.observed import Observed, PodView, ReplicaSetView, ServiceView
 from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
 from shiftd.decide.rollout.status import format_time
 from shiftd.decide.traffic import TrafficObservation
@@ -91,6 +92,10 @@ class World:
 
     analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Pods, only once a test tracks them (``track_pods``): the planner then sees them, as the
+    # runtime would list them for a restartAt restart. Each is (ReplicaSet name, created).
+    pods: dict[str, tuple[str, datetime]] | None = None
+    evicted: list[str] = field(default_factory=list)
 
     @classmethod
     def from_example(cls, folder: str, *, with_analysis: bool = False) -> World:
@@ -154,6 +159,10 @@ class World:
             | {n: None for n in (parsed.canary.canary_service, parsed.canary.stable_service)
                if n and n not in self.services},
             traffic=traffic,
+            pods=None if self.pods is None else tuple(
+                PodView(name=name, owner=owner, created=created,
+                        available=owner not in self.held, deleting=False)
+                for name, (owner, created) in self.pods.items()),
         )
         return plan_rollout(parsed, observed, now=self.now,
                             resource_version=self.rollout["metadata"]["resourceVersion"])
@@ -195,15 +204,20 @@ class World:
                                                         action.patch)
             elif isinstance(action, DeleteAnalysisRun):
                 del self.analysis_runs[action.name]
+            elif isinstance(action, EvictPods):
+                assert self.pods is not None
+                for name in action.names:
+                    del self.pods[name]
+                self.evicted.extend(action.names)
             elif isinstance(action, PatchRolloutStatus):
                 assert action.resource_version == self.rollout["metadata"]["resourceVersion"]
                 self.rollout["status"] = merge(self.rollout.get("status") or {}, action.patch)
                 self._bump()
         self.events.extend(event.message for event in plan.events)
-        scaled = any(isinstance(a, CreateReplicaSet) or (
+        scaled = any(isinstance(a, CreateReplicaSet | EvictPods) or (
             isinstance(a, PatchReplicaSet) and "spec" in a.patch) for a in plan.actions)
-        # (a ReplicaSet whose size changed always gets a status update from its controller,
-        # and that event plans again)
+        # (a ReplicaSet whose size changed, or whose pods were evicted, always gets a status
+        # update from its controller, and that event plans again)
         if self.check_fixed_point and plan.actions and not plan.again and not scaled:
             follow_up = self.plan()
             assert not follow_up.actions, (
@@ -215,7 +229,26 @@ class World:
         metadata = self.rollout["metadata"]
         metadata["resourceVersion"] = str(int(metadata["resourceVersion"]) + 1)
 
+    def track_pods(self) -> None:
+        self.pods = {}
+        self._kubelet()
+
+    def _replace_pods(self) -> None:
+        """The ReplicaSet controller: each ReplicaSet gets its spec's number of pods."""
+        assert self.pods is not None
+        for name, rs in self.replica_sets.items():
+            mine = sorted(pod for pod, (owner, _) in self.pods.items() if owner == name)
+            for extra in mine[rs["spec"]["replicas"]:]:
+                del self.pods[extra]
+            for index in range(len(mine), rs["spec"]["replicas"]):
+                pod = f"{name}-{self.now:%H%M%S}-{index}"
+                while pod in self.pods:
+                    pod += "x"
+                self.pods[pod] = (name, self.now)
+
     def _kubelet(self) -> None:
+        if self.pods is not None:
+            self._replace_pods()
         for name, rs in self.replica_sets.items():
             replicas = rs["spec"]["replicas"]
             ready = 0 if name in self.held else replicas

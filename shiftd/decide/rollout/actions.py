@@ -32,10 +32,15 @@ class CreateReplicaSet:
 
 @dataclass(frozen=True, slots=True)
 class PatchReplicaSet:
-    """A JSON merge patch on a ReplicaSet (scale, annotations, adoption)."""
+    """A JSON merge patch on a ReplicaSet (scale, annotations, adoption, template metadata).
+
+    ``pod_metadata``, when set, is a merge patch for the ``metadata`` of every pod the
+    ReplicaSet owns, applied after the ReplicaSet's own patch (canary/stable metadata switched
+    in place, without restarting pods)."""
 
     name: str
     patch: dict[str, Any]
+    pod_metadata: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,17 @@ class DeleteAnalysisRun:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class EvictPods:
+    """Evict these pods (the Eviction API, so disruption budgets hold) for ``restartAt``; a
+    pod already gone counts as evicted, one refused (429) is left for a later pass."""
+
+    names: tuple[str, ...]
+
+
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
-    | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun
+    | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun | EvictPods
 )
 
 

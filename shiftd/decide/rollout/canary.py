@@ -2,17 +2,20 @@
 
 One pass, each part in its own module:
 
-1. ``revisions``: find the new (current template) and stable ReplicaSets;
+1. ``revisions``: find the new (current template) and stable ReplicaSets; ``restart``: when
+   ``restartAt`` asks for it and pods may go, evict them and do nothing else this pass;
 2. ``steps``: record the revision (resetting the steps when the template or the steps
    changed), then walk the step machine as far as the observed state allows (``setWeight``
    completes once the canary has its pods available and the weight is routed; ``pause``
    records a pause condition and waits for its duration or a promotion; analysis steps follow
    their runs), or roll back on abort;
-3. ``finish``: promote fully after the last step;
-4. the writes: ReplicaSets first (``scaling``: scale up before traffic moves), then Services
+3. ``finish``: promote fully after the last step (an abort under ``dynamicStableScale`` keeps
+   the traffic the stable cannot take back yet);
+4. the writes: each role's pod metadata (``metadata``), ReplicaSets (``scaling``: scale up
+   before traffic moves), then Services
    and traffic (``routing``: a weight is only raised onto pods that are available), then
    scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
-   AnalysisRuns and the status (``finish``).
+   AnalysisRuns and the status (``finish``, with the progress deadline of ``progress``).
 
 Everything a restart needs is in the Rollout's status and the ReplicaSets' annotations, so a
 daemon killed between two writes replans the same remaining writes when it comes back.
@@ -20,19 +23,26 @@ daemon killed between two writes replans the same remaining writes when it comes
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
-from shiftd.decide.rollout.actions import Action, PatchRolloutStatus, Plan
+from shiftd.decide.rollout.actions import Action, EvictPods, PatchRolloutStatus, Plan
 from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
-from shiftd.decide.rollout.observed import Observed
-from shiftd.decide.rollout.revisions import find_revisions
+from shiftd.decide.rollout.metadata import sync_metadata
+from shiftd.decide.rollout.observed import Observed, parse_time
+from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
+from shiftd.decide.rollout.restart import needs_restart, plan_restart
+from shiftd.decide.rollout.revisions import Revisions, find_revisions
 from shiftd.decide.rollout.routing import route
 from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
-from shiftd.decide.rollout.status import merge_patch_diff
+from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
+from shiftd.decide.rollout.targets import canary_replicas_or_weight
 from shiftd.model.argo.rollout import Rollout
+
+RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
 
 
 def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
@@ -46,8 +56,14 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     draft = Draft(rollout=rollout, observed=observed, now=now, status=copy_json(rollout.status))
     revisions = find_revisions(rollout, observed.replica_sets,
                                recorded_stable=draft.status.get("stableRS") or None)
+    evictions = restart_pods(draft, revisions)
+    if evictions is not None:
+        # as Argo: availability is stale once pods were restarted, so nothing else this pass
+        return Plan(actions=(evictions,), events=tuple(draft.events),
+                    requeue_at=draft.requeue_at, status=draft.status)
     decision = run_steps(draft, enter_steps(draft, revisions))
     decision = promote_when_done(draft, decision)
+    decision = _dynamic_abort_weight(draft, decision)
     if decision.leaving_canary:
         draft.current_runs.clear()  # no analysis outlives a promotion or an abort
     draft.analysis_actions.extend(housekeeping(observed.analysis_runs,
@@ -60,6 +76,49 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,
                 again=draft.again and bool(actions))
+
+
+def restart_pods(draft: Draft, revisions: Revisions) -> EvictPods | None:
+    """``spec.restartAt``: the pods to evict now (None: none); records ``status.restartedAt``
+    once none is left to restart. Needs the pods (``Observed.pods``)."""
+    rollout, pods = draft.rollout, draft.observed.pods
+    restarted_at = parse_time(str(draft.status.get("restartedAt", "")))
+    if pods is None or rollout.restart_at is None or not needs_restart(
+            restart_at=rollout.restart_at, restarted_at=restarted_at, now=draft.now):
+        if rollout.restart_at is not None and rollout.restart_at >= draft.now:
+            draft.wake_at(rollout.restart_at + timedelta(seconds=1))
+        return None
+    _, unavailable = resolve_fenceposts(max_surge=rollout.canary.max_surge,
+                                        max_unavailable=rollout.canary.max_unavailable,
+                                        replicas=rollout.replicas)
+    priority = tuple(rs.name for rs in (revisions.stable_rs, revisions.new_rs) if rs is not None)
+    decision = plan_restart(restart_at=rollout.restart_at, pods=pods,
+                            replica_sets=draft.observed.replica_sets, priority=priority,
+                            replicas=rollout.replicas, max_unavailable=unavailable)
+    if not decision.evict:
+        if decision.waiting:
+            draft.wake_at(draft.now + RESTART_CHECK)  # until availability allows more
+        else:  # recorded once no old pod is seen any more (an eviction may be refused)
+            draft.status["restartedAt"] = format_time(rollout.restart_at)
+        return None
+    draft.event("RestartingPods", f"Restarting {len(decision.evict)} pod(s) older than "
+                f"restartAt: {', '.join(decision.evict)}")
+    draft.wake_at(draft.now + RESTART_CHECK)
+    return EvictPods(names=decision.evict)
+
+
+def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:
+    """Aborting under ``dynamicStableScale``: the canary keeps the traffic the stable cannot
+    take yet, stepping down through the setWeight steps as the stable regains its pods."""
+    rollout, revisions = draft.rollout, decision.revisions
+    if (not decision.aborted or not rollout.canary.dynamic_stable_scale
+            or revisions.new_rs is None or revisions.stable_rs is None or rollout.replicas == 0):
+        return decision
+    _, desired = canary_replicas_or_weight(rollout, revisions, index=decision.index, aborted=True)
+    weight = abort_traffic_weight(replicas=rollout.replicas, desired_weight=desired,
+                                  stable_available=revisions.stable_rs.available,
+                                  current_weight=decision.current_weight)
+    return replace(decision, planned_weight=weight)
 
 
 def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
@@ -76,6 +135,7 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
 
 def _writes(draft: Draft, decision: Decision) -> list[Action]:
     """The workload and traffic writes, in the order that keeps traffic on ready pods."""
+    metadata = sync_metadata(draft.rollout, decision.revisions)  # before pods are added
     scaled = scale_new_and_stable(draft, decision)
     routed = route(draft, decision)
     scale_downs = [*scaled.downs,
@@ -84,5 +144,6 @@ def _writes(draft: Draft, decision: Decision) -> list[Action]:
     if routed.lowering and not decision.fully_promoted:
         # moving traffic off a canary (abort, new revision) before its Service moves; at
         # promotion the stable Service moves first, so traffic never returns to the old pods
-        return [*scaled.ups, *routed.traffic, *routed.services, *scale_downs, *deletions]
-    return [*scaled.ups, *routed.services, *routed.traffic, *scale_downs, *deletions]
+        return [*metadata, *scaled.ups, *routed.traffic, *routed.services, *scale_downs,
+                *deletions]
+    return [*metadata, *scaled.ups, *routed.services, *routed.traffic, *scale_downs, *deletions]

@@ -15,6 +15,7 @@ from typing import Any
 
 from shiftd.decide.rollout.actions import Action, EventSpec, PatchRolloutStatus, Plan
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
+from shiftd.decide.rollout.progress import TIMED_OUT_REASON, progressing, timed_out_message
 from shiftd.decide.rollout.replicas import resolve_fenceposts
 from shiftd.decide.rollout.status import (
     AVAILABLE,
@@ -117,9 +118,26 @@ def _progressing(
             conditions, type_=PROGRESSING, status=True, reason="NewReplicaSetAvailable",
             message=f'RolloutCompleted: ReplicaSet "{rs_name}" has successfully progressed.',
             now=now)
-    return set_condition(conditions, type_=PROGRESSING, status=True,
-                         reason="ReplicaSetUpdated",
-                         message=f'ReplicaSet "{rs_name}" is progressing.', now=now)
+    conditions = progressing(draft, decision, conditions=conditions, rs_name=rs_name)
+    if draft.rollout.progress_deadline_abort and any(
+            c.get("type") == PROGRESSING and c.get("reason") == TIMED_OUT_REASON
+            for c in conditions):
+        return _abort_on_deadline(draft, decision, conditions=conditions, rs_name=rs_name)
+    return conditions
+
+
+def _abort_on_deadline(draft: Draft, decision: Decision, *, conditions: Conditions,
+                       rs_name: str) -> Conditions:
+    """``progressDeadlineAbort``: the timed-out update is aborted (the next pass rolls back)."""
+    status = draft.status
+    status["abort"] = True
+    status["abortedAt"] = draft.now_text
+    draft.again = True
+    message = (f"Rollout aborted update to revision {decision.revisions.revision}: "
+               f"{timed_out_message(rs_name)}")
+    draft.event(ROLLOUT_ABORTED_REASON, message, warning=True)
+    return set_condition(conditions, type_=PROGRESSING, status=False,
+                         reason=ROLLOUT_ABORTED_REASON, message=message, now=draft.now_text)
 
 
 def _record_phase(draft: Draft, decision: Decision, *, conditions: Conditions) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.decide.rollout.status import calculate_phase
 from shiftd.model.argo.rollout import (
     MAX_WEIGHT,
@@ -334,7 +335,9 @@ def undo_patch(
     if to_revision < 0:
         raise OperatorError(f"invalid revision {to_revision}: must not be negative")
     revision, rs = _pick_revision(rollout, replica_sets, to_revision)
-    template = _without_hash_label((rs.get("spec") or {}).get("template") or {})
+    # less the canary/stable metadata shiftd injected: those belong to a role, not a revision
+    template = _without_hash_label(ReplicaSetView.from_object(dict(rs), rollout_uid="")
+                                   .own_template)
     current = _without_hash_label(_spec(rollout).get("template") or {})
     if current and _derivative_equal(current, template):
         return Undo(revision=revision, template=template, json_patch=None)

@@ -3,7 +3,10 @@
 Two regimes, as in Argo Rollouts (``utils/replicaset/canary.go``):
 
 * traffic-routed canary: the mesh splits traffic, so the canary gets
-  ``ceil(weight * replicas / 100)`` pods and the stable keeps ``spec.replicas``;
+  ``ceil(weight * replicas / 100)`` pods (or what ``setCanaryScale`` says, at least
+  ``minPodsPerReplicaSet``) and the stable keeps ``spec.replicas``, or under
+  ``dynamicStableScale`` the pods its traffic needs (and an abort steps back down through the
+  setWeight steps as the stable regains them);
 * basic canary (no traffic router): pod counts *are* the split, so the counts approximate the
   weight, moving within ``maxSurge`` / ``maxUnavailable`` of ``spec.replicas``.
 
@@ -213,13 +216,94 @@ def _scale_down(
     return new_count, stable_count
 
 
-def traffic_routed_counts(
-    *, replicas: int, weight: int, canary_scale_replicas: int | None = None
-) -> tuple[int, int]:
-    """Argo's ``CalculateReplicaCountsForTrafficRoutedCanary`` without dynamic stable scaling."""
-    canary = (
-        canary_scale_replicas
-        if canary_scale_replicas is not None
-        else traffic_weight_to_replicas(replicas, weight)
-    )
-    return canary, replicas
+def with_min_pods(count: int, *, minimum: int | None, replicas: int) -> int:
+    """Argo's ``CheckMinPodsPerReplicaSet``: a ReplicaSet that has pods has at least
+    ``minimum`` of them, never more than ``replicas`` (so it cannot loop); zero stays zero."""
+    if count == 0 or minimum is None:
+        return count
+    return max(count, min(minimum, replicas))
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedScale:
+    """What the traffic-routed replica math needs besides the ReplicaSets.
+
+    ``weight`` and ``canary_replicas`` are what the current step asks for (Argo's
+    ``GetCanaryReplicasOrWeight``): an explicit ``setCanaryScale.replicas`` wins over the weight.
+    ``current_weights`` are the (canary, stable) weights the router routes now; None when unknown.
+    """
+
+    replicas: int
+    weight: int
+    canary_replicas: int | None = None
+    min_pods: int | None = None
+    dynamic_stable_scale: bool = False
+    current_weights: tuple[int, int] | None = None
+    aborted: bool = False
+
+
+def traffic_routed_counts(scale: RoutedScale) -> tuple[int, int]:
+    """Argo's ``CalculateReplicaCountsForTrafficRoutedCanary``: the (canary, stable) replicas.
+
+    Without ``dynamicStableScale`` the stable keeps ``replicas``. With it, the stable is sized
+    for the larger of the stable weight wanted and the stable weight routed now (so it shrinks
+    only after traffic left it, and grows before traffic returns); on abort the canary likewise
+    keeps the pods the traffic it still gets needs.
+    """
+    replicas = scale.replicas
+    if scale.canary_replicas is not None:
+        canary = scale.canary_replicas
+    else:
+        canary = with_min_pods(traffic_weight_to_replicas(replicas, scale.weight),
+                               minimum=scale.min_pods, replicas=replicas)
+    if not scale.dynamic_stable_scale:
+        return canary, replicas
+    stable = traffic_weight_to_replicas(replicas, MAX_WEIGHT - scale.weight)
+    if scale.current_weights is not None:
+        current_canary, current_stable = scale.current_weights
+        stable = max(stable, traffic_weight_to_replicas(replicas, current_stable))
+        if scale.aborted:
+            canary = max(canary, traffic_weight_to_replicas(replicas, current_canary))
+    return (with_min_pods(canary, minimum=scale.min_pods, replicas=replicas),
+            with_min_pods(stable, minimum=scale.min_pods, replicas=replicas))
+
+
+def dynamic_abort_weight(
+    *, replicas: int, step_weights: tuple[int, ...], new: RSCounts, stable: RSCounts,
+    explicit_abort_delay: bool,
+) -> int:
+    """Argo's ``GetDesiredCanaryWeight`` on an abort under ``dynamicStableScale``: the canary
+    steps back down through the setWeight steps, in reverse, as the stable regains pods.
+
+    The weight is the largest step weight whose pods are fewer than the canary still needs:
+    ``replicas`` less the stable's available pods, or (without an explicit abort delay, which
+    would otherwise deadlock the drain) the canary's available pods if more.
+    """
+    expected_canary = replicas - stable.available
+    canary_pods = expected_canary if explicit_abort_delay else max(expected_canary,
+                                                                   new.available)
+    for weight in reversed(step_weights):
+        if traffic_weight_to_replicas(replicas, weight) < canary_pods:
+            return weight
+    return 0
+
+
+def abort_traffic_weight(
+    *, replicas: int, desired_weight: int, stable_available: int, current_weight: int | None
+) -> int:
+    """Argo's ``calculateDesiredWeightOnAbortOrStableRollback`` under ``dynamicStableScale``:
+    the canary weight to route while aborting, never more than the stable can take yet.
+
+    ``desired_weight`` is ``dynamic_abort_weight``; ``current_weight`` the canary weight routed
+    now (None: nothing recorded).
+    """
+    if replicas == 0:
+        return 0
+    expected = max(0, MAX_WEIGHT - MAX_WEIGHT * stable_available // replicas)
+    if current_weight is None:
+        return max(expected, desired_weight)
+    if desired_weight <= 0:
+        return min(expected, current_weight)  # never back up while stable pods flap
+    if MAX_WEIGHT * stable_available // replicas < MAX_WEIGHT - desired_weight:
+        return current_weight  # the stable is still scaling up
+    return min(desired_weight, current_weight)

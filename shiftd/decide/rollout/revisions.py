@@ -77,7 +77,7 @@ def _find_new_replica_set(
         if rs.pod_hash == pod_hash:
             return rs
     for rs in replica_sets:  # Argo falls back to comparing templates; orphans get adopted
-        if templates_equal(rs.template, rollout.template):
+        if templates_equal(rs.own_template, rollout.template):
             return rs
     return None
 

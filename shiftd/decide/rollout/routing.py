@@ -30,10 +30,18 @@ class RoutingWrites:
 def route(draft: Draft, decision: Decision) -> RoutingWrites:
     """Point the Services and the router at the revisions this decision wants served."""
     revisions = decision.revisions
-    leaving = decision.leaving_canary
+    # Aborting under dynamicStableScale, the canary keeps some traffic (and its Service) until
+    # the stable can take it all back.
+    draining = (decision.aborted and draft.rollout.canary.dynamic_stable_scale
+                and decision.planned_weight > 0)
+    leaving = decision.leaving_canary and not draining
     canary_hash = revisions.stable_hash if leaving else revisions.pod_hash
     canary_rs = revisions.stable_rs if leaving else revisions.new_rs
     desired_weight = 0 if leaving else decision.planned_weight
+    previous = rolling_back_from(draft, decision)
+    if previous is not None:  # the canary keeps its traffic until the stable can take it
+        canary_hash, canary_rs, desired_weight = (previous.pod_hash, previous,
+                                                  decision.current_weight)
     lowering = desired_weight < decision.current_weight
     services, selectors = _service_actions(
         draft, stable_target=(revisions.stable_hash, revisions.stable_rs),
@@ -57,6 +65,24 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
     selected = {revisions.stable_hash, canary_hash, *(h for h in selectors.values() if h)}
     return RoutingWrites(services=tuple(services), traffic=traffic, lowering=lowering,
                          selected=frozenset(selected))
+
+
+def rolling_back_from(draft: Draft, decision: Decision) -> ReplicaSetView | None:
+    """Argo's ``IsDynamicallyRollingBackToStable``: under dynamicStableScale, the template went
+    back to the stable's while a canary (recorded in ``status.canary.weights``) still takes
+    traffic and the stable, shrunk for it, is not yet at full availability: that canary keeps
+    its traffic, Service and pods until the stable can serve everything."""
+    rollout, revisions = draft.rollout, decision.revisions
+    if (not revisions.fully_promoted or not rollout.canary.traffic_routed
+            or not rollout.canary.dynamic_stable_scale or decision.current_weight <= 0
+            or revisions.stable_rs is None
+            or revisions.stable_rs.available >= rollout.replicas):
+        return None
+    weights = (draft.rollout.status.get("canary") or {}).get("weights") or {}
+    recorded = (weights.get("canary") or {}).get("podTemplateHash")
+    if not recorded or recorded == revisions.stable_hash:
+        return None
+    return next((rs for rs in revisions.older if rs.pod_hash == recorded), None)
 
 
 def may_switch_to(target: ReplicaSetView | None, *, first_adoption: bool) -> bool:

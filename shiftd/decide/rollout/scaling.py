@@ -3,7 +3,8 @@
 Scale-ups and scale-downs are returned apart, so the plan can scale up before traffic moves
 and scale down after it. A scale-down that traffic may still reach waits for a deadline
 (``scaleDownDelaySeconds``, ``abortScaleDownDelaySeconds``) recorded on the ReplicaSet itself,
-so a restarted daemon keeps it.
+so a restarted daemon keeps it. While a human paused the Rollout (or an inconclusive analysis
+waits for one) nothing is scaled, as Argo halts progress.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from shiftd.decide.rollout.actions import (
     DeleteReplicaSet,
     PatchReplicaSet,
 )
+from shiftd.decide.rollout.analysis import INCONCLUSIVE_PAUSE_REASON
 from shiftd.decide.rollout.decision import Decision, Draft
+from shiftd.decide.rollout.metadata import for_new_replica_set, inject
 from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.decide.rollout.replicas import resolve_fenceposts
 from shiftd.decide.rollout.revisions import Revisions, new_replica_set_body, owner_reference
@@ -38,7 +41,7 @@ class ScaleWrites:
 def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
     """Create or scale the new ReplicaSet and scale the stable one to this step's counts."""
     writes = ScaleWrites()
-    canary_count, stable_count = _desired_counts(draft.rollout, decision)
+    canary_count, stable_count = _desired_counts(draft, decision)
     _write_new(draft, decision, canary_count=canary_count, writes=writes)
     new_rs, stable_rs = decision.revisions.new_rs, decision.revisions.stable_rs
     if stable_rs is not None and stable_rs is not new_rs:
@@ -50,17 +53,18 @@ def scale_new_and_stable(draft: Draft, decision: Decision) -> ScaleWrites:
     return writes
 
 
-def _desired_counts(rollout: Rollout, decision: Decision) -> tuple[int, int]:
+def _desired_counts(draft: Draft, decision: Decision) -> tuple[int, int]:
     """(canary, stable) replicas; after the last step a routed canary gets full scale."""
-    if decision.fully_promoted:
+    rollout = draft.rollout
+    if decision.fully_promoted and rollout.canary.traffic_routed:
         return rollout.replicas, rollout.replicas
+    routed_now = decision.current_weight if draft.observed.traffic is not None else None
     targets = replica_targets(rollout, decision.revisions, index=decision.index,
-                              aborted=decision.aborted)
-    canary_count = targets.canary_replicas
-    if (rollout.canary.traffic_routed and decision.index >= len(rollout.canary.steps)
-            and not decision.aborted):
-        canary_count = rollout.replicas
-    return canary_count, targets.stable_replicas
+                              aborted=decision.aborted, current_weight=routed_now)
+    if rollout.canary.dynamic_stable_scale and decision.weight_moved:
+        # the stable follows the weight routed now: once this move is written, size again
+        draft.again = True
+    return targets.canary_replicas, targets.stable_replicas
 
 
 def _write_new(
@@ -69,8 +73,10 @@ def _write_new(
     rollout, revisions = draft.rollout, decision.revisions
     new_rs, revision = revisions.new_rs, revisions.revision
     if new_rs is None:
+        canary_count = 0 if halted(draft) else canary_count
         body = new_replica_set_body(rollout, pod_hash=revisions.pod_hash, revision=revision,
                                     replicas=canary_count)
+        inject(body, for_new_replica_set(rollout, revisions))
         writes.ups.append(CreateReplicaSet(body=body))
         draft.event("ScalingReplicaSet",
                     f"Created ReplicaSet {body['metadata']['name']} (revision {revision}) "
@@ -83,16 +89,43 @@ def _write_new(
     if new_rs.revision != revision:
         annotations[REVISION_ANNOTATION] = str(revision)
     target = canary_count
-    if decision.aborted and rollout.canary.traffic_routed:
-        target = _delayed_scale_down(
-            draft, new_rs, delay_seconds=rollout.canary.abort_scale_down_delay_seconds,
-            annotations=annotations)
+    if _delays_abort_scale_down(draft, decision):
+        target = _abort_scale_down(draft, decision, new_rs, annotations=annotations)
     elif SCALE_DOWN_DEADLINE_ANNOTATION in new_rs.annotations:
         annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
     if annotations:
         patch["annotations"] = annotations
     role = "stable" if decision.fully_promoted else "canary"
     _scale(draft, new_rs, target=target, patch=patch, role=role, into=writes)
+
+
+def _delays_abort_scale_down(draft: Draft, decision: Decision) -> bool:
+    """Argo's ``shouldDelayScaleDownOnAbort``: a routed canary being aborted keeps its pods for
+    ``abortScaleDownDelaySeconds`` (0 written out: indefinitely, at its counted size); under
+    ``dynamicStableScale`` only when that delay was written out."""
+    canary = draft.rollout.canary
+    if not decision.aborted or not canary.traffic_routed or decision.revisions.stable_rs is None:
+        return False
+    if canary.keeps_canary_on_abort:
+        return False
+    return not canary.dynamic_stable_scale or canary.abort_delay_explicit
+
+
+def _abort_scale_down(
+    draft: Draft, decision: Decision, new_rs: ReplicaSetView, *, annotations: dict[str, Any]
+) -> int:
+    """The aborted canary's size: kept until its deadline, which is only set once the stable
+    can serve every request (the deadline scales the canary to zero whatever the traffic)."""
+    stable_rs = decision.revisions.stable_rs
+    assert stable_rs is not None
+    if new_rs.scale_down_deadline is None:
+        if new_rs.spec_replicas == 0:
+            return 0  # already down: no delay to wait out
+        if stable_rs.available < draft.rollout.replicas:
+            return new_rs.spec_replicas  # left up until the deadline can be set
+    return _delayed_scale_down(
+        draft, new_rs, delay_seconds=draft.rollout.canary.abort_scale_down_delay_seconds,
+        annotations=annotations)
 
 
 def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) -> list[Action]:
@@ -109,22 +142,34 @@ def scale_down_older(draft: Draft, decision: Decision, *, selected: set[str]) ->
 def _scale_down_older_routed(
     draft: Draft, decision: Decision, *, selected: set[str]
 ) -> list[Action]:
+    """Older revisions behind a router: a previous stable waits out ``scaleDownDelaySeconds``
+    (at most ``scaleDownDelayRevisionLimit`` of them, newest first, as Argo); an intermediate
+    revision that never got traffic goes at once."""
+    canary = draft.rollout.canary
+    limit = canary.scale_down_delay_revision_limit
     writes = ScaleWrites()
-    for rs in decision.revisions.older:
-        if rs.spec_replicas == 0:
-            continue
-        older_patch: dict[str, Any] = {}
-        if decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
-            annotations: dict[str, Any] = {}
-            target = _delayed_scale_down(
-                draft, rs, delay_seconds=draft.rollout.canary.scale_down_delay_seconds,
-                annotations=annotations)
-            if annotations:
-                older_patch["annotations"] = annotations
-        elif rs.pod_hash in selected:
+    delayed = 0
+    for rs in sorted(decision.revisions.older, key=lambda item: item.revision, reverse=True):
+        if rs.pod_hash in selected or rs.spec_replicas == 0:
             continue  # still selected by a Service: wait until it is switched away
+        older_patch: dict[str, Any] = {}
+        annotations: dict[str, Any] = {}
+        if decision.fully_promoted and canary.dynamic_stable_scale:
+            target = 0  # as Argo: under dynamicStableScale no delay, its traffic already left
+        elif decision.fully_promoted or SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
+            delayed += 1
+            if limit is not None and delayed > limit:
+                target = 0  # beyond scaleDownDelayRevisionLimit: no delay
+                if SCALE_DOWN_DEADLINE_ANNOTATION in rs.annotations:
+                    annotations[SCALE_DOWN_DEADLINE_ANNOTATION] = None
+            else:
+                target = _delayed_scale_down(draft, rs,
+                                             delay_seconds=canary.scale_down_delay_seconds,
+                                             annotations=annotations)
         else:
             target = 0  # an intermediate revision that never got traffic
+        if annotations:
+            older_patch["annotations"] = annotations
         _scale(draft, rs, target=target, patch=older_patch, role="old", into=writes, down=True)
     return writes.downs
 
@@ -158,6 +203,14 @@ def history_deletions(rollout: Rollout, revisions: Revisions) -> list[Action]:
     return [DeleteReplicaSet(name=rs.name) for rs in idle[:max(0, surplus)]]
 
 
+def halted(draft: Draft) -> bool:
+    """Argo's ``haltProgress``: while a human paused the Rollout (``spec.paused``) or an
+    inconclusive analysis waits for one, no ReplicaSet is scaled (a new one is created empty)."""
+    return draft.rollout.paused or any(
+        condition.get("reason") == INCONCLUSIVE_PAUSE_REASON
+        for condition in draft.status.get("pauseConditions") or [])
+
+
 def _delayed_scale_down(
     draft: Draft, rs: ReplicaSetView, *, delay_seconds: int, annotations: dict[str, Any]
 ) -> int:
@@ -181,6 +234,8 @@ def _scale(
 ) -> None:
     """Patch ``rs`` to ``target`` replicas (and ``patch``'s metadata), if anything changes;
     the write goes with the scale-downs when it shrinks ``rs`` (or ``down`` says so)."""
+    if halted(draft):
+        target = rs.spec_replicas
     body: dict[str, Any] = {}
     metadata = {key: value for key, value in patch.items()
                 if key in ("annotations", "ownerReferences")}

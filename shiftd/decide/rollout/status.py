@@ -98,6 +98,9 @@ def calculate_phase(rollout: Rollout, status: dict[str, Any]) -> tuple[str, str]
         return "Paused", "manually paused"
     for pause in status.get("pauseConditions") or []:
         return "Paused", str(pause.get("reason", ""))
+    if rollout.restart_at is not None and status.get("restartedAt") != format_time(
+            rollout.restart_at):
+        return "Progressing", "rollout is restarting"
     if int(status.get("updatedReplicas", 0)) < rollout.replicas:
         return "Progressing", "more replicas need to be updated"
     if int(status.get("availableReplicas", 0)) < int(status.get("updatedReplicas", 0)):

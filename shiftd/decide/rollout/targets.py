@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.decide.rollout.replicas import (
+    RoutedScale,
     RSCounts,
     basic_canary_counts,
+    dynamic_abort_weight,
     traffic_routed_counts,
-    traffic_weight_to_replicas,
 )
 from shiftd.decide.rollout.revisions import Revisions
 from shiftd.model.argo.rollout import MAX_WEIGHT, Rollout, SetCanaryScaleStep, SetWeightStep, Step
@@ -30,18 +31,14 @@ def weight_at(steps: tuple[Step, ...], index: int) -> int:
     return 0
 
 
-def canary_scale_at(steps: tuple[Step, ...], index: int, *, replicas: int) -> int | None:
-    """An explicit canary size from the last setCanaryScale at or before ``index``, if any."""
+def canary_scale_at(steps: tuple[Step, ...], index: int) -> SetCanaryScaleStep | None:
+    """Argo's ``UseSetCanaryScale``: the last setCanaryScale at or before ``index``, unless it
+    (or none) says matchTrafficWeight."""
     if index >= len(steps):
         return None
     for step in reversed(steps[: index + 1]):
         if isinstance(step, SetCanaryScaleStep):
-            if step.match_traffic_weight:
-                return None
-            if step.replicas is not None:
-                return step.replicas
-            if step.weight is not None:
-                return traffic_weight_to_replicas(replicas, step.weight)
+            return None if step.match_traffic_weight else step
     return None
 
 
@@ -56,25 +53,63 @@ def _counts(rs: ReplicaSetView | None) -> RSCounts | None:
     return None if rs is None else RSCounts(rs.name, rs.spec_replicas, rs.available)
 
 
-def replica_targets(
+def canary_replicas_or_weight(
     rollout: Rollout, revisions: Revisions, *, index: int, aborted: bool
+) -> tuple[int | None, int]:
+    """Argo's ``GetCanaryReplicasOrWeight``: an explicit canary size, or the canary weight.
+
+    Fully promoted (or past the last step, as ``promote --full`` leaves it) the weight is 100.
+    ``setCanaryScale`` counts only with a router, and on an abort only when
+    ``abortScaleDownDelaySeconds: 0`` asks to leave the canary up. On an abort the weight is 0,
+    or under ``dynamicStableScale`` steps back down as the stable regains its pods.
+    """
+    canary = rollout.canary
+    if revisions.fully_promoted or index >= len(canary.steps):
+        return None, MAX_WEIGHT
+    scale = canary_scale_at(canary.steps, index) if canary.traffic_routed and (
+        not aborted or canary.keeps_canary_on_abort) else None
+    if scale is not None and scale.replicas is not None:
+        return scale.replicas, 0
+    if scale is not None and scale.weight is not None:
+        return None, scale.weight
+    if not aborted:
+        return None, weight_at(canary.steps, index)
+    new_rs, stable_rs = _counts(revisions.new_rs), _counts(revisions.stable_rs)
+    if canary.dynamic_stable_scale and new_rs is not None and stable_rs is not None:
+        step_weights = tuple(s.weight for s in canary.steps if isinstance(s, SetWeightStep))
+        return None, dynamic_abort_weight(
+            replicas=rollout.replicas, step_weights=step_weights, new=new_rs, stable=stable_rs,
+            explicit_abort_delay=canary.abort_delay_explicit
+            and canary.abort_scale_down_delay_seconds > 0)
+    return None, 0
+
+
+def replica_targets(
+    rollout: Rollout, revisions: Revisions, *, index: int, aborted: bool,
+    current_weight: int | None = None,
 ) -> Targets:
-    """The replica counts for step ``index`` (or for rolling back, when ``aborted``)."""
+    """The replica counts for step ``index`` (or for rolling back, when ``aborted``);
+    ``current_weight`` is the canary weight the router routes now (None: no router)."""
     canary = rollout.canary
     replicas = rollout.replicas
-    weight = 0 if aborted else weight_at(canary.steps, index)
-    new_rs = revisions.new_rs
+    canary_replicas, weight = canary_replicas_or_weight(rollout, revisions, index=index,
+                                                        aborted=aborted)
     if canary.traffic_routed:
-        scale = None if aborted else canary_scale_at(canary.steps, index, replicas=replicas)
-        canary_count, stable_count = traffic_routed_counts(
-            replicas=replicas, weight=weight, canary_scale_replicas=scale
-        )
-        if aborted and new_rs is not None:
-            canary_count = new_rs.spec_replicas  # kept until the abort scale-down deadline
+        canary_count, stable_count = traffic_routed_counts(RoutedScale(
+            replicas=replicas, weight=weight, canary_replicas=canary_replicas,
+            min_pods=canary.min_pods_per_replica_set,
+            dynamic_stable_scale=canary.dynamic_stable_scale,
+            current_weights=None if current_weight is None
+            else (current_weight, MAX_WEIGHT - current_weight),
+            aborted=aborted))
         return Targets(canary_count, stable_count, weight)
+    new_rs = _counts(revisions.new_rs)
+    if new_rs is None and revisions.fully_promoted:
+        # a first (or only) revision is created at the size the fences allow at once
+        new_rs = RSCounts("", 0, 0)
     canary_count, stable_count = basic_canary_counts(
         replicas=replicas, weight=weight, max_surge=canary.max_surge,
-        max_unavailable=canary.max_unavailable, new_rs=_counts(new_rs),
+        max_unavailable=canary.max_unavailable, new_rs=new_rs,
         stable_rs=_counts(revisions.stable_rs),
         older=tuple(c for rs in revisions.older if (c := _counts(rs))),
     )
@@ -83,15 +118,14 @@ def replica_targets(
 
 def at_desired_counts(rollout: Rollout, revisions: Revisions, *, targets: Targets) -> bool:
     """Argo's AtDesiredReplicaCountsForCanary, judged against what the cluster reports: the
-    canary has exactly its pods available, the stable has its pods created and, without a
-    traffic router, no older revision still serves."""
+    canary has exactly its pods, all available; the stable exactly its pods created (not
+    waited for under dynamicStableScale); without a traffic router, no older revision serves."""
     new_rs, stable_rs = revisions.new_rs, revisions.stable_rs
     # As Argo: a step never completes before the new ReplicaSet exists, even at 0 replicas.
-    canary_ok = (
-        new_rs is not None and new_rs.spec_replicas == targets.canary_replicas
-        and new_rs.available >= targets.canary_replicas
-    )
-    stable_ok = stable_rs is None or (stable_rs.spec_replicas == targets.stable_replicas
-                                      and stable_rs.replicas >= targets.stable_replicas)
+    canary_ok = new_rs is not None and (
+        new_rs.spec_replicas == targets.canary_replicas == new_rs.available)
+    stable_ok = stable_rs is None or (
+        rollout.canary.traffic_routed and rollout.canary.dynamic_stable_scale) or (
+        stable_rs.spec_replicas == targets.stable_replicas == stable_rs.replicas)
     older_ok = rollout.canary.traffic_routed or sum(rs.available for rs in revisions.older) == 0
     return canary_ok and stable_ok and older_ok

@@ -29,6 +29,7 @@ from shiftd.decide.rollout.actions import (
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteReplicaSet,
+    EvictPods,
     PatchAnalysisRun,
     PatchReplicaSet,
     PatchRolloutStatus,
@@ -295,6 +296,8 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
         if replicas is not None:
             result["replicas"] = int(replicas)
         result["patch"] = action.patch
+        if action.pod_metadata:
+            result["podMetadata"] = action.pod_metadata
         return result
     if isinstance(action, DeleteReplicaSet):
         return {"kind": "DeleteReplicaSet", "target": f"ReplicaSet/{action.name}"}
@@ -319,4 +322,6 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
     if isinstance(action, PatchAnalysisRun):
         return {"kind": "PatchAnalysisRun", "target": f"AnalysisRun/{action.name}",
                 "patch": action.patch}
+    if isinstance(action, EvictPods):
+        return {"kind": "EvictPods", "target": ",".join(f"Pod/{n}" for n in action.names)}
     return {"kind": "DeleteAnalysisRun", "target": f"AnalysisRun/{action.name}"}

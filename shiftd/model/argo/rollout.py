@@ -10,10 +10,27 @@ Field comments state invariants, in Argo's manner.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
+# re-exported: the model's public names stay importable from here
+from shiftd.model.argo.fields import (
+    POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH_LABEL,  # noqa: PLC0414
+)
+from shiftd.model.argo.fields import InvalidSpecError as InvalidSpecError  # noqa: PLC0414
+from shiftd.model.argo.fields import PodMetadata as PodMetadata  # noqa: PLC0414
+from shiftd.model.argo.fields import (
+    bool_field,
+    int_field,
+    optional_int,
+    parse_int_or_percent,
+    parse_pod_metadata,
+    parse_restart_at,
+)
+from shiftd.model.argo.fields import (
+    resolve_int_or_percent as resolve_int_or_percent,  # noqa: PLC0414
+)
 from shiftd.model.durations import parse_duration
 
 DEFAULT_REPLICAS = 1
@@ -22,15 +39,17 @@ DEFAULT_SCALE_DOWN_DELAY_SECONDS = 30
 DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS = 30
 DEFAULT_MAX_SURGE = "25%"
 DEFAULT_MAX_UNAVAILABLE = "25%"
+DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 MAX_WEIGHT = 100
 # The keys of spec.strategy.canary.trafficRouting that name a router shiftd can drive.
 SUPPORTED_ROUTERS = ("istio",)
 
-POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
 REVISION_ANNOTATION = "rollout.argoproj.io/revision"
 MANAGED_BY_ANNOTATION = "argo-rollouts.argoproj.io/managed-by-rollouts"
 SCALE_DOWN_DEADLINE_ANNOTATION = "scale-down-deadline"
 CONTROLLER_INSTANCE_LABEL = "argo-rollouts.argoproj.io/controller-instance"
+# What canaryMetadata / stableMetadata injected into a ReplicaSet's pod template (JSON).
+EPHEMERAL_METADATA_ANNOTATION = "rollout.argoproj.io/ephemeral-metadata"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +58,7 @@ class RolloutDefaults:
 
     scale_down_delay_seconds: int = DEFAULT_SCALE_DOWN_DELAY_SECONDS
     abort_scale_down_delay_seconds: int = DEFAULT_ABORT_SCALE_DOWN_DELAY_SECONDS
-
-
-class InvalidSpecError(ValueError):
-    """The Rollout cannot be acted on; the message goes into the InvalidSpec condition."""
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +119,23 @@ class CanaryStrategy:
     abort_scale_down_delay_seconds: int
     background_analysis: dict[str, Any] | None  # handled by the analysis layer
     analysis_run_metadata: dict[str, Any] | None = None  # labels/annotations for every run
+    # With a router: the stable shrinks as traffic leaves it (and regrows first on abort).
+    dynamic_stable_scale: bool = False
+    # With a router: a ReplicaSet that has pods has at least this many (capped at replicas).
+    min_pods_per_replica_set: int | None = None
+    # abortScaleDownDelaySeconds was written in the spec (not a default): Argo treats an
+    # explicit delay differently under dynamicStableScale.
+    abort_delay_explicit: bool = False
+    # How many old ReplicaSets may wait out scaleDownDelaySeconds at once (newest first);
+    # None: all of them.
+    scale_down_delay_revision_limit: int | None = None
+    canary_metadata: PodMetadata | None = None  # on the canary's pods while it is the canary
+    stable_metadata: PodMetadata | None = None  # on the stable's pods (the new one's once stable)
+
+    @property
+    def keeps_canary_on_abort(self) -> bool:
+        """``abortScaleDownDelaySeconds: 0`` written out: an aborted canary stays up."""
+        return self.abort_delay_explicit and self.abort_scale_down_delay_seconds == 0
 
     @property
     def traffic_routed(self) -> bool:
@@ -124,10 +157,15 @@ class Rollout:
     template: dict[str, Any]  # the pod template, raw
     min_ready_seconds: int
     revision_history_limit: int
-    paused: bool  # spec.paused: a human paused it
+    paused: bool  # spec.paused: a human paused it (ReplicaSets are not scaled meanwhile)
     canary: CanaryStrategy
     status: dict[str, Any] = field(hash=False, compare=False)
     annotations: dict[str, str] = field(hash=False, compare=False)
+    # An update that makes no progress for this long is Degraded (ProgressDeadlineExceeded);
+    # always more than min_ready_seconds.
+    progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
+    progress_deadline_abort: bool = False  # ... and is then aborted
+    restart_at: datetime | None = None  # pods created before it are to be restarted
 
     @property
     def key(self) -> str:
@@ -138,41 +176,6 @@ class Rollout:
         """The strategy the planner dispatches on; only canary is parsed (blueGreen is
         InvalidSpec)."""
         return "canary"
-
-
-def _int_field(spec: dict[str, Any], key: str, default: int, *, path: str) -> int:
-    value = spec.get(key, default)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidSpecError(f"{path}.{key} must be an integer, got {value!r}")
-    if value < 0:
-        raise InvalidSpecError(f"{path}.{key} must not be negative, got {value}")
-    return value
-
-
-def _parse_int_or_percent(value: Any, *, path: str) -> int | str:
-    if isinstance(value, bool):
-        raise InvalidSpecError(f"{path} must be an integer or a percentage, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise InvalidSpecError(f"{path} must not be negative, got {value}")
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith("%") and text[:-1].isdigit():
-            return text
-        if text.isdigit():
-            return int(text)
-    raise InvalidSpecError(f"{path} must be an integer or a percentage like '25%', got {value!r}")
-
-
-def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> int:
-    """Kubernetes' GetValueFromIntOrPercent: a percentage of ``total``, rounded as asked."""
-    if isinstance(value, int):
-        return value
-    scaled = int(value[:-1]) * total / 100
-    return math.ceil(scaled) if round_up else math.floor(scaled)
 
 
 def _parse_pause(raw: Any, *, path: str) -> PauseStep:
@@ -299,13 +302,27 @@ def _canary_block(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_surge_limits(canary: dict[str, Any], *, path: str) -> tuple[int | str, int | str]:
-    max_surge = _parse_int_or_percent(canary.get("maxSurge", DEFAULT_MAX_SURGE),
+    max_surge = parse_int_or_percent(canary.get("maxSurge", DEFAULT_MAX_SURGE),
                                       path=f"{path}.maxSurge")
-    max_unavailable = _parse_int_or_percent(canary.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
+    max_unavailable = parse_int_or_percent(canary.get("maxUnavailable", DEFAULT_MAX_UNAVAILABLE),
                                             path=f"{path}.maxUnavailable")
     if max_surge in (0, "0%") and max_unavailable in (0, "0%"):
         raise InvalidSpecError(f"{path}.maxSurge and {path}.maxUnavailable cannot both be zero")
     return max_surge, max_unavailable
+
+
+def _parse_dynamic_stable_scale(canary: dict[str, Any], *, routed: bool, path: str) -> bool:
+    """dynamicStableScale, refused where Argo's validation refuses it."""
+    dynamic = bool_field(canary, "dynamicStableScale", path=path)
+    if dynamic and not routed:
+        raise InvalidSpecError(
+            f"{path}.dynamicStableScale: Canary dynamicStableScale can only be used with "
+            "traffic routing")
+    if dynamic and canary.get("scaleDownDelaySeconds") is not None:
+        raise InvalidSpecError(
+            f"{path}.dynamicStableScale: Canary dynamicStableScale cannot be used with "
+            "scaleDownDelaySeconds")
+    return dynamic
 
 
 def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStrategy:
@@ -323,14 +340,16 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
     if routing := canary.get("trafficRouting"):
         router, istio = _parse_traffic_routing(routing, canary_service=canary_service,
                                                stable_service=stable_service)
-    if canary.get("dynamicStableScale"):
-        raise InvalidSpecError(f"{path}.dynamicStableScale is not supported by shiftd yet")
+    dynamic_stable_scale = _parse_dynamic_stable_scale(canary, routed=router is not None,
+                                                       path=path)
     raw_steps = canary.get("steps") or []
     if not isinstance(raw_steps, list):
         raise InvalidSpecError(f"{path}.steps must be a list")
     steps = tuple(_parse_step(step, index) for index, step in enumerate(raw_steps))
     if router is None and any(isinstance(s, SetCanaryScaleStep) for s in steps):
-        raise InvalidSpecError(f"{path}.steps: setCanaryScale needs trafficRouting")
+        # as Argo's validation: "SetCanaryScale requires TrafficRouting to be set"
+        raise InvalidSpecError(f"{path}.trafficRouting: SetCanaryScale requires TrafficRouting "
+                               "to be set")
     max_surge, max_unavailable = _parse_surge_limits(canary, path=path)
     return CanaryStrategy(
         canary_service=canary_service,
@@ -341,15 +360,24 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
         raw_steps=tuple(raw_steps),
         max_surge=max_surge,
         max_unavailable=max_unavailable,
-        scale_down_delay_seconds=_int_field(
+        scale_down_delay_seconds=int_field(
             canary, "scaleDownDelaySeconds", defaults.scale_down_delay_seconds, path=path
         ),
-        abort_scale_down_delay_seconds=_int_field(
+        abort_scale_down_delay_seconds=int_field(
             canary, "abortScaleDownDelaySeconds", defaults.abort_scale_down_delay_seconds,
             path=path,
         ),
         background_analysis=canary.get("analysis"),
         analysis_run_metadata=canary.get("analysisRunMetadata"),
+        dynamic_stable_scale=dynamic_stable_scale,
+        min_pods_per_replica_set=optional_int(canary, "minPodsPerReplicaSet", path=path),
+        abort_delay_explicit=canary.get("abortScaleDownDelaySeconds") is not None,
+        scale_down_delay_revision_limit=optional_int(canary, "scaleDownDelayRevisionLimit",
+                                                      path=path),
+        canary_metadata=parse_pod_metadata(canary.get("canaryMetadata"),
+                                            path=f"{path}.canaryMetadata"),
+        stable_metadata=parse_pod_metadata(canary.get("stableMetadata"),
+                                            path=f"{path}.stableMetadata"),
     )
 
 
@@ -375,21 +403,31 @@ def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) 
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not _selector_matches_template(selector, labels):
         raise InvalidSpecError("spec.selector does not match spec.template.metadata.labels")
-    canary = _parse_canary(spec, defaults or RolloutDefaults())
+    defaults = defaults or RolloutDefaults()
+    canary = _parse_canary(spec, defaults)
+    min_ready_seconds = int_field(spec, "minReadySeconds", 0, path="spec")
+    progress_deadline = int_field(spec, "progressDeadlineSeconds",
+                                  defaults.progress_deadline_seconds, path="spec")
+    if progress_deadline <= min_ready_seconds:
+        raise InvalidSpecError("spec.progressDeadlineSeconds must be greater than "
+                               "minReadySeconds")
     return Rollout(
         namespace=metadata.get("namespace", "default"),
         name=metadata["name"],
         uid=metadata.get("uid", ""),
         generation=int(metadata.get("generation", 1)),
-        replicas=_int_field(spec, "replicas", DEFAULT_REPLICAS, path="spec"),
+        replicas=int_field(spec, "replicas", DEFAULT_REPLICAS, path="spec"),
         selector=selector,
         template=template,
-        min_ready_seconds=_int_field(spec, "minReadySeconds", 0, path="spec"),
-        revision_history_limit=_int_field(
+        min_ready_seconds=min_ready_seconds,
+        revision_history_limit=int_field(
             spec, "revisionHistoryLimit", DEFAULT_REVISION_HISTORY_LIMIT, path="spec"
         ),
-        paused=bool(spec.get("paused", False)),
+        paused=bool_field(spec, "paused", path="spec"),
         canary=canary,
+        progress_deadline_seconds=progress_deadline,
+        progress_deadline_abort=bool_field(spec, "progressDeadlineAbort", path="spec"),
+        restart_at=parse_restart_at(spec.get("restartAt")),
         status=obj.get("status") or {},
         annotations=metadata.get("annotations") or {},
     )
