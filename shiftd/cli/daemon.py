@@ -1,6 +1,8 @@
 """``shiftd``: run the daemon, check a configuration file, or run the demo.
 
-    shiftd run --config FILE        run until SIGTERM/SIGINT (exit 0 after an orderly stop)
+    shiftd run --config FILE        run until SIGTERM/SIGINT (exit 0 after an orderly stop);
+                                    SIGHUP reloads the log level; systemd's Type=notify
+    shiftd crds [--output DIR]      print (or write) the CustomResourceDefinitions shiftd reads
     shiftd check-config FILE        validate a configuration file (exit 2 naming the bad key)
     shiftd demo [--speed N]         seed 000 on the embedded API emulator, checked step by step
 
@@ -12,11 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import anyio
 
 from shiftd import __version__
-from shiftd.assembly import serve_forever
+from shiftd.cli.service import Service
 from shiftd.config import ConfigError, Settings, load_settings
 from shiftd.logs import configure_logging
 
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "run":
         settings = _load(arguments.config)
         configure_logging(settings.log.level, settings.log.format)
-        return anyio.run(serve_forever, settings)
+        return anyio.run(Service(settings, config_path=Path(arguments.config)).serve)
     if arguments.command == "demo":
         from shiftd.cli.demo import run_demo  # noqa: PLC0415 - the emulator loads only for the demo
 
