@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shiftd.cli.reload import changed_keys, reload
+from shiftd.cli.reload import changed_keys, flatten, reload
 from shiftd.config import Settings, parse_settings
 
 
@@ -73,3 +73,18 @@ def test_a_file_that_no_longer_validates_changes_nothing(tmp_path: Path) -> None
     assert result.settings is running
     assert result.error is not None and "unknown key: wrokers" in result.error
     assert result.applied == result.need_restart == ()
+
+
+def test_the_documented_example_spells_out_every_key() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "shiftd.yaml"
+    written: set[str] = set()
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, child)
+        else:
+            written.add(prefix)
+
+    walk("", yaml.safe_load(example.read_text(encoding="utf-8")))
+    assert written == set(flatten(Settings()))
