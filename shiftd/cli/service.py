@@ -101,8 +101,12 @@ class Service:
         """``WATCHDOG=1`` every ``interval`` while the event loop's heartbeat is fresh; a
         stale heartbeat withholds the ping, so systemd's watchdog fires."""
         while True:
-            if self.daemon.telemetry.alive:
-                self.notifier.notify(WATCHDOG)
-            else:
-                logger.error("event loop heartbeat is stale: withholding the watchdog ping")
+            self.ping_watchdog()
             await anyio.sleep(interval)
+
+    def ping_watchdog(self) -> bool:
+        """``WATCHDOG=1`` if the event loop's heartbeat is fresh; True if it was sent."""
+        if not self.daemon.telemetry.alive:
+            logger.error("event loop heartbeat is stale: withholding the watchdog ping")
+            return False
+        return self.notifier.notify(WATCHDOG)
