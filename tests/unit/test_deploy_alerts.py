@@ -4,6 +4,7 @@ series). Skipped where promtool is missing; scripts/test installs it (Debian's p
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -112,3 +113,14 @@ def test_the_alerts_fire_for_no_leader_a_stuck_rollout_and_an_erroring_analysis(
                                      **UNIT_TESTS}), encoding="utf-8")
     result = promtool("test", "rules", str(tests))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_rules_select_the_job_the_service_monitor_scrapes() -> None:
+    deploy = RULES.parent
+    [monitor] = yaml.safe_load_all((deploy / "servicemonitor.yaml").read_text(encoding="utf-8"))
+    service = yaml.safe_load((deploy / "service.yaml").read_text(encoding="utf-8"))
+    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    expressions = [r["expr"] for group in rule()["spec"]["groups"] for r in group["rules"]]
+    jobs = {found for expr in expressions for found in re.findall(r'job="([^"]*)"', expr)}
+    assert jobs == {job}
+    assert all('job="' in expr for expr in expressions)
