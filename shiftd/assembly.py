@@ -5,15 +5,13 @@ writer tasks, the traffic routers, the metric providers' settings and the contro
 Rollout controller and the AnalysisRun controller, each registered on the engine and
 declaring its kinds on the caches) — and nothing else builds parts. ``Daemon`` pairs it with
 the lifecycle (``shiftd.runtime.lifecycle``), which decides start order, readiness and the
-orderly stop. ``serve_forever`` is ``shiftd run``: the daemon under SIGTERM/SIGINT.
+orderly stop. ``shiftd run`` runs it under its signals and systemd (``shiftd.cli.service``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import signal
 import socket
 from pathlib import Path
 
@@ -21,7 +19,6 @@ import anyio
 from anyio.abc import TaskStatus
 
 from shiftd import __version__
-from shiftd.common.tasks import single_error
 from shiftd.config import LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.controllers.rollout import RolloutController
@@ -99,11 +96,10 @@ def _coordination(settings: Settings, *, client: KubeClient, clock: Clock,
     """Who may write: everyone (no election), the Lease holder, or each shard its keys."""
     election, sharding = settings.leader_election, settings.sharding
     if sharding.replicas > 1:
-        elector = _lease_elector(
-            election, client=client, clock=clock, telemetry=telemetry,
-            names=shard_lease_names(sharding.lease_prefix, sharding.replicas),
-            labels={SHARD_LABEL: "true"})
-        ring = ShardRing(client=client, namespace=elector.namespace, clock=clock,
+        names = shard_lease_names(sharding.lease_prefix, sharding.replicas)
+        elector = _lease_elector(election, client=client, clock=clock, telemetry=telemetry,
+                                 names=names, labels={SHARD_LABEL: "true"})
+        ring = ShardRing(client=client, namespace=elector.namespace, names=names, clock=clock,
                          join_delay=election.retry_period, recheck=election.retry_period,
                          held=lambda: elector.held)
         return elector, ring
@@ -196,31 +192,3 @@ class Daemon:
             if owns_client:
                 with anyio.CancelScope(shield=True):
                     await client.close()
-
-
-async def serve_forever(settings: Settings, *, clock: Clock | None = None) -> int:
-    """``shiftd run``: run until SIGTERM/SIGINT, then stop in order; a second signal exits
-    at once. Returns the process exit code."""
-    daemon = Daemon(settings, clock=clock)
-    with single_error():  # a failure of the daemon reaches ``shiftd run`` as itself
-        await _run_under_signals(daemon)
-    return 0
-
-
-async def _run_under_signals(daemon: Daemon) -> None:
-    async with anyio.create_task_group() as group:
-
-        async def run_then_stop_listening() -> None:
-            try:
-                await daemon.run()
-            finally:
-                group.cancel_scope.cancel()
-
-        group.start_soon(run_then_stop_listening)
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                if daemon.stopping:
-                    logger.warning("second signal: exiting at once")
-                    os._exit(128 + signum)
-                logger.info("received %s", signal.Signals(signum).name)
-                daemon.stop()

@@ -7,7 +7,7 @@ idle-time GC freeze runs. Each time the elector wins, a term starts in a task gr
 own: the writer tasks, the engine's workers and the resync, after a resync of every key (the
 standby's caches are warm; this catches up on what it did not reconcile). When the lease is
 lost the term's group is cancelled, so nothing is written after that. ``stop()``
-(SIGTERM/SIGINT in ``serve_forever``) closes the engine's queues, so no new reconcile starts;
+(SIGTERM/SIGINT in ``shiftd.cli.service``) closes the engine's queues, so no new reconcile starts;
 reconciles in flight get the grace period to finish their writes, the lease is released and
 everything is cancelled. What runs is built elsewhere (``shiftd.assembly``); this module only
 orders it.

@@ -12,7 +12,7 @@ Lease event, since a dead shard's Lease lapses without any event; each change ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,8 +34,10 @@ def shard_lease_names(prefix: str, count: int) -> list[str]:
 
 
 class ShardRing:
-    def __init__(self, *, client: ListWatchClient, namespace: str, clock: Clock,
-                 join_delay: float, recheck: float, held: Callable[[], str | None]) -> None:
+    def __init__(self, *, client: ListWatchClient, namespace: str, names: Sequence[str],
+                 clock: Clock, join_delay: float, recheck: float,
+                 held: Callable[[], str | None]) -> None:
+        self._names = frozenset(names)  # this deployment's shard Leases (others are ignored)
         self._clock = clock
         self._join_delay = join_delay
         self._recheck = recheck
@@ -48,6 +50,8 @@ class ShardRing:
 
     def _seen(self, event_type: str, lease: dict[str, Any]) -> None:
         name = str((lease.get("metadata") or {}).get("name"))
+        if name not in self._names:
+            return
         if event_type == "DELETED":
             self._leases.pop(name, None)
             return

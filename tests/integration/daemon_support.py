@@ -8,16 +8,28 @@ cancels it. The task group lives inside the test's own task (never across a fixt
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from shiftd.assembly import Daemon
 from shiftd.common.tasks import running
 from shiftd.config import Settings, parse_settings
+from shiftd.kube.errors import Conflict
+from shiftd.kube.resources import NAMESPACE
 from shiftd.runtime.clock import Clock, ManualClock
 from tests.integration.harness import Cluster
 
 Obj = dict[str, Any]
+
+
+LEASE_NAMESPACE = "shiftd"  # where deploy/rbac.yaml lets the daemon hold Leases
+
+
+async def ensure_lease_namespace(cluster: Cluster) -> None:
+    """The namespace shiftd runs in (and keeps its Leases in), as deploy/ creates it."""
+    with suppress(Conflict):  # already there
+        await cluster.client.create(NAMESPACE, None, {
+            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}})
 
 
 def daemon_settings(cluster: Cluster, *, workers: int = 4, **extra: Any) -> Settings:

@@ -16,7 +16,12 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from shiftd.assembly import Daemon
 from shiftd.runtime.clock import ManualClock
-from tests.integration.daemon_support import daemon_settings, weights
+from tests.integration.daemon_support import (
+    LEASE_NAMESPACE,
+    daemon_settings,
+    ensure_lease_namespace,
+    weights,
+)
 from tests.integration.harness import Cluster, test_cluster
 
 Obj = dict[str, Any]
@@ -39,7 +44,9 @@ class Replica:
     """One daemon in its own task, killable without an orderly stop."""
 
     def __init__(self, cluster: Cluster, clock: ManualClock, identity: str) -> None:
-        election = {**LEASE, "leaseNamespace": cluster.namespace, "identity": identity}
+        # the Lease where deploy/rbac.yaml allows it, named per test (a real cluster is shared)
+        election = {**LEASE, "leaseNamespace": LEASE_NAMESPACE,
+                    "leaseName": f"leader-{cluster.namespace}", "identity": identity}
         self.daemon = Daemon(daemon_settings(cluster, leaderElection=election), clock=clock)
         self.scope = anyio.CancelScope()
 
@@ -60,6 +67,7 @@ class Replica:
 @asynccontextmanager
 async def replicas(cluster: Cluster, clock: ManualClock,
                    *identities: str) -> AsyncIterator[tuple[TaskGroup, list[Replica]]]:
+    await ensure_lease_namespace(cluster)
     started = [Replica(cluster, clock, identity) for identity in identities]
     async with anyio.create_task_group() as group:
         for replica in started:

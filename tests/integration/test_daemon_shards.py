@@ -21,7 +21,11 @@ from shiftd import __version__
 from shiftd.assembly import Daemon
 from shiftd.kube.resources import ROLLOUT
 from shiftd.runtime.clock import ManualClock
-from tests.integration.daemon_support import daemon_settings
+from tests.integration.daemon_support import (
+    LEASE_NAMESPACE,
+    daemon_settings,
+    ensure_lease_namespace,
+)
 from tests.integration.harness import Cluster, example_documents, test_cluster
 
 Obj = dict[str, Any]
@@ -31,8 +35,9 @@ WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 class Shard:
     def __init__(self, cluster: Cluster, clock: ManualClock, identity: str) -> None:
-        election = {"leaseNamespace": cluster.namespace, "identity": identity}
-        settings = daemon_settings(cluster, leaderElection=election, sharding={"replicas": 3})
+        election = {"leaseNamespace": LEASE_NAMESPACE, "identity": identity}
+        sharding = {"replicas": 3, "leasePrefix": f"shard-{cluster.namespace}-"}
+        settings = daemon_settings(cluster, leaderElection=election, sharding=sharding)
         self.agent = f"shiftd/{__version__} ({identity})"
         self.daemon = Daemon(settings, clock=clock)
         self.scope = anyio.CancelScope()
@@ -49,6 +54,7 @@ class Shard:
 
 @asynccontextmanager
 async def shards(cluster: Cluster, clock: ManualClock) -> AsyncIterator[list[Shard]]:
+    await ensure_lease_namespace(cluster)
     started = [Shard(cluster, clock, identity) for identity in ("a", "b", "c")]
     async with anyio.create_task_group() as group:
         for shard in started:
