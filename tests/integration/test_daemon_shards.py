@@ -19,6 +19,7 @@ from anyio.abc import TaskStatus
 
 from shiftd import __version__
 from shiftd.assembly import Daemon
+from shiftd.cli.ctl import main as shiftctl_main
 from shiftd.kube.resources import ROLLOUT
 from shiftd.runtime.clock import ManualClock
 from tests.integration.daemon_support import (
@@ -99,7 +100,8 @@ def writers_in_turn(cluster: Cluster, name: str) -> list[str]:
     return turns
 
 
-async def test_three_shards_finish_every_rollout_once_when_one_of_them_is_killed() -> None:
+async def test_three_shards_finish_every_rollout_once_when_one_of_them_is_killed(
+        capsys: pytest.CaptureFixture[str]) -> None:
     clock = ManualClock()
     async with test_cluster() as cluster:
         if cluster.api is None:
@@ -129,6 +131,19 @@ async def test_three_shards_finish_every_rollout_once_when_one_of_them_is_killed
 
             await cluster.wait_for(finished_as_time_passes, timeout=120,
                                    what="every Rollout finished by the surviving shards")
+
+            # shiftctl names the shard whose holder wrote the Rollout last
+            for name in names[:5]:
+                argv = ["--kubeconfig", str(cluster.kubeconfig_path), "-n", cluster.namespace,
+                        "shard", name, "--lease-namespace", LEASE_NAMESPACE,
+                        "--lease-prefix", f"shard-{cluster.namespace}-",
+                        "--at", clock.now().isoformat()]  # the daemons' (manual) time
+                code = await anyio.to_thread.run_sync(shiftctl_main, argv)
+                said = capsys.readouterr().out
+                last_writer = writers_in_turn(cluster, name)[-1]
+                assert code == 0 and said.startswith(f"rollout '{cluster.namespace}/{name}' "
+                                                     "is owned by shard shard-"), said
+                assert said.strip().endswith(f"(held by {last_writer.split('(')[1]}"), said
 
         moved = 0
         for name in names:

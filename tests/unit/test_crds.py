@@ -9,6 +9,7 @@ is in this repository's CI); they are compared with, never copied.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from collections.abc import Iterator, Mapping
@@ -21,7 +22,7 @@ import yaml
 from shiftd.cli.daemon import main
 from shiftd.crds import crd_documents, render_files
 from shiftd.crds.schema import INT_OR_STRING, PRESERVE
-from shiftd.sim.schema import compile_pruner
+from shiftd.sim.schema import compile_processor
 from tests.integration.harness import example_documents, shared_dir
 
 DEPLOY_CRDS = Path(__file__).resolve().parents[2] / "deploy" / "crds"
@@ -176,12 +177,25 @@ def example_objects() -> list[Obj]:
         pytest.skip("shared/examples is not here")
 
 
-def test_every_example_survives_pruning_by_these_schemas_unchanged() -> None:
-    pruners = {kind: compile_pruner(schema_of(crd)) for kind, crd in ours().items()}
+def kept(stored: Any, written: Any) -> bool:
+    """Whether everything written is in ``stored`` unchanged (defaults may be added)."""
+    if isinstance(written, dict):
+        return isinstance(stored, dict) and all(
+            key in stored and kept(stored[key], value) for key, value in written.items())
+    if isinstance(written, list):
+        return isinstance(stored, list) and len(stored) == len(written) and all(
+            kept(left, right) for left, right in zip(stored, written, strict=True))
+    return bool(stored == written)
+
+
+def test_every_example_is_valid_and_loses_nothing_to_pruning_by_these_schemas() -> None:
+    processors = {kind: compile_processor(schema_of(crd)) for kind, crd in ours().items()}
     objects = example_objects()
     assert {o["kind"] for o in objects} >= {"Rollout", "AnalysisTemplate"}
     for obj in objects:
-        assert pruners[obj["kind"]](obj) == obj, obj["metadata"]["name"]
+        processed, causes = processors[obj["kind"]](copy.deepcopy(obj), None)
+        assert causes == [], (obj["metadata"]["name"], causes)
+        assert kept(processed, obj), obj["metadata"]["name"]
 
 
 MODELS = Path(__file__).resolve().parents[2] / "shiftd" / "model" / "argo"

@@ -182,7 +182,7 @@ def test_leases_are_granted_in_shiftds_namespace_only() -> None:
     role = one("Role", "shiftd-leader-election")
     assert role["metadata"]["namespace"] == "shiftd"
     assert rules_of("Role", "shiftd-leader-election") == grants(
-        "coordination.k8s.io", "leases", "get create update")
+        "coordination.k8s.io", "leases", "get list watch create update")
     binding = one("RoleBinding", "shiftd-leader-election")
     assert binding["roleRef"]["name"] == "shiftd-leader-election"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shiftd",

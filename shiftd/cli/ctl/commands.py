@@ -52,10 +52,12 @@ from shiftd.cli.ctl.planning import (
     timeline_document,
 )
 from shiftd.cli.ctl.render import render_list, render_rollout
+from shiftd.cli.ctl.shard import owner_of
 from shiftd.cli.ctl.view import read_view, watch_views
 from shiftd.decide.analysis.backtest import parse_instant
-from shiftd.kube.resources import ROLLOUT
+from shiftd.kube.resources import LEASE, ROLLOUT
 from shiftd.model.durations import parse_duration
+from shiftd.runtime.sharding import SHARD_LABEL
 from shiftd.views import RolloutObjects
 
 __all__ = [
@@ -67,6 +69,7 @@ __all__ = [
     "cmd_promote",
     "cmd_restart",
     "cmd_set_image",
+    "cmd_shard",
     "cmd_status",
     "cmd_undo",
     "cmd_version",
@@ -168,6 +171,19 @@ async def cmd_list(run: Invocation) -> int:
         print(f"No resources found in {where}.", file=run.err)
         return EXIT_OK
     run.out.write(render_list(items, all_namespaces=namespace is None))
+    return EXIT_OK
+
+
+async def cmd_shard(run: Invocation) -> int:
+    """Which shard owns a Rollout (exit 1 when no shard is live)."""
+    leases, _ = await run.kube.list(LEASE, run.args.lease_namespace,
+                                    label_selector=f"{SHARD_LABEL}=true")
+    found = owner_of(f"{run.namespace}/{run.args.name}", leases,
+                     prefix=run.args.lease_prefix, now=run.args.at or datetime.now(UTC))
+    if found.shard is None:
+        raise CommandError(f"no live shard (Leases {run.args.lease_prefix}* in namespace "
+                           f"{run.args.lease_namespace}) owns rollout '{found.key}'")
+    run.say(f"rollout '{found.key}' is owned by shard {found.shard} (held by {found.holder})")
     return EXIT_OK
 
 

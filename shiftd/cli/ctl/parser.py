@@ -22,6 +22,7 @@ from shiftd.cli.ctl.commands import (
     cmd_promote,
     cmd_restart,
     cmd_set_image,
+    cmd_shard,
     cmd_status,
     cmd_undo,
     cmd_version,
@@ -207,6 +208,15 @@ def _reading_commands(commands: _Commands) -> None:
                         help="how long to watch, e.g. 60s or 5m (default 0: forever)")
     status.add_argument("-w", "--watch", action=argparse.BooleanOptionalAction, default=True,
                         help="watch until done (default); --no-watch prints the status once")
+    shard = commands.add("shard", cmd_shard,
+                         "Show which shard of a sharded shiftd owns a rollout")
+    shard.add_argument("name", metavar="ROLLOUT_NAME")
+    shard.add_argument("--lease-namespace", default="shiftd",
+                       help="where the shard Leases are (default: shiftd)")
+    shard.add_argument("--lease-prefix", default="shiftd-shard-",
+                       help="the shard Leases' name prefix (default: shiftd-shard-)")
+    shard.add_argument("--at", type=_instant, default=None, metavar="TIME",
+                       help="judge the Leases as of this RFC 3339 instant (default: now)")
 
 
 def _plan_and_lint_commands(commands: _Commands) -> None:
