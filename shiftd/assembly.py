@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -166,6 +167,11 @@ class Daemon:
 
     def stop(self) -> None:
         self._lifecycle.stop()
+
+    async def set_namespaces(self, namespaces: Sequence[str]) -> None:
+        """Watch these namespaces from now on (empty: all), without a restart."""
+        if self.parts is not None:
+            await self.parts.caches.set_namespaces(list(namespaces) or None)
 
     async def _make_client(self) -> KubeClient:
         kube = self.settings.kubernetes

@@ -1,12 +1,10 @@
-"""What ``SIGHUP`` changes in a running daemon: the log level, and nothing else.
+"""What ``SIGHUP`` changes in a running daemon: the log level and the watched namespaces.
 
 ``reload(running, path)`` reads the configuration file again and compares it with the settings
 the daemon runs with, key by key (camelCase paths, as in the file). ``log.level`` is applied
-at once; every other changed key is reported as needing a restart, by name. The watched
-namespaces are among those: the caches open one watch per namespace when the daemon starts,
-and swapping them under a running engine (dropping the keys of a namespace no longer watched,
-listing a new one before its Rollouts may be reconciled) is not something to do from a
-signal handler without the runtime's help.
+at once; ``namespaces`` is returned as applied for the caller to hand to the daemon
+(``Daemon.set_namespaces``: a new namespace is listed before its Rollouts are reconciled, one
+dropped is forgotten); every other changed key is reported as needing a restart, by name.
 
 A file that no longer validates changes nothing: the error is returned and the daemon carries
 on with what it has.
@@ -22,7 +20,7 @@ from shiftd.config import ConfigError, Settings, load_settings
 from shiftd.logs import configure_logging
 
 # Keys applied without a restart.
-LIVE_KEYS = frozenset({"log.level"})
+LIVE_KEYS = frozenset({"log.level", "namespaces"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,5 +68,7 @@ def reload(running: Settings, path: str | os.PathLike[str]) -> ReloadResult:
         configure_logging(wanted.log.level, running.log.format)
         settings = running.model_copy(
             update={"log": running.log.model_copy(update={"level": wanted.log.level})})
+    if "namespaces" in applied:
+        settings = settings.model_copy(update={"namespaces": wanted.namespaces})
     return ReloadResult(settings=settings, applied=applied,
                         need_restart=tuple(key for key in changed if key not in LIVE_KEYS))

@@ -8,8 +8,8 @@ watchdog period for as long as the event loop's heartbeat is fresh (the same tes
 ``STOPPING=1`` when a stop begins.
 
 Signals: SIGTERM/SIGINT stop the daemon in order and a second one exits at once; SIGHUP
-re-reads the configuration file (``shiftd.cli.reload``): the log level changes live, every
-other changed key is logged as needing a restart.
+re-reads the configuration file (``shiftd.cli.reload``): the log level and the watched
+namespaces change live, every other changed key is logged as needing a restart.
 """
 
 from __future__ import annotations
@@ -67,26 +67,38 @@ class Service:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT,
                                         signal.SIGHUP) as signals:
             task_status.started()
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    self.reload()
-                    continue
-                if self.daemon.stopping:
-                    logger.warning("second signal: exiting at once")
-                    os._exit(128 + signum)
-                logger.info("received %s", signal.Signals(signum).name)
-                self.notifier.notify(STOPPING, "STATUS=stopping")
-                self.daemon.stop()
+            async with anyio.create_task_group() as reloads:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        if self.reload():
+                            # listing a new namespace may take a while: signals go on meanwhile
+                            reloads.start_soon(self._watch_namespaces)
+                        continue
+                    self._stop_on(signum)
 
-    def reload(self) -> None:
-        """SIGHUP: apply the file's log level; name every other change as needing a
-        restart."""
+    def _stop_on(self, signum: int) -> None:
+        if self.daemon.stopping:
+            logger.warning("second signal: exiting at once")
+            os._exit(128 + signum)
+        logger.info("received %s", signal.Signals(signum).name)
+        self.notifier.notify(STOPPING, "STATUS=stopping")
+        self.daemon.stop()
+
+    async def _watch_namespaces(self) -> None:
+        namespaces = self.settings.namespaces
+        await self.daemon.set_namespaces(namespaces)
+        logger.info("reload: now watching %s",
+                    ", ".join(namespaces) if namespaces else "every namespace")
+
+    def reload(self) -> bool:
+        """SIGHUP: apply the file's log level; name every other change but the namespaces
+        as needing a restart. True when the namespaces are to change."""
         self.notifier.reloading()
         result = reload(self.settings, self.config_path)
         self.settings = result.settings
         if result.error is not None:
             logger.error("reload: configuration not changed: %s", result.error)
-        if result.applied:
+        if "log.level" in result.applied:
             # At INFO, after the change: printed only if the new level lets it through.
             logger.info("reload: log.level is now %s", self.settings.log.level)
         if result.need_restart:
@@ -96,6 +108,7 @@ class Service:
         if not (result.error or result.applied or result.need_restart):
             logger.info("reload: configuration unchanged")
         self.notifier.notify(READY, "STATUS=reloaded")
+        return "namespaces" in result.applied
 
     async def _watchdog(self, interval: float) -> None:
         """``WATCHDOG=1`` every ``interval`` while the event loop's heartbeat is fresh; a

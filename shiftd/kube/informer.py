@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, TypeAlias
 
 import anyio
@@ -88,6 +88,8 @@ class _Scope:
     resource_version: str = ""
     # 410s in a row without an event in between; only the first relists without waiting.
     expired_in_a_row: int = 0
+    # Cancelled when the namespace is no longer watched.
+    stop: anyio.CancelScope = field(default_factory=anyio.CancelScope)
 
 
 def _resource_version(obj: JsonObject) -> str:
@@ -168,6 +170,7 @@ class Informer:
         # namespace (None for cluster-scoped objects) -> name -> newest object seen
         self._cache: dict[str | None, dict[str, JsonObject]] = {}
         self.synced = anyio.Event()
+        self._watches: anyio.abc.TaskGroup | None = None
 
     @property
     def kind(self) -> ResourceKind:
@@ -205,8 +208,32 @@ class Informer:
         self.synced.set()
         task_status.started()
         async with anyio.create_task_group() as watches:
+            self._watches = watches
             for scope in self._scopes:
                 watches.start_soon(self._watch_forever, scope)
+
+    async def set_namespaces(self, namespaces: Sequence[str] | None) -> None:
+        """Watch other namespaces from now on (``None``: all), while running: a namespace
+        added is listed (its objects reported ADDED) before its watch starts; one removed
+        stops being watched and its objects are reported DELETED and dropped."""
+        if not self._kind.namespaced or self._watches is None:
+            return
+        wanted = [None] if namespaces is None else list(dict.fromkeys(namespaces))
+        current = {scope.namespace: scope for scope in self._scopes}
+        added = [_Scope(namespace) for namespace in wanted if namespace not in current]
+        for scope in added:
+            await self._initial_list(scope)
+        gone = [scope for namespace, scope in current.items() if namespace not in wanted]
+        for scope in gone:
+            scope.stop.cancel()
+        self._scopes = [current.get(namespace) or next(
+            scope for scope in added if scope.namespace == namespace) for namespace in wanted]
+        if None not in wanted:
+            for namespace in [ns for ns in self._cache if ns not in wanted]:
+                for obj in self._cache.pop(namespace).values():
+                    self._on_change("DELETED", obj)
+        for scope in added:
+            self._watches.start_soon(self._watch_forever, scope)
 
     # -- the loops -----------------------------------------------------------------------
 
@@ -233,11 +260,12 @@ class Informer:
                 await self._relist(scope)
 
     async def _watch_forever(self, scope: _Scope) -> None:
-        while True:
-            async for attempt in self._retrying(scope, before_sleep=self._restarting):
-                with attempt:
-                    await self._watch_once(scope)
-            # The server closed the stream (timeoutSeconds): watch again from where we are.
+        with scope.stop:
+            while True:
+                async for attempt in self._retrying(scope, before_sleep=self._restarting):
+                    with attempt:
+                        await self._watch_once(scope)
+                # The server closed the stream (timeoutSeconds): watch again from where we are.
 
     async def _watch_once(self, scope: _Scope) -> None:
         if not scope.resource_version:

@@ -196,6 +196,14 @@ class Caches:
             logger.warning("discovery of %s failed (%s); watching it anyway", kind.plural, error)
             return True
 
+    async def set_namespaces(self, namespaces: Sequence[str] | None) -> None:
+        """Watch other namespaces from now on (``None``: all): a new one is listed before its
+        objects count; the objects of one dropped are reported DELETED (their keys are
+        queued, so controllers forget them) and leave the caches."""
+        self._namespaces = namespaces
+        for registration in self._kinds.values():
+            await registration.informer.set_namespaces(namespaces)
+
     @property
     def synced(self) -> bool:
         return all(r.informer.synced.is_set() for r in self._kinds.values() if not r.optional)

@@ -109,7 +109,7 @@ async def test_the_daemon_tells_systemd_it_is_ready_alive_and_stopping(tmp_path:
         assert "STATUS=caches synced" in daemon.messages
 
 
-async def test_sighup_reloads_the_log_level_and_names_the_keys_that_need_a_restart(
+async def test_sighup_reloads_the_log_level_and_namespaces_and_names_the_keys_needing_a_restart(
     tmp_path: Path,
 ) -> None:
     async with test_cluster() as cluster, cluster.kubelet():
@@ -126,10 +126,13 @@ async def test_sighup_reloads_the_log_level_and_names_the_keys_that_need_a_resta
             daemon.process.send_signal(signal.SIGHUP)
 
             def restart_reported() -> bool:
-                return any("need a restart to take effect: namespaces, workers" in line
+                return any("need a restart to take effect: workers" in line
                            for line in daemon.log)
 
             await daemon.wait_for(restart_reported, what="the keys needing a restart")
+            await daemon.wait_for(
+                lambda: any(f"reload: now watching {cluster.namespace}, elsewhere" in line
+                            for line in daemon.log), what="the namespaces changed live")
             # At INFO: printed only because the level is no longer WARNING.
             await daemon.wait_for(
                 lambda: any(" INFO " in line and "reload: log.level is now debug" in line
