@@ -92,9 +92,6 @@ class Engine:
         self._controllers[controller.kind] = controller
         self._queues[controller.kind] = WorkQueue()
 
-    def queue(self, kind: str) -> WorkQueue:
-        return self._queues[kind]
-
     def idle_waiter(self, kind: str) -> Callable[[], Awaitable[None]]:
         """A wait for the queue of ``kind``'s controller to go idle (registered or not yet)."""
 

@@ -43,6 +43,11 @@ class Elector(Protocol):
     @property
     def is_leader(self) -> bool: ...
 
+    @property
+    def held(self) -> str | None:
+        """The name of the Lease held now (None without one)."""
+        ...
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         ...
 
@@ -57,6 +62,7 @@ class AlwaysLeader:
     """No leader election: this daemon is the only writer from the start."""
 
     is_leader = True
+    held = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

@@ -7,6 +7,7 @@ cancels it. The task group lives inside the test's own task (never across a fixt
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -17,7 +18,7 @@ from shiftd.config import Settings, parse_settings
 from shiftd.kube.errors import Conflict
 from shiftd.kube.resources import NAMESPACE
 from shiftd.runtime.clock import Clock, ManualClock
-from tests.integration.harness import Cluster
+from tests.integration.harness import Cluster, example_documents
 
 Obj = dict[str, Any]
 
@@ -30,6 +31,17 @@ async def ensure_lease_namespace(cluster: Cluster) -> None:
     with suppress(Conflict):  # already there
         await cluster.client.create(NAMESPACE, None, {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LEASE_NAMESPACE}})
+
+
+def basic_rollout(name: str, *, steps: list[Obj]) -> Obj:
+    """Seed 001's Rollout as a basic canary (no traffic routing, no Services) named ``name``,
+    ready as soon as its pods are (``minReadySeconds: 0``), with these canary steps."""
+    (source,) = [copy.deepcopy(doc) for doc in example_documents("imesh-host-split")
+                 if doc["kind"] == "Rollout"]
+    source["metadata"] = {"name": name}
+    source["spec"]["minReadySeconds"] = 0
+    source["spec"]["strategy"]["canary"] = {"steps": steps}
+    return source
 
 
 def daemon_settings(cluster: Cluster, *, workers: int = 4, **extra: Any) -> Settings:

@@ -4,24 +4,15 @@ written any more."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from shiftd.kube.resources import NAMESPACE, ROLLOUT
 from shiftd.runtime.clock import ManualClock
-from tests.integration.daemon_support import running_daemon
-from tests.integration.harness import Cluster, example_documents, test_cluster
+from tests.integration.daemon_support import basic_rollout, running_daemon
+from tests.integration.harness import Cluster, test_cluster
 
 Obj = dict[str, Any]
-
-
-def basic_rollout(name: str) -> Obj:
-    (source,) = [copy.deepcopy(doc) for doc in example_documents("imesh-host-split")
-                 if doc["kind"] == "Rollout"]
-    source["metadata"] = {"name": name}
-    source["spec"]["minReadySeconds"] = 0
-    source["spec"]["strategy"]["canary"] = {"steps": [{"setWeight": 50}]}
-    return source
+STEPS: list[Obj] = [{"setWeight": 50}]
 
 
 async def phase(cluster: Cluster, namespace: str, name: str) -> str | None:
@@ -34,9 +25,10 @@ async def test_a_namespace_added_is_reconciled_and_one_removed_is_left_alone() -
         other = f"{cluster.namespace}-other"
         await cluster.client.create(NAMESPACE, None, {
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
-        await cluster.client.create(ROLLOUT, other, basic_rollout("elsewhere"))
+        await cluster.client.create(ROLLOUT, other, basic_rollout("elsewhere", steps=STEPS))
         async with cluster.kubelet(), running_daemon(cluster, clock=ManualClock()) as daemon:
-            await cluster.client.create(ROLLOUT, cluster.namespace, basic_rollout("here"))
+            await cluster.client.create(ROLLOUT, cluster.namespace,
+                                        basic_rollout("here", steps=STEPS))
 
             async def healthy(namespace: str, name: str) -> bool:
                 return await phase(cluster, namespace, name) == "Healthy"

@@ -7,7 +7,6 @@ is 300)."""
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,12 +23,14 @@ from shiftd.kube.resources import ROLLOUT
 from shiftd.runtime.clock import ManualClock
 from tests.integration.daemon_support import (
     LEASE_NAMESPACE,
+    basic_rollout,
     daemon_settings,
     ensure_lease_namespace,
 )
-from tests.integration.harness import Cluster, example_documents, test_cluster
+from tests.integration.harness import Cluster, test_cluster
 
 Obj = dict[str, Any]
+STEPS: list[Obj] = [{"setWeight": 50}, {"pause": {"duration": "30s"}}]
 ROLLOUTS = int(os.environ.get("SHIFTD_TEST_SHARD_ROLLOUTS", "60"))
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -50,7 +51,7 @@ class Shard:
     @property
     def held(self) -> str | None:
         parts = self.daemon.parts
-        return parts.elector.held if parts is not None else None  # type: ignore[attr-defined]
+        return parts.elector.held if parts is not None else None
 
 
 @asynccontextmanager
@@ -65,16 +66,6 @@ async def shards(cluster: Cluster, clock: ManualClock) -> AsyncIterator[list[Sha
                                what="every shard holding a Lease")
         yield started
         group.cancel_scope.cancel()
-
-
-def rollout(name: str) -> Obj:
-    (source,) = [copy.deepcopy(doc) for doc in example_documents("imesh-host-split")
-                 if doc["kind"] == "Rollout"]
-    source["metadata"] = {"name": name}
-    source["spec"]["minReadySeconds"] = 0
-    source["spec"]["strategy"]["canary"] = {
-        "steps": [{"setWeight": 50}, {"pause": {"duration": "30s"}}]}
-    return source
 
 
 async def phases(cluster: Cluster) -> dict[str, tuple[str | None, str | None]]:
@@ -110,7 +101,8 @@ async def test_three_shards_finish_every_rollout_once_when_one_of_them_is_killed
             clock.advance(2)  # every shard past the join delay
             names = [f"app-{index}" for index in range(ROLLOUTS)]
             for name in names:
-                await cluster.client.create(ROLLOUT, cluster.namespace, rollout(name))
+                await cluster.client.create(ROLLOUT, cluster.namespace,
+                                            basic_rollout(name, steps=STEPS))
 
             async def all_at(phase: str, image: str) -> bool:
                 return set((await phases(cluster)).values()) == {(phase, image)}

@@ -4,7 +4,6 @@ server does not serve VirtualServices. (Emulator only: a real test cluster has t
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import aiohttp
@@ -12,7 +11,7 @@ import pytest
 
 from shiftd.kube.resources import EVENT, ROLLOUT, SERVICE
 from shiftd.runtime.clock import ManualClock
-from tests.integration.daemon_support import running_daemon
+from tests.integration.daemon_support import basic_rollout, running_daemon
 from tests.integration.harness import Cluster, default_crds, example_documents, test_cluster
 
 Obj = dict[str, Any]
@@ -20,17 +19,6 @@ Obj = dict[str, Any]
 
 def argo_crds_only() -> list[Obj]:
     return [crd for crd in default_crds() if crd["spec"]["group"] == "argoproj.io"]
-
-
-def basic_canary(name: str) -> Obj:
-    (rollout,) = [copy.deepcopy(doc) for doc in example_documents("imesh-host-split")
-                  if doc["kind"] == "Rollout"]
-    rollout["metadata"] = {"name": name}
-    canary = rollout["spec"]["strategy"]["canary"]
-    for field in ("trafficRouting", "canaryService", "stableService"):
-        canary.pop(field, None)
-    rollout["spec"]["minReadySeconds"] = 0
-    return rollout
 
 
 async def phase(cluster: Cluster, name: str) -> str | None:
@@ -46,7 +34,8 @@ async def test_without_istio_crds_the_daemon_is_ready_and_runs_basic_canaries() 
             async with aiohttp.ClientSession() as http, \
                     http.get(f"http://127.0.0.1:{daemon.port}/readyz") as response:
                 assert response.status == 200
-            await cluster.client.create(ROLLOUT, cluster.namespace, basic_canary("basic"))
+            await cluster.client.create(ROLLOUT, cluster.namespace, basic_rollout(
+                "basic", steps=[{"setWeight": 50}, {"pause": {"duration": "1h"}}]))
 
             async def healthy() -> bool:
                 return await phase(cluster, "basic") == "Healthy"
