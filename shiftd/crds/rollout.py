@@ -3,8 +3,8 @@
 Closed (every Argo field, Argo's types) from the spec down to the canary strategy, its steps,
 its analysis and the Istio traffic routing shiftd drives; and the whole status, which shiftd
 writes. Open: the pod template (copied verbatim into ReplicaSets), the blue-green strategy,
-the other traffic routers and step kinds shiftd does not run (experiments, header and mirror
-routes), which are kept as written. See ``shiftd.crds.schema`` for the two kinds of node.
+the other traffic routers and step kinds shiftd does not run (experiments, plugins), which
+are kept as written. See ``shiftd.crds.schema`` for the two kinds of node.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def rollout_analysis(*, background: bool) -> Schema:
     return closed(fields)
 
 
+def string_match() -> Schema:
+    """Argo's StringMatch (header and mirror routes): one of exact, prefix, regex."""
+    return closed({"exact": string(), "prefix": string(), "regex": string()})
+
+
 def canary_step() -> Schema:
     return closed({
         "setWeight": int32("Percentage of traffic to the canary."),
@@ -67,8 +72,13 @@ def canary_step() -> Schema:
                                   "matchTrafficWeight": boolean()}),
         "analysis": rollout_analysis(background=False),
         "experiment": open_(required=("templates",)),
-        "setHeaderRoute": open_({"name": string()}),
-        "setMirrorRoute": open_({"name": string()}, required=("name",)),
+        "setHeaderRoute": closed({"name": string(), "match": array(closed({
+            "headerName": string(), "headerValue": string_match()},
+            required=("headerName", "headerValue")))}),
+        "setMirrorRoute": closed({"name": string(), "percentage": int32(), "match": array(
+            closed({"method": string_match(), "path": string_match(),
+                    "headers": {"type": "object", "additionalProperties": string_match()}}))},
+            required=("name",)),
         "plugin": closed({"name": string(), "config": open_()}, required=("name",)),
     })
 

@@ -33,6 +33,7 @@ from shiftd.decide.rollout.timeline import (
 )
 from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
 from shiftd.model.argo.rollout import AnalysisStep, InvalidSpecError, Rollout, parse_rollout
+from shiftd.model.argo.routes import describe_route_step, parse_route_step
 from shiftd.traffic.istio.router import IstioRouter
 
 __all__ = ["PlannedNext", "format_seconds", "next_document", "plan_next", "plan_timeline",
@@ -99,12 +100,15 @@ def timeline_document(timeline: Timeline) -> Obj:
 
 def _describe_raw(raw: Mapping[str, Any]) -> str:
     try:
+        (kind, value), = raw.items()
+        if kind in ("setHeaderRoute", "setMirrorRoute"):  # needs traffic routing to parse
+            return describe_route_step(parse_route_step(kind, value, path="step"))
         parsed = parse_rollout({"metadata": {"name": "x"}, "spec": {
             "selector": {"matchLabels": {"a": "b"}},
             "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{}]}},
             "strategy": {"canary": {"steps": [dict(raw)]}}}})
         return describe_step(parsed.canary.steps[0])
-    except InvalidSpecError:
+    except (InvalidSpecError, ValueError):
         return str(dict(raw))
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from shiftd.decide.traffic import ManagedRoute
+
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
@@ -58,11 +60,14 @@ class PatchService:
 
 @dataclass(frozen=True, slots=True)
 class SetTraffic:
-    """Route ``canary_weight`` to the canary and the rest to the stable, in every route."""
+    """Route ``canary_weight`` to the canary and the rest to the stable, in every route; with
+    ``trafficRouting.managedRoutes``, the managed routes become exactly ``managed_routes``
+    (in that order, above the user's routes; none: every managed route removed)."""
 
     canary_weight: int
     canary_hash: str
     stable_hash: str
+    managed_routes: tuple[ManagedRoute, ...] = ()
 
     @property
     def stable_weight(self) -> int:

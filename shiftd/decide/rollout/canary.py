@@ -8,12 +8,14 @@ One pass, each part in its own module:
    changed), then walk the step machine as far as the observed state allows (``setWeight``
    completes once the canary has its pods available and the weight is routed; ``pause``
    records a pause condition and waits for its duration or a promotion; analysis steps follow
-   their runs), or roll back on abort;
+   their runs), or roll back on abort; ``drift``: weights someone changed by hand between
+   steps are routed back;
 3. ``finish``: promote fully after the last step (an abort under ``dynamicStableScale`` keeps
    the traffic the stable cannot take back yet);
 4. the writes: each role's pod metadata (``metadata``), ReplicaSets (``scaling``: scale up
    before traffic moves), then Services
-   and traffic (``routing``: a weight is only raised onto pods that are available), then
+   and traffic (``routing``: a weight is only raised onto pods that are available; the
+   ``managed`` routes of setHeaderRoute / setMirrorRoute steps go with it), then
    scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
    AnalysisRuns and the status (``finish``, with the progress deadline of ``progress``).
 
@@ -29,6 +31,7 @@ from datetime import datetime, timedelta
 from shiftd.decide.rollout.actions import Action, EvictPods, PatchRolloutStatus, Plan
 from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
+from shiftd.decide.rollout.drift import restore_drift
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
 from shiftd.decide.rollout.metadata import sync_metadata
 from shiftd.decide.rollout.observed import Observed, parse_time
@@ -61,7 +64,7 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
         # as Argo: availability is stale once pods were restarted, so nothing else this pass
         return Plan(actions=(evictions,), events=tuple(draft.events),
                     requeue_at=draft.requeue_at, status=draft.status)
-    decision = run_steps(draft, enter_steps(draft, revisions))
+    decision = restore_drift(draft, run_steps(draft, enter_steps(draft, revisions)))
     decision = promote_when_done(draft, decision)
     decision = _dynamic_abort_weight(draft, decision)
     if decision.leaving_canary:

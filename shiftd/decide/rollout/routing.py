@@ -14,8 +14,10 @@ from typing import Any
 
 from shiftd.decide.rollout.actions import Action, PatchService, SetTraffic
 from shiftd.decide.rollout.decision import Decision, Draft
+from shiftd.decide.rollout.managed import describe_routes, desired_routes, routes_due
 from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.decide.rollout.replicas import traffic_weight_to_replicas
+from shiftd.decide.traffic import ManagedRoute
 from shiftd.model.argo.rollout import MANAGED_BY_ANNOTATION, MAX_WEIGHT, POD_TEMPLATE_HASH_LABEL
 
 
@@ -58,7 +60,8 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
             safe_weight = decision.current_weight  # never raise onto pods the Service skips
         elif not lowering and subsets[0] not in (None, canary_hash):
             safe_weight = decision.current_weight  # nor onto a subset held on older pods
-        traffic = _traffic(draft, decision, subsets=subsets, weight=safe_weight)
+        traffic = _traffic(draft, decision, subsets=subsets, weight=safe_weight,
+                           routes=desired_routes(draft, decision))
         _record_weights(draft, canary_weight=safe_weight, canary_hash=canary_hash,
                         stable_hash=revisions.stable_hash)
     # A Service held on older pods keeps them selected.
@@ -114,22 +117,31 @@ def _subset_targets(draft: Draft, *, stable_target: tuple[str, ReplicaSetView | 
 
 
 def _traffic(
-    draft: Draft, decision: Decision, *, subsets: tuple[str | None, str | None], weight: int
+    draft: Draft, decision: Decision, *, subsets: tuple[str | None, str | None], weight: int,
+    routes: tuple[ManagedRoute, ...],
 ) -> tuple[Action, ...]:
-    """The ``SetTraffic`` write, if the weight or (for a subset router) a subset must move."""
+    """The ``SetTraffic`` write, if the weight, a route's weights, (for a subset router) a
+    subset or the managed routes must change."""
     observation = draft.observed.traffic
     canary_hash, stable_hash = subsets
     subsets_differ = observation is not None and observation.routes_by_subset and (
         observation.canary_subset_hash != canary_hash
         or observation.stable_subset_hash != stable_hash
     )
-    if weight == decision.current_weight and not subsets_differ:
+    uneven = observation is not None and any(
+        (found.canary, found.stable) != (weight, MAX_WEIGHT - weight)
+        for found in observation.route_weights)
+    routes_differ = routes_due(draft, routes)
+    if weight == decision.current_weight and not (subsets_differ or uneven or routes_differ):
         return ()
     if weight != decision.current_weight:
         draft.event("TrafficWeightUpdated", f"Set weight to {weight}")
+    if routes_differ:
+        draft.event("TrafficRoutesUpdated", f"Managed routes: {describe_routes(routes)}")
     return (SetTraffic(canary_weight=weight,
                        canary_hash=canary_hash or decision.revisions.pod_hash,
-                       stable_hash=stable_hash or decision.revisions.stable_hash),)
+                       stable_hash=stable_hash or decision.revisions.stable_hash,
+                       managed_routes=routes),)
 
 
 def _service_actions(

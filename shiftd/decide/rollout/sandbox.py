@@ -33,7 +33,7 @@ from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
 from shiftd.decide.rollout.operator import promote_patch
 from shiftd.decide.rollout.plan import plan_rollout
 from shiftd.decide.rollout.status import CANARY_PAUSE_REASON, format_time
-from shiftd.decide.traffic import TrafficObservation
+from shiftd.decide.traffic import ManagedRoute, TrafficObservation
 from shiftd.model.argo.rollout import (
     POD_TEMPLATE_HASH_LABEL,
     Rollout,
@@ -66,6 +66,7 @@ class Sandbox:
     defaults: RolloutDefaults
     analysis_runs: dict[str, Obj] = field(default_factory=dict)
     reconciles: int = 0
+    managed_routes: tuple[ManagedRoute, ...] = ()  # what the last SetTraffic left in place
 
     def parsed(self) -> Rollout:
         return parse_rollout(self.rollout, self.defaults)
@@ -76,7 +77,8 @@ class Sandbox:
             traffic = TrafficObservation(canary_weight=self.weight,
                                          routes_by_subset=_routes_by_subset(rollout),
                                          canary_subset_hash=self.subsets[0],
-                                         stable_subset_hash=self.subsets[1])
+                                         stable_subset_hash=self.subsets[1],
+                                         managed_routes=self.managed_routes)
         names = [n for n in (rollout.canary.canary_service, rollout.canary.stable_service) if n]
         return Observed(
             replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid=rollout.uid)
@@ -111,6 +113,7 @@ class Sandbox:
             elif isinstance(action, SetTraffic):
                 self.weight = action.canary_weight
                 self.subsets = (action.canary_hash, action.stable_hash)
+                self.managed_routes = action.managed_routes
             elif isinstance(action, PatchRolloutStatus):
                 self.patch_rollout({"status": action.patch})
             elif isinstance(action, CreateAnalysisRun):

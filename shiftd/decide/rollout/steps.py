@@ -10,7 +10,9 @@ observed state allows:
   the next waits until this one is written and observed);
 * ``pause`` records a pause condition and waits for its duration or a promotion;
 * ``analysis`` follows its AnalysisRun: success completes the step, failure aborts, an
-  inconclusive run pauses for a human.
+  inconclusive run pauses for a human;
+* ``setHeaderRoute`` / ``setMirrorRoute`` complete at once: the managed routes are derived
+  from the completed steps (``managed.py``) and written with the traffic.
 
 Background analysis runs from its ``startingStep`` on, as reached by the steps.
 """
@@ -40,9 +42,12 @@ from shiftd.model.argo.rollout import (
     AnalysisStep,
     PauseStep,
     SetCanaryScaleStep,
+    SetHeaderRouteStep,
+    SetMirrorRouteStep,
     SetWeightStep,
     Step,
 )
+from shiftd.model.argo.routes import describe_route_step
 
 
 def describe_step(step: Step) -> str:
@@ -55,6 +60,8 @@ def describe_step(step: Step) -> str:
         return f"pause: {{duration: {step.duration_seconds:g}s}}"
     if isinstance(step, SetCanaryScaleStep):
         return "setCanaryScale"
+    if isinstance(step, SetHeaderRouteStep | SetMirrorRouteStep):
+        return describe_route_step(step)
     return "analysis"
 
 
@@ -149,6 +156,8 @@ def _take_step(draft: Draft, decision: Decision, *, step: Step) -> tuple[Decisio
         return _scale_or_weight_step(draft, decision, step=step)
     if isinstance(step, PauseStep):
         return decision, _pause_step(draft, step, index=decision.index)
+    if isinstance(step, SetHeaderRouteStep | SetMirrorRouteStep):
+        return decision, True  # the route follows from the completed steps (``managed``)
     assert isinstance(step, AnalysisStep)
     return _analysis_step(draft, decision)
 

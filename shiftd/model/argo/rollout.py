@@ -31,6 +31,18 @@ from shiftd.model.argo.fields import (
 from shiftd.model.argo.fields import (
     resolve_int_or_percent as resolve_int_or_percent,  # noqa: PLC0414
 )
+from shiftd.model.argo.routes import RouteStep as RouteStep  # noqa: PLC0414
+from shiftd.model.argo.routes import (
+    SetHeaderRouteStep as SetHeaderRouteStep,  # noqa: PLC0414
+)
+from shiftd.model.argo.routes import (
+    SetMirrorRouteStep as SetMirrorRouteStep,  # noqa: PLC0414
+)
+from shiftd.model.argo.routes import (
+    check_route_steps,
+    parse_managed_routes,
+    parse_route_step,
+)
 from shiftd.model.durations import parse_duration
 
 DEFAULT_REPLICAS = 1
@@ -85,7 +97,7 @@ class AnalysisStep:
     raw: dict[str, Any]
 
 
-Step = PauseStep | SetWeightStep | SetCanaryScaleStep | AnalysisStep
+Step = PauseStep | SetWeightStep | SetCanaryScaleStep | AnalysisStep | RouteStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,9 @@ class CanaryStrategy:
     scale_down_delay_revision_limit: int | None = None
     canary_metadata: PodMetadata | None = None  # on the canary's pods while it is the canary
     stable_metadata: PodMetadata | None = None  # on the stable's pods (the new one's once stable)
+    # trafficRouting.managedRoutes: the routes route steps may add, in the order they sit
+    # above the user's routes; every setHeaderRoute / setMirrorRoute step names one of them.
+    managed_routes: tuple[str, ...] = ()
 
     @property
     def keeps_canary_on_abort(self) -> bool:
@@ -198,7 +213,7 @@ def _parse_step(raw: Any, index: int) -> Step:
     if not isinstance(raw, dict) or len(raw) != 1:
         keys = sorted(raw) if isinstance(raw, dict) else raw
         raise InvalidSpecError(f"{path} must have exactly one of setWeight, pause, setCanaryScale, "
-                               f"analysis; got {keys!r}")
+                               f"analysis, setHeaderRoute, setMirrorRoute; got {keys!r}")
     (kind, value), = raw.items()
     if kind == "setWeight":
         if isinstance(value, bool) or not isinstance(value, int):
@@ -228,7 +243,9 @@ def _parse_step(raw: Any, index: int) -> Step:
         if not isinstance(value, dict):
             raise InvalidSpecError(f"{path}.analysis must be an object")
         return AnalysisStep(raw=value)
-    unsupported = {"experiment", "setHeaderRoute", "setMirrorRoute", "plugin"}
+    if kind in ("setHeaderRoute", "setMirrorRoute"):
+        return parse_route_step(kind, value, path=path)
+    unsupported = {"experiment", "plugin"}
     if kind in unsupported:
         raise InvalidSpecError(f"{path}.{kind} steps are not supported by shiftd yet")
     raise InvalidSpecError(f"{path}: unknown step type {kind!r}")
@@ -350,6 +367,9 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
         # as Argo's validation: "SetCanaryScale requires TrafficRouting to be set"
         raise InvalidSpecError(f"{path}.trafficRouting: SetCanaryScale requires TrafficRouting "
                                "to be set")
+    managed_routes = parse_managed_routes((canary.get("trafficRouting") or {}).get(
+        "managedRoutes"), path=f"{path}.trafficRouting.managedRoutes")
+    check_route_steps(steps, managed=managed_routes, routed=router is not None, path=path)
     max_surge, max_unavailable = _parse_surge_limits(canary, path=path)
     return CanaryStrategy(
         canary_service=canary_service,
@@ -378,6 +398,7 @@ def _parse_canary(spec: dict[str, Any], defaults: RolloutDefaults) -> CanaryStra
                                             path=f"{path}.canaryMetadata"),
         stable_metadata=parse_pod_metadata(canary.get("stableMetadata"),
                                             path=f"{path}.stableMetadata"),
+        managed_routes=managed_routes,
     )
 
 

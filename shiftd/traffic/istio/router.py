@@ -1,5 +1,9 @@
 """The Istio router: VirtualService weights, and DestinationRule subsets when subset-level.
 
+With ``trafficRouting.managedRoutes``, it also keeps the managed routes (header and mirror
+routes, ``managed.py``) above the user's routes in every VirtualService with an HTTP route,
+and reports each weighted route's weights so the planner can see a hand-made change.
+
 It reads its objects from the caches (``observe``, pure and fast) and writes guarded JSON
 patches computed by ``routes.py`` (``apply``). On a cluster whose API server does not serve
 Istio's kinds, a Rollout asking for Istio is told so (its observation carries the error, which
@@ -11,15 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 from shiftd.decide.rollout.actions import SetTraffic
-from shiftd.decide.traffic import TrafficObservation
+from shiftd.decide.traffic import ManagedRoute, RouteWeight, TrafficObservation
 from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE
 from shiftd.model.argo.rollout import IstioRouting, Rollout
 from shiftd.traffic.base import ObjectReader, ObjectRef, ObjectWriter, Written
+from shiftd.traffic.istio.managed import managed_patch, read_routes, routes_intact
 from shiftd.traffic.istio.routes import (
     Destinations,
     RouteError,
+    canary_destination,
     observe_subsets,
-    observe_weight,
+    route_weights,
     subset_patch,
     weight_patch,
 )
@@ -81,23 +87,44 @@ class IstioRouter:
         if unserved is not None:
             return TrafficObservation(canary_weight=0, error=unserved)
         destinations = _destinations(rollout, routing)
-        weights: list[int] = []
+        weights: list[RouteWeight] = []
         canary_hash = stable_hash = None
         try:
-            for ref in routing.virtual_services:
-                vs = self._reader.get(VIRTUAL_SERVICE, ref.namespace or rollout.namespace,
-                                      ref.name)
-                if vs is None:
-                    raise RouteError(f"VirtualService {ref.name!r} not found")
-                weights.append(observe_weight(vs, ref, destinations))
+            managed = self._observe_virtual_services(rollout, routing, destinations, weights)
             if routing.destination_rule is not None:
                 rule = self._rule(rollout, routing)
                 canary_hash, stable_hash = observe_subsets(rule, destinations)
         except RouteError as error:
-            return TrafficObservation(canary_weight=min(weights, default=0), error=str(error))
-        return TrafficObservation(canary_weight=min(weights, default=0),
+            return TrafficObservation(canary_weight=min((w.canary for w in weights), default=0),
+                                      error=str(error))
+        return TrafficObservation(canary_weight=min((w.canary for w in weights), default=0),
                                   routes_by_subset=routing.destination_rule is not None,
-                                  canary_subset_hash=canary_hash, stable_subset_hash=stable_hash)
+                                  canary_subset_hash=canary_hash, stable_subset_hash=stable_hash,
+                                  route_weights=tuple(weights), managed_routes=managed[0],
+                                  managed_routes_intact=managed[1])
+
+    def _observe_virtual_services(
+        self, rollout: Rollout, routing: IstioRouting, destinations: Destinations,
+        weights: list[RouteWeight],
+    ) -> tuple[tuple[ManagedRoute, ...], bool]:
+        """Adds every weighted route to ``weights``; returns the managed routes found and
+        whether they are intact (the same, as shiftd writes them, in every VirtualService)."""
+        names = rollout.canary.managed_routes
+        found: list[tuple[ManagedRoute, ...]] = []
+        intact = True
+        for ref in routing.virtual_services:
+            vs = self._reader.get(VIRTUAL_SERVICE, ref.namespace or rollout.namespace, ref.name)
+            if vs is None:
+                raise RouteError(f"VirtualService {ref.name!r} not found")
+            weights.extend(route_weights(vs, ref, destinations, names))
+            if names and canary_destination(vs, ref, destinations, names) is not None:
+                found.append(read_routes(vs, names))
+                intact = intact and routes_intact(vs, ref, destinations, names)
+        if names and not found:
+            raise RouteError("spec.strategy.canary.trafficRouting.managedRoutes: no "
+                             "VirtualService has a weighted HTTP route to add them to")
+        intact = intact and all(routes == found[0] for routes in found)
+        return (found[0] if found else ()), intact
 
     def _rule(self, rollout: Rollout, routing: IstioRouting) -> dict[str, Any]:
         assert routing.destination_rule is not None
@@ -133,7 +160,13 @@ class IstioRouter:
             vs = self._reader.get(VIRTUAL_SERVICE, namespace, ref.name)
             if vs is None:
                 raise RouteError(f"VirtualService {ref.name!r} not found")
-            operations = weight_patch(vs, ref, destinations, action.canary_weight)
+            names = rollout.canary.managed_routes
+            if names and canary_destination(vs, ref, destinations, names) is not None:
+                operations = managed_patch(vs, ref, destinations, managed=names,
+                                           routes=action.managed_routes,
+                                           canary_weight=action.canary_weight)
+            else:
+                operations = weight_patch(vs, ref, destinations, action.canary_weight, names)
             if operations:
                 written.append((VIRTUAL_SERVICE, await self._writer.patch(
                     VIRTUAL_SERVICE, namespace, ref.name, operations, patch_type="json")))

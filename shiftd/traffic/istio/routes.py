@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shiftd.decide.traffic import RouteWeight
 from shiftd.model.argo.rollout import (
     MAX_WEIGHT,
     POD_TEMPLATE_HASH_LABEL,
@@ -57,11 +58,18 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def select_routes(vs: dict[str, Any], ref: IstioVirtualServiceRef) -> list[SelectedRoute]:
-    """The routes of ``vs`` the Rollout controls; ``RouteError`` when one is missing."""
+def select_routes(vs: dict[str, Any], ref: IstioVirtualServiceRef,
+                  managed: tuple[str, ...] = ()) -> list[SelectedRoute]:
+    """The weighted routes of ``vs`` the Rollout controls; ``RouteError`` when one is missing.
+
+    Routes named in ``managed`` (``trafficRouting.managedRoutes``) are shiftd's own, never a
+    route the user asks to weight: with no route named, the only *other* http route is used.
+    """
     spec = vs.get("spec") or {}
     name = f"VirtualService {(vs.get('metadata') or {}).get('name', ref.name)!r}"
-    http = spec.get("http") or []
+    all_http = spec.get("http") or []
+    http = [r if r.get("name") not in managed else {} for r in all_http]
+    user_indexes = [i for i, r in enumerate(all_http) if r.get("name") not in managed]
     selected: list[SelectedRoute] = []
     if ref.routes:
         for route_name in ref.routes:
@@ -72,13 +80,14 @@ def select_routes(vs: dict[str, Any], ref: IstioVirtualServiceRef) -> list[Selec
                                           f"HTTP route {route_name!r}",
                                           http[index].get("route") or []))
     elif not ref.tls_routes and not ref.tcp_routes:
-        if len(http) != 1:
+        if len(user_indexes) != 1:
             raise RouteError(
-                f"{name} has {len(http)} HTTP routes: name the ones to split in "
+                f"{name} has {len(user_indexes)} HTTP routes: name the ones to split in "
                 "spec.strategy.canary.trafficRouting.istio.virtualService.routes"
             )
-        selected.append(SelectedRoute("/spec/http/0/route", "the HTTP route",
-                                      http[0].get("route") or []))
+        only = user_indexes[0]
+        selected.append(SelectedRoute(f"/spec/http/{only}/route", "the HTTP route",
+                                      http[only].get("route") or []))
     for kind, refs in (("tls", ref.tls_routes), ("tcp", ref.tcp_routes)):
         routes = spec.get(kind) or []
         for wanted in refs:
@@ -143,22 +152,45 @@ def _roles(route: SelectedRoute, destinations: Destinations, vs_name: str) -> tu
 
 
 def observe_weight(vs: dict[str, Any], ref: IstioVirtualServiceRef,
-                   destinations: Destinations) -> int:
+                   destinations: Destinations, managed: tuple[str, ...] = ()) -> int:
     """The lowest canary weight among the selected routes (validating them on the way)."""
+    return min((found.canary for found in route_weights(vs, ref, destinations, managed)),
+               default=0)
+
+
+def route_weights(vs: dict[str, Any], ref: IstioVirtualServiceRef, destinations: Destinations,
+                  managed: tuple[str, ...] = ()) -> list[RouteWeight]:
+    """The canary and stable weight of every selected route (a missing weight reads as 0)."""
     vs_name = (vs.get("metadata") or {}).get("name", ref.name)
-    weights = []
-    for route in select_routes(vs, ref):
-        canary_index, _ = _roles(route, destinations, vs_name)
-        weights.append(int(route.destinations[canary_index].get("weight") or 0))
-    return min(weights, default=0)
+    found = []
+    for route in select_routes(vs, ref, managed):
+        canary_index, stable_index = _roles(route, destinations, vs_name)
+        found.append(RouteWeight(
+            where=f"VirtualService {vs_name!r} {route.label}",
+            canary=int(route.destinations[canary_index].get("weight") or 0),
+            stable=int(route.destinations[stable_index].get("weight") or 0)))
+    return found
+
+
+def canary_destination(vs: dict[str, Any], ref: IstioVirtualServiceRef,
+                       destinations: Destinations, managed: tuple[str, ...]
+                       ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The canary's destination entry and the whole destination list of the first selected
+    HTTP route (what managed routes copy); None when no HTTP route is selected."""
+    vs_name = (vs.get("metadata") or {}).get("name", ref.name)
+    for route in select_routes(vs, ref, managed):
+        if route.pointer.startswith("/spec/http/"):
+            canary_index, _ = _roles(route, destinations, vs_name)
+            return route.destinations[canary_index], route.destinations
+    return None
 
 
 def weight_patch(vs: dict[str, Any], ref: IstioVirtualServiceRef, destinations: Destinations,
-                 canary_weight: int) -> list[dict[str, Any]]:
+                 canary_weight: int, managed: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """JSON patch setting canary/stable weights in every selected route; [] if already so."""
     vs_name = (vs.get("metadata") or {}).get("name", ref.name)
     operations: list[dict[str, Any]] = []
-    for route in select_routes(vs, ref):
+    for route in select_routes(vs, ref, managed):
         canary_index, stable_index = _roles(route, destinations, vs_name)
         for index, weight in ((canary_index, canary_weight),
                               (stable_index, MAX_WEIGHT - canary_weight)):
