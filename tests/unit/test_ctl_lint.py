@@ -1,7 +1,9 @@
 """``shiftctl lint``: every shared example is clean, every broken file is caught once.
 
 The broken manifests live in ``tests/golden/lint/`` with a comment on each planted problem;
-the expected report is the golden file ``lint-broken.txt``. Seed 004 uses ``workloadRef``,
+the expected report is the golden file ``lint-broken.txt``. A lone valid Rollout passes, its
+references outside the given files noted; a given file that contradicts it is a problem (and
+the daemon refuses the same). Seed 004 uses ``workloadRef``,
 which shiftd does not support yet: lint reports exactly that, once. Seed 003 is a Flagger
 ``Canary``: skipped with a note, not a problem.
 """
@@ -12,11 +14,12 @@ import io
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shiftd.cli.ctl import main
 from shiftd.cli.ctl.lint import LintInput, Problem, find_crd_dir, lint, load_schemas, split_message
 from tests.golden import GOLDEN_DIR, assert_golden
-from tests.support.world import EXAMPLES
+from tests.support.world import EXAMPLES, World
 
 BROKEN = GOLDEN_DIR / "lint"
 
@@ -83,19 +86,84 @@ def test_references_can_be_left_unchecked(
     assert "steps[0].setWeight" in out
 
 
-def test_a_rollout_alone_names_every_missing_reference(
-    capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("name", ["rollout.yaml", "rollout-with-analysis.yaml"])
+def test_a_lone_valid_rollout_passes_with_its_missing_references_as_notes(
+    name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = run(capsys, "lint", "-f", str(EXAMPLES / "asm-host-split" / "rollout.yaml"))
-    assert code == 1
-    assert [line.split(": ", 2)[2] for line in out.splitlines()] == [
+    code, out, err = run(capsys, "lint", "-f", str(EXAMPLES / "asm-host-split" / name))
+    assert (code, out) == (0, "")
+    notes = [line.split(": ", 3)[3] for line in err.splitlines() if line.startswith("note: ")]
+    assert notes[:3] == [
         "spec.strategy.canary.canaryService: Service 'istio-rollout-canary' is not among "
-        "the given files",
+        "the given files (not checked)",
         "spec.strategy.canary.stableService: Service 'istio-rollout-stable' is not among "
-        "the given files",
+        "the given files (not checked)",
         "spec.strategy.canary.trafficRouting.istio.virtualService.name: VirtualService "
-        "'istio-rollout-vsvc' is not among the given files",
+        "'istio-rollout-vsvc' is not among the given files (not checked)",
     ]
+    assert "1 object checked, no problems" in err
+
+
+def test_a_service_given_that_contradicts_the_rollout_still_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    services = list(yaml.safe_load_all(
+        (EXAMPLES / "asm-host-split" / "services.yaml").read_text()))
+    services[0]["metadata"]["annotations"] = {
+        "argo-rollouts.argoproj.io/managed-by-rollouts": "another-rollout"}
+    path = tmp_path / "services.yaml"
+    path.write_text(yaml.safe_dump_all(services))
+    code, out, _ = run(capsys, "lint", "-f", str(EXAMPLES / "asm-host-split" / "rollout.yaml"),
+                       "-f", str(path))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{EXAMPLES / 'asm-host-split' / 'rollout.yaml'}: Rollout istio-rollout: "
+        f"spec.strategy.canary.canaryService: Service {services[0]['metadata']['name']!r} is "
+        f"managed by another Rollout ('another-rollout', {path})"]
+
+
+def test_the_daemon_refuses_a_service_managed_by_another_rollout_as_lint_does() -> None:
+    world = World.from_example("asm-host-split")
+    world.services["istio-rollout-canary"]["metadata"]["annotations"] = {
+        "argo-rollouts.argoproj.io/managed-by-rollouts": "another-rollout"}
+    plan = world.plan()
+    assert plan.status["phase"] == "Degraded"
+    assert "Service 'istio-rollout-canary' is managed by another Rollout ('another-rollout')" \
+        in plan.status["message"]
+
+
+def test_a_virtual_service_given_that_contradicts_the_rollout_still_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (vs,) = [d for d in yaml.safe_load_all(
+        (EXAMPLES / "asm-host-split" / "virtualservice.yaml").read_text()) if d]
+    vs["spec"]["http"][0]["name"] = "renamed"
+    path = tmp_path / "vs.yaml"
+    path.write_text(yaml.safe_dump(vs))
+    code, out, _ = run(capsys, "lint", "-f", str(EXAMPLES / "asm-host-split" / "rollout.yaml"),
+                       "-f", str(path))
+    assert code == 1
+    assert "HTTP route 'primary' not found" in out
+
+
+def test_a_route_step_must_name_a_managed_route(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rollout = yaml.safe_load((EXAMPLES / "asm-host-split" / "rollout.yaml").read_text())
+    canary = rollout["spec"]["strategy"]["canary"]
+    canary["trafficRouting"]["managedRoutes"] = [{"name": "header-route"}]
+    canary["steps"][:0] = [
+        {"setHeaderRoute": {"name": "header-route", "match": [
+            {"headerName": "x-canary", "headerValue": {"exact": "yes"}}]}},
+        {"setMirrorRoute": {"name": "mirror-route", "match": [{"method": {"exact": "GET"}}]}}]
+    path = tmp_path / "rollout.yaml"
+    path.write_text(yaml.safe_dump(rollout))
+    code, out, _ = run(capsys, "lint", "-f", str(path))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{path}: Rollout istio-rollout: spec.strategy.canary.steps[1].setMirrorRoute: Steps "
+        "define a route that does not exist in "
+        "spec.strategy.canary.trafficRouting.managedRoutes ('mirror-route')"]
 
 
 def test_unknown_fields_are_found_against_the_crd_schema() -> None:

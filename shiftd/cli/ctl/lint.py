@@ -11,9 +11,13 @@ cannot disagree:
 - **what shiftd cannot act on**: ``model.rollout.parse_rollout`` (impossible steps, bad
   durations, unsupported strategies, ``workloadRef``), run step by step so every bad step is
   reported, and ``model.analysis.parse_metric`` for each metric of a template;
-- **references among the given files**: the canary and stable Services, the VirtualServices
-  and their routes and destinations (``mesh.istio.observe_weight``), the DestinationRule and
-  its subsets, and the analysis templates and args (``decide.analysis_runs.merge_run_spec``);
+- **references among the given files**: the canary and stable Services (not managed by
+  another Rollout), the VirtualServices and their routes and destinations
+  (``traffic.istio.routes.observe_weight``), the DestinationRule and its subsets, and the
+  analysis templates and args (``decide.analysis.runs.merge_run_spec``). As with ``kubectl
+  argo rollouts lint``, a lone valid Rollout passes: a reference missing from the given files
+  is a note (it may live in another file or in the cluster); one that contradicts a given
+  file is a problem;
 - **condition syntax**: ``successCondition``/``failureCondition`` through the condition
   compiler the analysis task uses, ``decide.expr.compile_condition`` (a condition holding
   ``{{args...}}`` is left alone: it only parses once substituted).
@@ -42,7 +46,12 @@ import yaml
 from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
 from shiftd.decide.analysis.runs import merge_run_spec
 from shiftd.model.argo.analysis import UndefinedArgument, parse_metric, substitute_all
-from shiftd.model.argo.rollout import InvalidSpecError, Rollout, parse_rollout
+from shiftd.model.argo.rollout import (
+    MANAGED_BY_ANNOTATION,
+    InvalidSpecError,
+    Rollout,
+    parse_rollout,
+)
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_subsets, observe_weight
 
 __all__ = ["LINTED_KINDS", "LintInput", "LintReport", "Problem", "find_crd_dir",
@@ -96,6 +105,12 @@ class LintReport:
         problem = Problem(item.source, item.kind, item.name, path, message)
         if problem not in self.problems:
             self.problems.append(problem)
+
+    def note(self, item: LintInput, path: str, message: str) -> None:
+        """Something lint could not check (a reference outside the given files)."""
+        text = str(Problem(item.source, item.kind, item.name, path, message))
+        if text not in self.notes:
+            self.notes.append(text)
 
     def add_error(self, item: LintInput, error: Exception, *, default_path: str = "") -> None:
         path, message = split_message(str(error), default_path=default_path)
@@ -237,14 +252,33 @@ def _among(items: Sequence[LintInput], kind: str, name: str) -> LintInput | None
     return next((i for i in items if i.kind == kind and i.name == name), None)
 
 
+_UNCHECKED = "(not checked)"
+
+
+def _check_services(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
+                    report: LintReport) -> None:
+    """The canary and stable Services: a note when not given; a problem when a given one is
+    managed by another Rollout (Argo's "Service is managed by another Rollout")."""
+    for key, name in (("canaryService", rollout.canary.canary_service),
+                      ("stableService", rollout.canary.stable_service)):
+        if not name:
+            continue
+        found = _among(items, "Service", name)
+        if found is None:
+            report.note(item, f"{_STRATEGY}.{key}", f"Service {name!r} is not among the given "
+                        f"files {_UNCHECKED}")
+            continue
+        owner = ((found.obj.get("metadata") or {}).get("annotations") or {}).get(
+            MANAGED_BY_ANNOTATION)
+        if owner and owner != rollout.name:
+            report.add(item, f"{_STRATEGY}.{key}", f"Service {name!r} is managed by another "
+                       f"Rollout ({owner!r}, {found.source})")
+
+
 def _check_references(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
                       report: LintReport) -> None:
     canary = rollout.canary
-    for key, name in (("canaryService", canary.canary_service),
-                      ("stableService", canary.stable_service)):
-        if name and _among(items, "Service", name) is None:
-            report.add(item, f"{_STRATEGY}.{key}", f"Service {name!r} is not among the given "
-                       "files")
+    _check_services(item, rollout, items, report)
     istio = canary.istio
     if istio is None:
         return
@@ -261,19 +295,19 @@ def _check_references(item: LintInput, rollout: Rollout, items: Sequence[LintInp
             f"{base}.virtualServices[{index}]"
         found = _among(items, "VirtualService", ref.name)
         if found is None:
-            report.add(item, f"{path}.name", f"VirtualService {ref.name!r} is not among the "
-                       "given files")
+            report.note(item, f"{path}.name", f"VirtualService {ref.name!r} is not among the "
+                        f"given files {_UNCHECKED}")
             continue
         try:
-            observe_weight(found.obj, ref, destinations)
+            observe_weight(found.obj, ref, destinations, canary.managed_routes)
         except RouteError as error:
             report.add(item, f"{path}.routes", str(error))
     if rule is not None:
         name = rule["name"].partition(".")[0]
         found = _among(items, "DestinationRule", name)
         if found is None:
-            report.add(item, f"{base}.destinationRule.name", f"DestinationRule {name!r} is not "
-                       "among the given files")
+            report.note(item, f"{base}.destinationRule.name", f"DestinationRule {name!r} is not "
+                        f"among the given files {_UNCHECKED}")
         else:
             try:
                 observe_subsets(found.obj, destinations)
@@ -298,11 +332,16 @@ def _check_analysis(item: LintInput, rollout: Rollout, items: Sequence[LintInput
                  for ref in block.get("templates") or [] if isinstance(ref, Mapping)}
         if named & troubled:
             continue  # the template's own problems are reported on the template
+        missing = sorted(named - set(templates))
+        if missing:
+            for kind, name in missing:
+                report.note(item, path, f"{kind} {name!r} is not among the given files "
+                            f"{_UNCHECKED}")
+            continue
         try:
             merge_run_spec(block, templates=templates, rollout_obj=item.obj, path=path)
         except InvalidSpecError as error:
-            message = str(error).replace("not found", "is not among the given files")
-            report.add_error(item, InvalidSpecError(message), default_path=path)
+            report.add_error(item, error, default_path=path)
 
 
 # --- AnalysisTemplates -------------------------------------------------------------------------

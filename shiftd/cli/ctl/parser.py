@@ -242,7 +242,8 @@ def _plan_and_lint_commands(commands: _Commands) -> None:
                              help="manifests to check, with the Services, VirtualServices and "
                              "templates they refer to (repeatable; - for stdin)")
     lint_parser.add_argument("--no-references", action="store_true",
-                             help="do not require referenced objects among the given files")
+                             help="do not check references (by default, one missing from the "
+                             "given files is a note, one contradicting them a problem)")
 
 
 def _analyze_command(commands: _Commands) -> None:

@@ -43,7 +43,7 @@ from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, s
 from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
 from shiftd.decide.rollout.targets import canary_replicas_or_weight
-from shiftd.model.argo.rollout import Rollout
+from shiftd.model.argo.rollout import MANAGED_BY_ANNOTATION, Rollout
 
 RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
 
@@ -125,12 +125,18 @@ def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:
 
 
 def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
-    """A Service the Rollout names is missing, or the router cannot read its objects."""
+    """A Service the Rollout names is missing or managed by another Rollout, or the router
+    cannot read its objects."""
     canary = rollout.canary
     for role, name in (("canaryService", canary.canary_service),
                        ("stableService", canary.stable_service)):
-        if name and observed.services.get(name) is None:
+        service = observed.services.get(name) if name else None
+        if name and service is None:
             return f"spec.strategy.canary.{role}: Service {name!r} not found"
+        owner = service.annotations.get(MANAGED_BY_ANNOTATION) if service else None
+        if owner and owner != rollout.name:  # as Argo's ValidateService
+            return (f"spec.strategy.canary.{role}: Service {name!r} is managed by another "
+                    f"Rollout ({owner!r})")
     if observed.traffic is not None and observed.traffic.error:
         return observed.traffic.error
     return None
