@@ -115,7 +115,9 @@ class IstioRouter:
         for ref in routing.virtual_services:
             vs = self._reader.get(VIRTUAL_SERVICE, ref.namespace or rollout.namespace, ref.name)
             if vs is None:
-                raise RouteError(f"VirtualService {ref.name!r} not found")
+                elsewhere = (f" in namespace {ref.namespace!r} (shiftd must watch it: list it "
+                             "in `namespaces`)") if ref.namespace else ""
+                raise RouteError(f"VirtualService {ref.name!r} not found{elsewhere}")
             weights.extend(route_weights(vs, ref, destinations, names))
             if names and canary_destination(vs, ref, destinations, names) is not None:
                 found.append(read_routes(vs, names))
