@@ -46,10 +46,10 @@ def by_host(entries: list[Obj]) -> dict[str, int]:
 
 async def seed(cluster: Cluster, *, virtual_services: list[Obj], vs_refs: list[Obj]) -> None:
     """Seed 001's Rollout and Services, its VirtualService replaced by ``virtual_services``."""
-    for obj in example_documents("imesh-host-split"):
-        if obj["kind"] not in ("Rollout", "Service"):
+    for source in example_documents("imesh-host-split"):
+        if source["kind"] not in ("Rollout", "Service"):
             continue
-        obj = copy.deepcopy(obj)
+        obj = copy.deepcopy(source)
         obj["metadata"]["namespace"] = cluster.namespace
         if obj["kind"] == "Rollout":
             obj["spec"]["minReadySeconds"] = 0
