@@ -22,7 +22,8 @@ from shiftd.decide.rollout.decision import Decision, Draft
 from shiftd.decide.rollout.managed import desired_routes
 from shiftd.decide.rollout.observed import Observed, ReplicaSetView
 from shiftd.decide.rollout.revisions import Revisions
-from shiftd.decide.rollout.timeline import rollout_timeline
+from shiftd.decide.rollout.timeline import action_json, rollout_timeline
+from shiftd.decide.traffic import ManagedRoute
 from shiftd.model.argo.rollout import parse_rollout
 from tests.support.world import EXAMPLES, World
 
@@ -138,3 +139,14 @@ def test_weights_the_steps_move_are_never_called_drift() -> None:
     assert world.status["stableRS"] == world.status["currentPodHash"]
     assert "TrafficWeightUpdated" in reasons
     assert "TrafficWeightDrift" not in reasons
+
+
+def test_plan_json_lists_the_managed_routes_a_traffic_write_leaves() -> None:
+    rollout = parse_rollout(routed_rollout([HEADER_STEP, MIRROR_STEP]))
+    header = ManagedRoute(name="header-route", kind="header", match="[]")
+    mirror = ManagedRoute(name="mirror-route", kind="mirror", match="[]", percentage=35)
+    action = SetTraffic(canary_weight=10, canary_hash="new", stable_hash="old",
+                        managed_routes=(header, mirror))
+    assert action_json(action, rollout=rollout)["managedRoutes"] == [
+        {"name": "header-route", "kind": "header"},
+        {"name": "mirror-route", "kind": "mirror", "percentage": 35}]

@@ -310,9 +310,15 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
                                   for ref in (istio.virtual_services if istio else ())]
         if istio is not None and istio.destination_rule is not None:
             targets = [f"DestinationRule/{istio.destination_rule['name']}", *targets]
-        return {"kind": "SetTraffic", "target": ",".join(targets),
-                "canaryWeight": action.canary_weight, "stableWeight": action.stable_weight,
-                "canaryHash": action.canary_hash, "stableHash": action.stable_hash}
+        result = {"kind": "SetTraffic", "target": ",".join(targets),
+                  "canaryWeight": action.canary_weight, "stableWeight": action.stable_weight,
+                  "canaryHash": action.canary_hash, "stableHash": action.stable_hash}
+        if rollout.canary.managed_routes:
+            result["managedRoutes"] = [
+                {"name": r.name, "kind": r.kind}
+                | ({"percentage": r.percentage} if r.kind == "mirror" else {})
+                for r in action.managed_routes]
+        return result
     if isinstance(action, PatchRolloutStatus):
         return {"kind": "PatchRolloutStatus", "target": f"Rollout/{rollout.name}",
                 "patch": action.patch}
