@@ -5,7 +5,8 @@ plays steady traffic for a canary workload (95 % successes; 98 % of requests at 
 400 ms) and for its primary (all errors, slow), so the answers are known: a success rate of
 exactly 95 and a p99 of 375 ms (Prometheus interpolates rank 99 of 100 linearly inside the
 (250, 500] bucket that holds requests 99 and 100). The primary's traffic must not leak into
-the canary's numbers: ``destination_workload=~"podinfo"`` is an anchored match. Starting
+the canary's numbers: ``destination_workload=~"podinfo"`` is an anchored match. The same
+queries then go through ``flagger_prometheus.run_query``, the client the controller uses. Starting
 Prometheus takes about 5 s.
 """
 
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import aiohttp
 import pytest
 
 from shiftd.decide.flagger.metrics import builtin_query, halt_message, within_threshold
+from shiftd.providers.flagger_prometheus import run_query
 from tests.support.istio_exporter import istio_telemetry_prometheus
 from tests.support.prometheus import prometheus_binary
 
@@ -49,6 +52,11 @@ async def test_builtin_queries_read_the_canarys_success_rate_and_p99_from_istio_
                                            what="a success rate of 95")
         [p99] = await prometheus.wait_for(duration, close_to(375.0),
                                           what="a p99 of 375 ms")
+        # What the Canary controller's client reads (Flagger's rules, URL-encoded PromQL).
+        async with aiohttp.ClientSession() as session:
+            measured = [await run_query(session, address=prometheus.url, query=query)
+                        for query in (success_rate, duration)]
+        assert measured == [pytest.approx(95.0), pytest.approx(375.0)]
     assert not within_threshold(rate, {"min": 99})
     assert halt_message(canary="podinfo", namespace="test", metric="request-success-rate",
                         value=rate, threshold_range={"min": 99}) == (
