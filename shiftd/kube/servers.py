@@ -1,0 +1,98 @@
+"""Which API server serves each kind: the main cluster's, or another one for some kinds.
+
+With a mesh whose control plane is a separate cluster (Alibaba ASM, Flagger's
+``-kubeconfig-service-mesh``), Istio's VirtualServices and DestinationRules live on the mesh
+cluster's API server and everything else on the main one. ``ApiServers`` maps each kind to
+the client of the server that holds it, and forwards the calls the caches (list, watch,
+discovery) and the traffic routers (get, patch) make to that client, so neither needs to know
+how many clusters there are. Built once by the composition root; with a single cluster it is
+not used at all (the main ``KubeClient`` is passed as is).
+
+Clients are not shared: each server has its own connections, rate limit and credentials. No
+object written on one refers to an object of the other: owner references never cross, so an
+object created or replaced on a server other than the main one leaves here without them (a
+uid of the main cluster would make the other cluster's garbage collector delete it).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from shiftd.kube.client import JsonObject, KubeClient, PatchType, WatchEvent
+from shiftd.kube.resources import ResourceKind
+
+__all__ = ["ApiServer", "ApiServers"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServer:
+    """One API server the daemon talks to: a name for logs and /readyz, and its client."""
+
+    name: str  # "main", "mesh"
+    client: KubeClient
+
+
+class ApiServers:
+    """The main server, plus the kinds some other server holds."""
+
+    def __init__(self, main: ApiServer,
+                 elsewhere: Iterable[tuple[ApiServer, Iterable[ResourceKind]]] = ()) -> None:
+        self.main = main
+        self._by_plural: dict[str, ApiServer] = {}
+        for server, kinds in elsewhere:
+            for kind in kinds:
+                self._by_plural[kind.plural] = server
+
+    def server_for(self, kind: ResourceKind) -> ApiServer:
+        return self._by_plural.get(kind.plural, self.main)
+
+    def client_for(self, kind: ResourceKind) -> KubeClient:
+        return self.server_for(kind).client
+
+    # -- what the caches call (``ListWatchClient``, discovery) ------------------------------
+    async def list(self, kind: ResourceKind, namespace: str | None = None, *,
+                   label_selector: str | None = None,
+                   field_selector: str | None = None) -> tuple[list[JsonObject], str]:
+        return await self.client_for(kind).list(kind, namespace, label_selector=label_selector,
+                                                field_selector=field_selector)
+
+    def watch(self, kind: ResourceKind, namespace: str | None = None, *, resource_version: str,
+              label_selector: str | None = None, timeout_seconds: int | None = None,
+              allow_bookmarks: bool = True) -> AsyncGenerator[WatchEvent, None]:
+        return self.client_for(kind).watch(
+            kind, namespace, resource_version=resource_version, label_selector=label_selector,
+            timeout_seconds=timeout_seconds, allow_bookmarks=allow_bookmarks)
+
+    async def serves(self, kind: ResourceKind) -> bool:
+        return await self.client_for(kind).serves(kind)
+
+    # -- what the traffic routers call (``ObjectWriter``) ------------------------------------
+    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject:
+        return await self.client_for(kind).get(kind, namespace, name)
+
+    async def create(self, kind: ResourceKind, namespace: str | None,
+                     body: JsonObject) -> JsonObject:
+        return await self.client_for(kind).create(kind, namespace, self._local(kind, body))
+
+    async def replace(self, kind: ResourceKind, namespace: str | None, name: str,
+                      body: JsonObject) -> JsonObject:
+        return await self.client_for(kind).replace(kind, namespace, name,
+                                                   self._local(kind, body))
+
+    def _local(self, kind: ResourceKind, body: JsonObject) -> JsonObject:
+        """``body`` without owner references when it goes to a server other than the main."""
+        if self.server_for(kind) is self.main or not (body.get("metadata") or {}).get(
+                "ownerReferences"):
+            return body
+        stripped = copy.copy(body)
+        stripped["metadata"] = {key: value for key, value in body["metadata"].items()
+                                if key != "ownerReferences"}
+        return stripped
+
+    async def patch(self, kind: ResourceKind, namespace: str | None, name: str, patch: Any, *,
+                    patch_type: PatchType, subresource: str | None = None) -> JsonObject:
+        return await self.client_for(kind).patch(kind, namespace, name, patch,
+                                                 patch_type=patch_type, subresource=subresource)
