@@ -3,10 +3,11 @@
 With a mesh whose control plane is a separate cluster (Alibaba ASM, Flagger's
 ``-kubeconfig-service-mesh``), Istio's VirtualServices and DestinationRules live on the mesh
 cluster's API server and everything else on the main one. ``ApiServers`` maps each kind to
-the client of the server that holds it, and forwards the calls the caches (list, watch,
-discovery) and the traffic routers (get, patch) make to that client, so neither needs to know
-how many clusters there are. Built once by the composition root; with a single cluster it is
-not used at all (the main ``KubeClient`` is passed as is).
+the client of the server that holds it, and forwards to that client the calls the caches
+make (list, watch, discovery) and those the traffic routers make (patch; create and replace
+for a router that makes its own objects), so neither needs to know how many clusters there
+are. Built once by the composition root; with a single cluster it is not used at all (the
+main ``KubeClient`` is passed as is).
 
 Clients are not shared: each server has its own connections, rate limit and credentials. No
 object written on one refers to an object of the other: owner references never cross, so an
@@ -70,9 +71,6 @@ class ApiServers:
         return await self.client_for(kind).serves(kind)
 
     # -- what the traffic routers call (``ObjectWriter``) ------------------------------------
-    async def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject:
-        return await self.client_for(kind).get(kind, namespace, name)
-
     async def create(self, kind: ResourceKind, namespace: str | None,
                      body: JsonObject) -> JsonObject:
         return await self.client_for(kind).create(kind, namespace, self._local(kind, body))
