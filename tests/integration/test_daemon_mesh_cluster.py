@@ -8,14 +8,17 @@ only what depends on the missing one waits, /readyz names it, and nothing is wri
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import anyio.to_thread
 import pytest
 
 from shiftd.assembly import Daemon
+from shiftd.cli import ctl
 from shiftd.kube.resources import DESTINATION_RULE, EVENT, ROLLOUT, VIRTUAL_SERVICE
 from shiftd.kube.servers import ApiServer, ApiServers
 from shiftd.runtime.clock import ManualClock
@@ -84,8 +87,19 @@ def weight_writes(mesh: MeshCluster) -> int:
                and r.path.endswith(f"/virtualservices/{VS_NAME}"))
 
 
+async def shiftctl_actual_weight(cluster: Cluster, mesh: MeshCluster,
+                                 capsys: pytest.CaptureFixture[str]) -> str:
+    """``shiftctl get rollout -o json`` with the mesh cluster's kubeconfig: its actualWeight."""
+    argv = ["--kubeconfig", str(cluster.kubeconfig_path), "-n", cluster.namespace,
+            "--mesh-kubeconfig", str(mesh.kubeconfig_path),
+            "get", "rollout", "istio-rollout", "-o", "json"]
+    capsys.readouterr()
+    assert await anyio.to_thread.run_sync(ctl.main, argv) == 0
+    return str(json.loads(capsys.readouterr().out)["actualWeight"])
+
+
 async def test_seed_000_moves_weights_on_the_mesh_cluster_and_everything_else_on_the_main(
-) -> None:
+        capsys: pytest.CaptureFixture[str]) -> None:
     clock = ManualClock()
     async with seed_000_across_two_clusters(clock) as (cluster, mesh, daemon):
         assert {obj["kind"] for obj in cluster.skipped} == {"VirtualService", "Gateway"}
@@ -93,6 +107,7 @@ async def test_seed_000_moves_weights_on_the_mesh_cluster_and_everything_else_on
         await cluster.wait_for(lambda: phase_is(cluster, "Paused", currentStepIndex=1),
                                what="paused at step 1")
         assert await canary_weight_is(mesh, 10)
+        assert await shiftctl_actual_weight(cluster, mesh, capsys) == "10"
         await cluster.promote()
         for index, weight in enumerate((20, 30, 40, 50, 60, 70, 80, 90)):
             step = 3 + 2 * index
