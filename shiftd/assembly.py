@@ -14,6 +14,7 @@ the server holding it; everything else (writers, Events, Leases) keeps the main 
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import socket
@@ -58,8 +59,12 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
              telemetry: Telemetry, mesh_client: KubeClient | None = None) -> Parts:
     """Build every part of the daemon from the settings; ``mesh_client`` (when Istio's
     objects live on another cluster) serves VirtualServices and DestinationRules."""
-    by_kind: KubeClient | ApiServers = client if mesh_client is None else ApiServers(
-        ApiServer("main", client), [(ApiServer("mesh", mesh_client), MESH_KINDS)])
+    servers = ApiServers(
+        ApiServer("main", client),
+        [] if mesh_client is None else [(ApiServer("mesh", mesh_client), MESH_KINDS)],
+        answering=telemetry.answers)
+    # One cluster: the client itself, as before; with a mesh cluster, each kind's own client.
+    by_kind: KubeClient | ApiServers = client if mesh_client is None else servers
     elector, ring = _coordination(settings, client=client, clock=clock, telemetry=telemetry)
     engine = Engine(clock=clock, on_depth=telemetry.set_queue_depth,
                     on_error=lambda key: telemetry.count_reconcile_error(key.namespace,
@@ -100,7 +105,8 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         controller.register(caches)
         engine.register(controller)
     return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,
-                 elector=elector, ring=ring)
+                 elector=elector, ring=ring,
+                 background=(functools.partial(servers.probe, main_kind=ROLLOUT),))
 
 
 def _coordination(settings: Settings, *, client: KubeClient, clock: Clock,

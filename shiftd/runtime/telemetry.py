@@ -288,6 +288,10 @@ class Telemetry:
 
         return on_request
 
+    def answers(self, server: str) -> bool:
+        """Whether the API server ``server`` answered the last request sent to it."""
+        return server not in self._unreachable
+
     @property
     def unreachable(self) -> list[str]:
         """The API servers whose last request got no answer, in the order they went."""

@@ -3,14 +3,18 @@ references never cross clusters, and /readyz names the API server that does not 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
+import anyio
 import pytest
 
 from shiftd.kube.client import KubeClient
+from shiftd.kube.errors import CannotConnect
 from shiftd.kube.resources import DESTINATION_RULE, ROLLOUT, SERVICE, VIRTUAL_SERVICE
 from shiftd.kube.servers import ApiServer, ApiServers
 from shiftd.runtime.telemetry import Telemetry
+from tests.integration.harness import wait_for
 from tests.unit.test_telemetry import get, sample, serving
 
 
@@ -99,3 +103,45 @@ def test_each_api_server_reports_whether_it_answers_as_a_metric() -> None:
     assert sample(telemetry, "controller_clientset_k8s_request_total", verb="patch",
                   status_code="0") == 1
     assert telemetry.unreachable == ["mesh"]
+
+
+async def test_a_write_to_a_mesh_server_known_not_to_answer_fails_at_once() -> None:
+    main, mesh = RecordingClient(), RecordingClient()
+    down: set[str] = {"mesh"}
+    servers = ApiServers(ApiServer("main", cast(KubeClient, main)),
+                         [(ApiServer("mesh", cast(KubeClient, mesh)), (VIRTUAL_SERVICE,))],
+                         answering=lambda name: name not in down)
+    with pytest.raises(CannotConnect, match="the mesh API server is unreachable"):
+        await servers.patch(VIRTUAL_SERVICE, "shop", "web", [], patch_type="json")
+    await servers.list(VIRTUAL_SERVICE, "shop")  # reads still go: they probe the server
+    down.add("main")
+    await servers.patch(SERVICE, "shop", "web", {}, patch_type="merge")  # the main: always
+    down.clear()
+    await servers.patch(VIRTUAL_SERVICE, "shop", "web", [], patch_type="json")
+    assert mesh.calls == [("list", "virtualservices", "shop"), ("patch", "virtualservices", "web")]
+    assert main.calls == [("patch", "services", "web")]
+
+
+async def test_a_server_not_answering_is_probed_until_it_answers_and_no_other_is() -> None:
+    main, mesh = RecordingClient(), RecordingClient()
+    down: set[str] = {"mesh"}
+    asked: list[str] = []
+
+    def answering(name: str) -> bool:
+        asked.append(name)
+        return name not in down
+
+    servers = ApiServers(ApiServer("main", cast(KubeClient, main)),
+                         [(ApiServer("mesh", cast(KubeClient, mesh)),
+                           (VIRTUAL_SERVICE, DESTINATION_RULE))], answering=answering)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(functools.partial(servers.probe, main_kind=ROLLOUT, interval=0.001))
+        await wait_for(lambda: len(mesh.calls) >= 2, what="two probes of the mesh server")
+        down.clear()  # as the client's request hook does when an answer comes
+        probes, rounds = len(mesh.calls), asked.count("mesh")
+        await wait_for(lambda: asked.count("mesh") >= rounds + 3, what="three more rounds")
+        group.cancel_scope.cancel()
+    assert set(mesh.calls) == {("serves", "virtualservices", None)}
+    assert main.calls == []  # the main server answered all along
+    assert len(mesh.calls) == probes  # no probe once it answers
