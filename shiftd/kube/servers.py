@@ -6,13 +6,14 @@ cluster's API server and everything else on the main one. ``ApiServers`` maps ea
 the client of the server that holds it, and forwards to that client the calls the caches
 make (list, watch, discovery) and those the traffic routers make (patch; create and replace
 for a router that makes its own objects), so neither needs to know how many clusters there
-are. Built once by the composition root; with a single cluster it is not used at all (the
-main ``KubeClient`` is passed as is).
+are. Built once by the composition root; with a single cluster the caches and the routers
+get the main ``KubeClient`` as is, and only ``probe`` runs.
 
 Clients are not shared: each server has its own connections, rate limit and credentials. No
 object written on one refers to an object of the other: owner references never cross, so an
-object created or replaced on a server other than the main one leaves here without them (a
-uid of the main cluster would make the other cluster's garbage collector delete it).
+object created, replaced or applied (a merge or apply patch) on a server other than the main
+one leaves here without them (a uid of the main cluster would make the other cluster's
+garbage collector delete it).
 
 A write to a server other than the main one that is known not to answer (``answering``: its
 last request got no HTTP answer) fails at once with ``CannotConnect`` instead of waiting out
@@ -140,5 +141,7 @@ class ApiServers:
 
     async def patch(self, kind: ResourceKind, namespace: str | None, name: str, patch: Any, *,
                     patch_type: PatchType, subresource: str | None = None) -> JsonObject:
+        if patch_type in ("merge", "apply") and isinstance(patch, dict):
+            patch = self._local(kind, patch)
         return await self._writer(kind).patch(kind, namespace, name, patch,
                                               patch_type=patch_type, subresource=subresource)

@@ -23,6 +23,7 @@ class RecordingClient:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, Any]] = []
+        self.patches: list[Any] = []
 
     async def list(self, kind: Any, namespace: Any = None, **_: Any) -> tuple[list[Any], str]:
         self.calls.append(("list", kind.plural, namespace))
@@ -34,6 +35,7 @@ class RecordingClient:
 
     async def patch(self, kind: Any, namespace: Any, name: str, patch: Any, **_: Any) -> Any:
         self.calls.append(("patch", kind.plural, name))
+        self.patches.append(patch)
         return {}
 
     async def create(self, kind: Any, namespace: Any, body: Any) -> Any:
@@ -69,7 +71,10 @@ async def test_an_object_created_on_the_mesh_server_carries_no_owner_reference()
     servers, main, mesh = two_clusters()
     await servers.create(VIRTUAL_SERVICE, "shop", OWNED)
     await servers.create(SERVICE, "shop", OWNED)
-    assert mesh.calls == [("create", "virtualservices", {"metadata": {"name": "web"}})]
+    await servers.patch(VIRTUAL_SERVICE, "shop", "web", OWNED, patch_type="apply")
+    assert mesh.calls == [("create", "virtualservices", {"metadata": {"name": "web"}}),
+                          ("patch", "virtualservices", "web")]
+    assert mesh.patches == [{"metadata": {"name": "web"}}]
     assert main.calls == [("create", "services", OWNED)]
     assert OWNED["metadata"]["ownerReferences"]  # the caller's body is left as it was
 
