@@ -23,9 +23,10 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
+from kubernetes_asyncio.config.config_exception import ConfigException
 
 from shiftd import __version__
-from shiftd.config import LeaderElectionSettings, Settings
+from shiftd.config import ConfigError, LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.controllers.rollout import RolloutController
 from shiftd.controllers.rollout_writes import RolloutWrites
@@ -206,11 +207,16 @@ class Daemon:
         mesh, kube = self.settings.mesh, self.settings.kubernetes
         if not mesh.enabled:
             return None
-        return await KubeClient.from_settings(
-            kubeconfig=str(mesh.kubeconfig) if mesh.kubeconfig else None,
-            context=mesh.context, in_cluster=False, qps=kube.qps, burst=kube.burst,
-            on_request=self.telemetry.request_hook("mesh"), user_agent=self._user_agent(),
-        )
+        try:
+            return await KubeClient.from_settings(
+                kubeconfig=str(mesh.kubeconfig) if mesh.kubeconfig else None,
+                context=mesh.context, in_cluster=False, qps=kube.qps, burst=kube.burst,
+                on_request=self.telemetry.request_hook("mesh"), user_agent=self._user_agent(),
+            )
+        except (ConfigException, OSError, ValueError) as error:
+            key = "mesh.kubeconfig" if mesh.kubeconfig else "mesh.context"
+            raise ConfigError(f"{key}: cannot load the mesh cluster's kubeconfig: "
+                              f"{' '.join(str(error).split())}") from None
 
     def _user_agent(self) -> str:
         """``shiftd/<version>``, with the replica's identity when it has one configured, so

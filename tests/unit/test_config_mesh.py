@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from shiftd.cli.daemon import main
 from shiftd.config import ConfigError, load_settings, parse_settings
@@ -60,3 +61,21 @@ def test_shiftd_exits_2_naming_the_bad_mesh_key(
         main(argv)
     assert exit_info.value.code == 2
     assert "mesh.kubeconfig" in capsys.readouterr().err
+
+
+def test_shiftd_run_exits_2_naming_a_mesh_kubeconfig_it_cannot_load(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    main_kubeconfig = tmp_path / "main.kubeconfig"  # loads; nothing connects before the mesh
+    main_kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "main",
+        "clusters": [{"name": "main", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "main", "user": {"token": "t"}}],
+        "contexts": [{"name": "main", "context": {"cluster": "main", "user": "main"}}]}))
+    path = tmp_path / "shiftd.yaml"
+    path.write_text(f"kubernetes: {{kubeconfig: {main_kubeconfig}}}\n"
+                    f"mesh: {{kubeconfig: {tmp_path / 'missing.kubeconfig'}}}\n"
+                    "listen: {port: 0}\nlog: {format: text}\n")
+    assert main(["run", "--config", str(path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"shiftd: {path}: mesh.kubeconfig: cannot load the mesh cluster's")
