@@ -6,10 +6,15 @@ Rollout controller and the AnalysisRun controller, each registered on the engine
 declaring its kinds on the caches) — and nothing else builds parts. ``Daemon`` pairs it with
 the lifecycle (``shiftd.runtime.lifecycle``), which decides start order, readiness and the
 orderly stop. ``shiftd run`` runs it under its signals and systemd (``shiftd.cli.service``).
+
+With ``mesh`` set in the settings, Istio's kinds live on a second API server: the caches and
+the traffic routers then get an ``ApiServers`` that sends each kind's calls to the client of
+the server holding it; everything else (writers, Events, Leases) keeps the main client.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import socket
@@ -18,9 +23,10 @@ from pathlib import Path
 
 import anyio
 from anyio.abc import TaskStatus
+from kubernetes_asyncio.config.config_exception import ConfigException
 
 from shiftd import __version__
-from shiftd.config import LeaderElectionSettings, Settings
+from shiftd.config import ConfigError, LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
 from shiftd.controllers.rollout import RolloutController
 from shiftd.controllers.rollout_writes import RolloutWrites
@@ -28,7 +34,8 @@ from shiftd.decide.analysis.expr import evaluate_condition
 from shiftd.decide.leadership import LeaseTimings
 from shiftd.kube.client import KubeClient
 from shiftd.kube.events import EventRecorder
-from shiftd.kube.resources import ANALYSIS_RUN, ROLLOUT
+from shiftd.kube.resources import ANALYSIS_RUN, DESTINATION_RULE, ROLLOUT, VIRTUAL_SERVICE
+from shiftd.kube.servers import ApiServer, ApiServers
 from shiftd.model.argo.rollout import RolloutDefaults
 from shiftd.providers.base import ProviderSettings
 from shiftd.runtime.caches import Caches
@@ -46,19 +53,29 @@ logger = logging.getLogger(__name__)
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
+MESH_KINDS = (VIRTUAL_SERVICE, DESTINATION_RULE)  # what a separate mesh cluster holds
+
+
 def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
-             telemetry: Telemetry) -> Parts:
-    """Build every part of the daemon from the settings."""
+             telemetry: Telemetry, mesh_client: KubeClient | None = None) -> Parts:
+    """Build every part of the daemon from the settings; ``mesh_client`` (when Istio's
+    objects live on another cluster) serves VirtualServices and DestinationRules."""
+    servers = ApiServers(
+        ApiServer("main", client),
+        [] if mesh_client is None else [(ApiServer("mesh", mesh_client), MESH_KINDS)],
+        answering=telemetry.answers)
+    # One cluster: the client itself, as before; with a mesh cluster, each kind's own client.
+    by_kind: KubeClient | ApiServers = client if mesh_client is None else servers
     elector, ring = _coordination(settings, client=client, clock=clock, telemetry=telemetry)
     engine = Engine(clock=clock, on_depth=telemetry.set_queue_depth,
                     on_error=lambda key: telemetry.count_reconcile_error(key.namespace,
                                                                          key.name),
                     owns=ring.owns if ring is not None else lambda shard_key: True)
-    caches = Caches(client, namespaces=list(settings.namespaces) or None,
+    caches = Caches(by_kind, namespaces=list(settings.namespaces) or None,
                     enqueue=engine.enqueue, on_restart=telemetry.count_watch_restart,
-                    serves=client.serves)
+                    serves=by_kind.serves)
     writers = Writers(concurrency=settings.workers)
-    routers = TrafficRouters(known_routers(reader=caches, writer=client))
+    routers = TrafficRouters(known_routers(reader=caches, writer=by_kind))
     rollouts = RolloutController(
         client=client, caches=caches, routers=routers, clock=clock, telemetry=telemetry,
         writes=RolloutWrites(client=client, caches=caches, writers=writers, routers=routers,
@@ -89,7 +106,8 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         controller.register(caches)
         engine.register(controller)
     return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,
-                 elector=elector, ring=ring)
+                 elector=elector, ring=ring,
+                 background=(functools.partial(servers.probe, main_kind=ROLLOUT),))
 
 
 def _coordination(settings: Settings, *, client: KubeClient, clock: Clock,
@@ -140,12 +158,14 @@ class Daemon:
         *,
         clock: Clock | None = None,
         client: KubeClient | None = None,
+        mesh_client: KubeClient | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.telemetry = telemetry or Telemetry()
         self._client = client
+        self._mesh_client = mesh_client
         self.parts: Parts | None = None
         self._lifecycle = Lifecycle(Timings(
             listen_address=settings.listen.address, listen_port=settings.listen.port,
@@ -178,8 +198,25 @@ class Daemon:
         return await KubeClient.from_settings(
             kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
             context=kube.context, in_cluster=kube.in_cluster, qps=kube.qps, burst=kube.burst,
-            on_request=self.telemetry.count_request, user_agent=self._user_agent(),
+            on_request=self.telemetry.request_hook("main"), user_agent=self._user_agent(),
         )
+
+    async def _make_mesh_client(self) -> KubeClient | None:
+        """The mesh cluster's client, when Istio's objects live on a separate cluster (same
+        rate limit as the main one: the daemon sends it only Istio's reads and writes)."""
+        mesh, kube = self.settings.mesh, self.settings.kubernetes
+        if not mesh.enabled:
+            return None
+        try:
+            return await KubeClient.from_settings(
+                kubeconfig=str(mesh.kubeconfig) if mesh.kubeconfig else None,
+                context=mesh.context, in_cluster=False, qps=kube.qps, burst=kube.burst,
+                on_request=self.telemetry.request_hook("mesh"), user_agent=self._user_agent(),
+            )
+        except (ConfigException, OSError, ValueError) as error:
+            key = "mesh.kubeconfig" if mesh.kubeconfig else "mesh.context"
+            raise ConfigError(f"{key}: cannot load the mesh cluster's kubeconfig: "
+                              f"{' '.join(str(error).split())}") from None
 
     def _user_agent(self) -> str:
         """``shiftd/<version>``, with the replica's identity when it has one configured, so
@@ -188,13 +225,18 @@ class Daemon:
         return f"shiftd/{__version__}" + (f" ({identity})" if identity else "")
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        owns_client = self._client is None
-        client = self._client or await self._make_client()
+        owned: list[KubeClient] = []  # the clients made here, closed here
         try:
+            client = self._client or await self._make_client()
+            if self._client is None:
+                owned.append(client)
+            mesh_client = self._mesh_client or await self._make_mesh_client()
+            if self._mesh_client is None and mesh_client is not None:
+                owned.append(mesh_client)
             self.parts = assemble(self.settings, client=client, clock=self.clock,
-                                  telemetry=self.telemetry)
+                                  telemetry=self.telemetry, mesh_client=mesh_client)
             await self._lifecycle.run(self.parts, task_status=task_status)
         finally:
-            if owns_client:
-                with anyio.CancelScope(shield=True):
-                    await client.close()
+            with anyio.CancelScope(shield=True):
+                for made in owned:
+                    await made.close()

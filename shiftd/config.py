@@ -40,6 +40,7 @@ __all__ = [
     "KubernetesSettings",
     "ListenSettings",
     "LogSettings",
+    "MeshSettings",
     "Settings",
     "load_settings",
     "parse_settings",
@@ -90,6 +91,35 @@ class KubernetesSettings(_Section):
     def _expand_home(cls, value: Path | None) -> Path | None:
         # Relative paths stay relative to the daemon's working directory.
         return value.expanduser() if value is not None else None
+
+
+class MeshSettings(_Section):
+    """A service mesh whose control plane is another cluster (Alibaba ASM, Flagger's
+    ``-kubeconfig-service-mesh``): Istio's VirtualServices and DestinationRules are read,
+    watched and written there; everything else stays on ``kubernetes``' API server.
+    Unset (neither key), Istio's objects live on the main cluster."""
+
+    # The mesh cluster's kubeconfig; None with a context set means the kubeconfig default.
+    kubeconfig: Annotated[Path | None, Field(strict=False)] = None
+    # None means that kubeconfig's current-context.
+    context: str | None = Field(default=None, min_length=1)
+
+    @field_validator("kubeconfig", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a file's path, not empty")
+        return value
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether Istio's objects live on a separate API server."""
+        return self.kubeconfig is not None or self.context is not None
 
 
 class ListenSettings(_Section):
@@ -189,6 +219,7 @@ class Settings(_Section):
     workers: int = Field(default=16, ge=1)
     leader_election: LeaderElectionSettings = LeaderElectionSettings()
     sharding: ShardingSettings = ShardingSettings()
+    mesh: MeshSettings = MeshSettings()
 
     @model_validator(mode="after")
     def _one_way_to_share(self) -> Settings:

@@ -96,7 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "run":
         settings = _load(arguments.config)
         configure_logging(settings.log.level, settings.log.format)
-        return anyio.run(Service(settings, config_path=Path(arguments.config)).serve)
+        try:
+            return anyio.run(Service(settings, config_path=Path(arguments.config)).serve)
+        except ConfigError as error:  # a setting found unusable at start (mesh.kubeconfig)
+            print(f"shiftd: {arguments.config}: {error}", file=sys.stderr)
+            return EXIT_BAD_CONFIG
     if arguments.command == "crds":
         return crds_command(output=arguments.output, check=arguments.check)
     if arguments.command == "demo":

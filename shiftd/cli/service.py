@@ -55,10 +55,11 @@ class Service:
 
     async def _run_daemon(self, group: TaskGroup, *,
                           task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await self.daemon.run(task_status=task_status)
-        finally:
-            group.cancel_scope.cancel()  # the daemon has stopped: so do the signals and pings
+        await self.daemon.run(task_status=task_status)
+        # The daemon has stopped: so do the signals and pings. (Not in a ``finally``: a
+        # failure before the daemon started would be swallowed by the cancelled group, and
+        # ``shiftd run`` would exit 0; raised, it ends the group by itself.)
+        group.cancel_scope.cancel()
 
     async def _handle_signals(self, *,
                               task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:

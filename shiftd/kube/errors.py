@@ -4,6 +4,7 @@ The client turns every failed request into one of these, so callers never see ai
 kubernetes_asyncio exceptions::
 
     KubeError
+    ├── NotYetListed            the caches have not listed that kind from its API server yet
     ├── TransportError          no complete HTTP answer came back
     │   ├── ConnectionFailed    the connection broke before the response was complete
     │   │   └── CannotConnect   no connection could be made: refused, unreachable, DNS
@@ -28,6 +29,12 @@ import orjson
 
 class KubeError(Exception):
     """Base of everything the Kubernetes client raises."""
+
+
+class NotYetListed(KubeError):
+    """Raised by readers of the caches, not by the client: the kind's informer has not listed
+    it yet (its API server, such as a separate mesh cluster, may be unreachable), so a missing
+    object may only be unknown; try again later rather than conclude it does not exist."""
 
 
 class TransportError(KubeError):

@@ -213,6 +213,12 @@ class Caches:
         registration = self._kinds.get(kind.plural)
         return registration is not None and registration.served
 
+    def listed(self, kind: ResourceKind) -> bool:
+        """Whether ``kind`` has been listed from its API server (so a missing object is
+        really missing, not merely unknown yet)."""
+        registration = self._kinds.get(kind.plural)
+        return registration is not None and registration.informer.synced.is_set()
+
     # -- reading ----------------------------------------------------------------------------
     def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject | None:
         registration = self._kinds.get(kind.plural)

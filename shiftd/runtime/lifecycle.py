@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import gc
 import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -43,6 +45,8 @@ class Parts:
     caches: Caches
     elector: Elector
     ring: ShardRing | None = None  # sharded: which keys this daemon's shard owns
+    # Tasks that run for the whole life of the daemon, beside the caches (API server probes).
+    background: tuple[Callable[[], Coroutine[Any, Any, None]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,8 @@ class Lifecycle:
             if parts.ring is not None:
                 await root.start(functools.partial(parts.ring.run, on_change=engine.resync))
             root.start_soon(self._freeze_when_idle, engine)
+            for task in parts.background:
+                root.start_soon(task)
             root.start_soon(self._lead, parts)
             # Everything loaded so far (caches, modules) lives for the whole run: keep it out
             # of the collector's generations, so a full collection never scans it mid-step.

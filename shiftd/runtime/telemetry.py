@@ -4,7 +4,10 @@ One :class:`Telemetry` is created at start-up and passed to whoever updates it (
 informers, Kubernetes client); it holds its own ``CollectorRegistry``, so nothing here is
 global and tests can create as many as they like. The runtime starts the HTTP server with
 ``await task_group.start(telemetry.serve, ...)`` and marks readiness with
-``telemetry.set_ready(True)`` once its caches are synced.
+``telemetry.set_ready(True)`` once its caches are synced. Each API server's client reports
+its requests through ``request_hook(server)``: a request that got no HTTP answer marks that
+server unreachable until one does, and /readyz then names it (``main``, or ``mesh`` when
+Istio's objects live on a separate cluster).
 
 Metric names follow Argo Rollouts where it has one (``rollout_info``,
 ``rollout_info_replicas_*``, ``rollout_reconcile``, ``rollout_reconcile_error``,
@@ -67,6 +70,7 @@ class Telemetry:
         self._last_heartbeat = clock()
         self._ready = False
         self._leader = False
+        self._unreachable: dict[str, None] = {}  # API servers whose last request got no answer
         # (namespace, name) -> the (phase, strategy) labels currently exported for it, so that
         # a phase change replaces the rollout_info series instead of adding a second one.
         self._info_labels: dict[tuple[str, str], tuple[str, str]] = {}
@@ -124,6 +128,10 @@ class Telemetry:
         self.leader = Gauge(
             "shiftd_leader", "1 while this daemon leads (writes), 0 while it stands by.",
             registry=registry)
+        self.api_server_up = Gauge(
+            "shiftd_api_server_up",
+            "1 while the API server answered the daemon's last request, by server (main, mesh).",
+            ["server"], registry=registry)
         self.k8s_requests = Counter(
             "controller_clientset_k8s_request",
             "Requests made to the Kubernetes API server, by verb and HTTP status code.",
@@ -260,6 +268,35 @@ class Telemetry:
         """Count one API request; fits ``KubeClient``'s ``on_request`` callback."""
         self.k8s_requests.labels(verb, str(status_code)).inc()
 
+    def request_hook(self, server: str) -> Callable[[str, int], None]:
+        """``KubeClient``'s ``on_request`` for the API server named ``server``: counts the
+        request and tracks whether the server answers (status 0: no HTTP answer came)."""
+        up = self.api_server_up.labels(server)
+        up.set(1)
+
+        def on_request(verb: str, status_code: int) -> None:
+            self.count_request(verb, status_code)
+            if status_code == 0:
+                if server not in self._unreachable:
+                    log.warning("the %s API server is unreachable", server)
+                self._unreachable[server] = None
+                up.set(0)
+            elif server in self._unreachable:
+                del self._unreachable[server]
+                log.info("the %s API server answers again", server)
+                up.set(1)
+
+        return on_request
+
+    def answers(self, server: str) -> bool:
+        """Whether the API server ``server`` answered the last request sent to it."""
+        return server not in self._unreachable
+
+    @property
+    def unreachable(self) -> list[str]:
+        """The API servers whose last request got no answer, in the order they went."""
+        return list(self._unreachable)
+
     def set_queue_depth(self, depth: int) -> None:
         self.event_queue_depth.set(depth)
 
@@ -338,6 +375,11 @@ class Telemetry:
         return web.Response(status=503, text="event loop heartbeat is stale\n")
 
     async def _handle_readyz(self, request: web.Request) -> web.Response:
+        if self._unreachable:
+            names = " and ".join(self._unreachable)
+            servers = "server is" if len(self._unreachable) == 1 else "servers are"
+            return web.Response(status=503,
+                                text=f"not ready: the {names} API {servers} unreachable\n")
         if self._ready:
             role = "leader" if self._leader else "standby"
             return web.Response(text=f"ready: {role}\n")

@@ -4,7 +4,9 @@ It wires a ``Registry`` of built-in kinds and the given CRDs to a ``Store`` and 
 ``ApiServer`` on a local TCP port, over HTTP or (``tls=True``) HTTPS with a certificate made at
 start, so that kubernetes_asyncio, kubectl and shiftd talk to it exactly as they would to a
 kube-apiserver. Given ``users`` (bearer tokens) or ``rbac`` documents, it authenticates every
-request and authorizes it by RBAC; the administrator's ``token`` bypasses RBAC.
+request and authorizes it by RBAC; the administrator's ``token`` bypasses RBAC. ``stop()``,
+``start()`` and ``restart()`` take the server down and bring it back with its data on the same
+port, certificate and tokens, as a kube-apiserver restarting over the same etcd.
 """
 
 from __future__ import annotations
@@ -96,29 +98,70 @@ class ApiEmulator:
             self.store.create(namespace_type, None, {"metadata": {"name": namespace}}, "v1")
         for document in documents:
             self.store.create(crd_type, None, dict(document), "v1")
+        if self._tls:
+            self._certificate = await anyio.to_thread.run_sync(make_serving_certificate)
+            self._files = tempfile.TemporaryDirectory(prefix="shiftd-emulator-")
+            (Path(self._files.name) / "ca.crt").write_bytes(self._certificate.ca_pem)
+        try:
+            await self.start()
+        except BaseException:
+            self._remove_files()
+            raise
+        return self
+
+    async def start(self) -> None:
+        """Serve (again) on the same address, with the same certificate, CA and tokens.
+
+        ``__aenter__`` calls it; after ``stop()`` it brings the server back with its data, as
+        a restarted kube-apiserver comes back over the same etcd.
+        """
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already serving")
         runner = web.AppRunner(
             self._server.app(), handler_cancellation=True, shutdown_timeout=1.0,
             access_log=None,
         )
         context = None
-        if self._tls:
-            self._certificate = await anyio.to_thread.run_sync(make_serving_certificate)
-            self._files = tempfile.TemporaryDirectory(prefix="shiftd-emulator-")
+        if self._certificate is not None and self._files is not None:
             context = self._certificate.server_context(Path(self._files.name))
-            (Path(self._files.name) / "ca.crt").write_bytes(self._certificate.ca_pem)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._host, self._port, ssl_context=context)
             await site.start()
         except BaseException:
             await runner.cleanup()
-            self._remove_files()
             raise
         self._runner = runner
-        port = runner.addresses[0][1]
+        self._port = runner.addresses[0][1]  # a restart binds the same port
         host = f"[{self._host}]" if ":" in self._host else self._host
-        self._url = f"{'https' if self._tls else 'http'}://{host}:{port}"
-        return self
+        self._url = f"{'https' if self._tls else 'http'}://{host}:{self._port}"
+
+    async def stop(self, *, lose_history: bool = False) -> None:
+        """Stop serving, as a kube-apiserver going down: open watches are cut mid-stream,
+        requests in flight are abandoned and new connections refused until ``start()``.
+
+        The objects stay. ``lose_history=True`` also forgets the watch cache's history (a
+        restarted server's cache starts at the current version), so a client resuming a watch
+        from an older resourceVersion gets 410 Expired and must relist.
+        """
+        self.store.close_watches(broken=True)
+        if lose_history:
+            self.store.compact()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def restart(self, *, lose_history: bool = False, downtime: float = 0.0) -> None:
+        """``stop(lose_history=...)``, stay down ``downtime`` seconds, then ``start()``."""
+        await self.stop(lose_history=lose_history)
+        if downtime > 0:
+            await anyio.sleep(downtime)
+        await self.start()
+
+    @property
+    def serving(self) -> bool:
+        """Whether the server is accepting connections (False between stop and start)."""
+        return self._runner is not None
 
     def _remove_files(self) -> None:
         if self._files is not None:

@@ -31,6 +31,11 @@ class ObjectReader(Protocol):
         """False when the API server does not serve ``kind`` (its CRD is not installed)."""
         ...
 
+    def listed(self, kind: ResourceKind) -> bool:
+        """False until ``kind`` has been listed from its API server (which may be another
+        cluster's, unreachable for now): until then a missing object is only unknown."""
+        ...
+
 
 class ObjectWriter(Protocol):
     """The write the routers need; ``KubeClient`` satisfies it."""
@@ -56,7 +61,10 @@ class TrafficRouter(Protocol):
 
     def references(self, rollout: Rollout) -> list[ObjectRef]: ...
 
-    def observe(self, rollout: Rollout) -> TrafficObservation: ...
+    def observe(self, rollout: Rollout) -> TrafficObservation:
+        """Raises ``NotYetListed`` while its kinds have not been listed (the reconcile is
+        then retried later, and nothing is concluded from objects not seen yet)."""
+        ...
 
     async def apply(self, rollout: Rollout, action: SetTraffic) -> list[Written]: ...
 

@@ -3,8 +3,10 @@
 ``main`` parses the command line (:mod:`shiftd.cli.ctl.parser`) and runs the command's
 handler (:mod:`shiftd.cli.ctl.commands`) over an ``Invocation``; those that talk to the
 cluster get a ``KubeClient`` from the kubeconfig (kubectl's flags: ``--kubeconfig``,
-``--context``, ``-n``, ``-A``), the offline ones (``plan``, ``lint``, ``analyze``,
-``version``, ``completion``) never load one (``analyze`` talks to metric providers only).
+``--context``, ``-n``, ``-A``; ``--mesh-kubeconfig`` and ``--mesh-context`` for Istio's
+objects kept on a separate mesh cluster, as shiftd's ``mesh`` settings), the offline ones
+(``plan``, ``lint``, ``analyze``, ``version``, ``completion``) never load one (``analyze``
+talks to metric providers only).
 Failures are one line on stderr with exit 1; usage errors exit 2.
 """
 
@@ -14,6 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
@@ -79,16 +82,26 @@ async def _execute(args: argparse.Namespace, *, namespace: str, out: TextIO,
     if args.offline:
         return await handler(Invocation(client=None, namespace=namespace, args=args, out=out,
                                          err=err))
-    kubeconfig = getattr(args, "kubeconfig", None)
-    try:
-        client = await KubeClient.from_settings(
-            kubeconfig=kubeconfig, context=getattr(args, "context", None), in_cluster=False,
-            qps=50.0, burst=100)
-    except (ConfigException, OSError, ValueError) as error:
-        raise CommandError(f"cannot load kubeconfig: {error}") from error
-    async with client:
+    async with AsyncExitStack() as clients:
+        client = await clients.enter_async_context(await _client(
+            getattr(args, "kubeconfig", None), getattr(args, "context", None)))
+        mesh_kubeconfig = getattr(args, "mesh_kubeconfig", None)
+        mesh_context = getattr(args, "mesh_context", None)
+        mesh = None
+        if mesh_kubeconfig or mesh_context:
+            mesh = await clients.enter_async_context(await _client(
+                mesh_kubeconfig, mesh_context, what="mesh kubeconfig"))
         return await handler(Invocation(client=client, namespace=namespace, args=args,
-                                         out=out, err=err))
+                                         out=out, err=err, mesh_client=mesh))
+
+
+async def _client(kubeconfig: str | None, context: str | None, *,
+                  what: str = "kubeconfig") -> KubeClient:
+    try:
+        return await KubeClient.from_settings(kubeconfig=kubeconfig, context=context,
+                                              in_cluster=False, qps=50.0, burst=100)
+    except (ConfigException, OSError, ValueError) as error:
+        raise CommandError(f"cannot load {what}: {error}") from error
 
 
 async def _run_command(args: argparse.Namespace, *, namespace: str, out: TextIO,
@@ -114,9 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
     kubeconfig = getattr(args, "kubeconfig", None)
-    if not args.offline and kubeconfig and not Path(kubeconfig).expanduser().is_file():
-        print(f"error: kubeconfig {kubeconfig} not found", file=err)
-        return EXIT_FAILED
+    for flag, path in (("kubeconfig", kubeconfig),
+                       ("mesh kubeconfig", getattr(args, "mesh_kubeconfig", None))):
+        if not args.offline and path and not Path(path).expanduser().is_file():
+            print(f"error: {flag} {path} not found", file=err)
+            return EXIT_FAILED
     namespace = "default" if args.offline else (
         getattr(args, "namespace", None)
         or context_namespace(kubeconfig, getattr(args, "context", None)))

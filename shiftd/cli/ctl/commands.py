@@ -135,7 +135,8 @@ def _view_document(view: RolloutObjects) -> Obj:
 
 async def cmd_get(run: Invocation) -> int:
     if not run.args.watch:
-        view = await read_view(run.kube, namespace=run.namespace, name=run.args.name)
+        view = await read_view(run.kube, namespace=run.namespace, name=run.args.name,
+                               mesh=run.mesh)
         if run.args.output:
             run.emit(_view_document(view))
         else:
@@ -156,7 +157,8 @@ async def cmd_get(run: Invocation) -> int:
 
     timeout = run.args.timeout_seconds
     with anyio.move_on_after(timeout if timeout > 0 else math.inf):
-        await watch_views(run.kube, namespace=run.namespace, name=run.args.name, on_view=draw)
+        await watch_views(run.kube, namespace=run.namespace, name=run.args.name, on_view=draw,
+                          mesh=run.mesh)
     return EXIT_OK
 
 

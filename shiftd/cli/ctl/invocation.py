@@ -1,7 +1,9 @@
 """One run of a ``shiftctl`` command: its parsed arguments, streams and (maybe) a client.
 
 Every command is a coroutine ``Handler`` over an ``Invocation``; those that talk to the
-cluster reach the client through ``kube``, the offline ones never load one.
+cluster reach the client through ``kube``, the offline ones never load one. ``mesh`` is the
+client of the API server holding Istio's objects: a separate mesh cluster's when
+``--mesh-kubeconfig`` or ``--mesh-context`` is given, else the same as ``kube``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Invocation:
     args: argparse.Namespace
     out: TextIO
     err: TextIO
+    mesh_client: KubeClient | None = None  # a separate mesh cluster's, when one is given
 
     def say(self, line: str) -> None:
         print(line, file=self.out)
@@ -35,6 +38,11 @@ class Invocation:
     def kube(self) -> KubeClient:
         assert self.client is not None, "an offline command asked for the cluster"
         return self.client
+
+    @property
+    def mesh(self) -> KubeClient:
+        """The client for VirtualServices and DestinationRules."""
+        return self.mesh_client or self.kube
 
     @property
     def colour(self) -> bool:

@@ -93,6 +93,11 @@ def _connection_flags(parser: argparse.ArgumentParser) -> None:
                         help="path to the kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     parser.add_argument("--context", default=argparse.SUPPRESS,
                         help="the kubeconfig context to use (default: its current context)")
+    parser.add_argument("--mesh-kubeconfig", default=argparse.SUPPRESS,
+                        help="kubeconfig of the cluster holding Istio's objects, when that is "
+                             "another cluster (as shiftd's mesh.kubeconfig)")
+    parser.add_argument("--mesh-context", default=argparse.SUPPRESS,
+                        help="kubeconfig context of that mesh cluster")
     parser.add_argument("-n", "--namespace", default=argparse.SUPPRESS,
                         help="namespace (default: the context's namespace, else 'default')")
 

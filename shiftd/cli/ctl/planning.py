@@ -164,6 +164,9 @@ class _Objects:
     def served(self, kind: ResourceKind) -> bool:
         return True  # offline, every kind counts as installed
 
+    def listed(self, kind: ResourceKind) -> bool:
+        return True  # offline, the files are all there is
+
     def named(self, kind: str, name: str) -> Obj | None:
         return self._by_key.get((kind, name))
 

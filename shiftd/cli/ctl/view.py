@@ -1,7 +1,8 @@
 """Reading what ``get rollout`` shows: once, or kept current by watches for ``--watch``.
 
 ``read_view`` lists the Rollout's ReplicaSets, pods and AnalysisRuns and reads the canary
-weight off its VirtualService. ``watch_views`` runs one ``Informer`` (list + watch, resumed
+weight off its VirtualService (from ``mesh``, the client of a separate mesh cluster, when one
+is given). ``watch_views`` runs one ``Informer`` (list + watch, resumed
 and relisted as the daemon's are) per kind in the Rollout's namespace and hands a fresh
 ``RolloutObjects`` to its callback after every change: the redraw is driven by watch events,
 never by polling. It runs until cancelled; the task group lives inside the caller's task.
@@ -73,7 +74,8 @@ def _selector_text(rollout: Mapping[str, Any]) -> str | None:
     return ",".join(f"{key}={value}" for key, value in sorted(labels.items())) or None
 
 
-async def read_view(client: KubeClient, *, namespace: str, name: str) -> RolloutObjects:
+async def read_view(client: KubeClient, *, namespace: str, name: str,
+                    mesh: KubeClient | None = None) -> RolloutObjects:
     """One read of everything ``get rollout`` shows."""
     rollout = await get_rollout(client, namespace=namespace, name=name)
     selector = _selector_text(rollout)
@@ -92,7 +94,7 @@ async def read_view(client: KubeClient, *, namespace: str, name: str) -> Rollout
         ref = parsed.canary.istio.virtual_services[0]
         key = (ref.namespace or namespace, ref.name)
         try:
-            services[key] = await client.get(VIRTUAL_SERVICE, *key)
+            services[key] = await (mesh or client).get(VIRTUAL_SERVICE, *key)
         except NotFound:
             services[key] = None
     return assemble_view(rollout, replica_sets=replica_sets, pods=pods, analysis_runs=runs,
@@ -101,7 +103,7 @@ async def read_view(client: KubeClient, *, namespace: str, name: str) -> Rollout
 
 async def watch_views(
     client: KubeClient, *, namespace: str, name: str,
-    on_view: Callable[[RolloutObjects], None],
+    on_view: Callable[[RolloutObjects], None], mesh: KubeClient | None = None,
 ) -> None:
     """Call ``on_view`` with the current view, then after every change seen by a watch.
 
@@ -122,7 +124,8 @@ async def watch_views(
         kinds.append((ANALYSIS_RUN, None))
     except NotFound:
         pass  # the AnalysisRun CRD is not installed: there are none to watch
-    informers = {kind.kind: Informer(client, kind, namespaces=[namespace], on_change=on_change,
+    informers = {kind.kind: Informer(mesh or client if kind is VIRTUAL_SERVICE else client,
+                                     kind, namespaces=[namespace], on_change=on_change,
                                      label_selector=labels)
                  for kind, labels in kinds}
     async with running(*(informer.run for informer in informers.values())):

@@ -7,7 +7,10 @@ and reports each weighted route's weights so the planner can see a hand-made cha
 It reads its objects from the caches (``observe``, pure and fast) and writes guarded JSON
 patches computed by ``routes.py`` (``apply``). On a cluster whose API server does not serve
 Istio's kinds, a Rollout asking for Istio is told so (its observation carries the error, which
-the planner turns into an InvalidSpec condition and Event) and nothing is written.
+the planner turns into an InvalidSpec condition and Event) and nothing is written. Until
+Istio's kinds have been listed (from a separate mesh cluster that may be unreachable, see
+``mesh`` in the settings) ``observe`` raises ``NotYetListed``: the Rollout waits, rather than
+being told that its VirtualService does not exist.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 
 from shiftd.decide.rollout.actions import SetTraffic
 from shiftd.decide.traffic import ManagedRoute, RouteWeight, TrafficObservation
-from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE
+from shiftd.kube.errors import NotYetListed
+from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
 from shiftd.model.argo.rollout import IstioRouting, Rollout
 from shiftd.traffic.base import ObjectReader, ObjectRef, ObjectWriter, Written
 from shiftd.traffic.istio.managed import managed_patch, read_routes, routes_intact
@@ -41,6 +45,10 @@ def _destinations(rollout: Rollout, routing: IstioRouting) -> Destinations:
     )
 
 
+def _needed(routing: IstioRouting) -> list[ResourceKind]:
+    return [VIRTUAL_SERVICE] + ([DESTINATION_RULE] if routing.destination_rule else [])
+
+
 class IstioRouter:
     """Splits traffic with VirtualService weights (and DestinationRule subsets)."""
 
@@ -59,12 +67,17 @@ class IstioRouter:
         return []
 
     def _unserved(self, routing: IstioRouting) -> str | None:
-        needed = [VIRTUAL_SERVICE] + ([DESTINATION_RULE] if routing.destination_rule else [])
-        for kind in needed:
+        for kind in _needed(routing):
             if not self._reader.served(kind):
                 return (f"spec.strategy.canary.trafficRouting.istio: the API server does not "
                         f"serve {kind.kind} ({kind.plural}.{kind.group}); is Istio installed?")
         return None
+
+    def _require_listed(self, routing: IstioRouting) -> None:
+        for kind in _needed(routing):
+            if not self._reader.listed(kind):
+                raise NotYetListed(f"{kind.plural}.{kind.group} not listed yet from the API "
+                                   f"server that holds them")
 
     def references(self, rollout: Rollout) -> list[ObjectRef]:
         routing = rollout.canary.istio
@@ -86,6 +99,7 @@ class IstioRouter:
         unserved = self._unserved(routing)
         if unserved is not None:
             return TrafficObservation(canary_weight=0, error=unserved)
+        self._require_listed(routing)
         destinations = _destinations(rollout, routing)
         weights: list[RouteWeight] = []
         canary_hash = stable_hash = None
