@@ -170,6 +170,7 @@ def test_the_cluster_role_grants_only_what_the_daemon_does() -> None:
         | grants("argoproj.io", "rollouts/status", "patch")
         | grants("argoproj.io", "analysisruns", "get list watch create patch delete")
         | grants("argoproj.io", "analysistemplates clusteranalysistemplates", "get list watch")
+        | grants("apps", "deployments", "get list watch patch")
         | grants("apps", "replicasets", "get list watch create patch delete")
         | grants("", "services", "get list watch patch")
         | grants("", "secrets", "get")

@@ -57,6 +57,16 @@ class PatchService:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleDeployment:
+    """Set ``spec.replicas`` of the Deployment a ``workloadRef`` names (its ``scaleDown``),
+    guarded by the resourceVersion it was planned from."""
+
+    name: str
+    replicas: int
+    resource_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class SetTraffic:
     """Route ``canary_weight`` to the canary and the rest to the stable, in every route."""
 
@@ -110,6 +120,7 @@ class EvictPods:
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
     | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun | EvictPods
+    | ScaleDeployment
 )
 
 

@@ -15,7 +15,8 @@ One pass, each part in its own module:
    before traffic moves), then Services
    and traffic (``routing``: a weight is only raised onto pods that are available), then
    scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
-   AnalysisRuns and the status (``finish``, with the progress deadline of ``progress``).
+   AnalysisRuns, the Deployment a ``workloadRef`` names (``workload``: scaled down as its
+   ``scaleDown`` says) and the status (``finish``, with the progress deadline of ``progress``).
 
 Everything a restart needs is in the Rollout's status and the ReplicaSets' annotations, so a
 daemon killed between two writes replans the same remaining writes when it comes back.
@@ -40,6 +41,7 @@ from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, s
 from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
 from shiftd.decide.rollout.targets import canary_replicas_or_weight
+from shiftd.decide.rollout.workload import record_workload, scale_workload
 from shiftd.model.argo.rollout import Rollout
 
 RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
@@ -70,6 +72,8 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
                                                current=draft.current_runs))
     actions = [*_writes(draft, decision), *draft.analysis_actions]
     finish_status(draft, decision)
+    record_workload(draft)
+    actions.extend(scale_workload(draft, decision.revisions))
     patch = merge_patch_diff(rollout.status, draft.status)
     if patch:
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))

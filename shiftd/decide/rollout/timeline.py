@@ -35,6 +35,7 @@ from shiftd.decide.rollout.actions import (
     PatchRolloutStatus,
     PatchService,
     Plan,
+    ScaleDeployment,
     SetTraffic,
 )
 from shiftd.decide.rollout.hashing import pod_template_hash
@@ -324,4 +325,7 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
                 "patch": action.patch}
     if isinstance(action, EvictPods):
         return {"kind": "EvictPods", "target": ",".join(f"Pod/{n}" for n in action.names)}
+    if isinstance(action, ScaleDeployment):
+        return {"kind": "ScaleDeployment", "target": f"Deployment/{action.name}",
+                "replicas": action.replicas}
     return {"kind": "DeleteAnalysisRun", "target": f"AnalysisRun/{action.name}"}
