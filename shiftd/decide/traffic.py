@@ -25,3 +25,7 @@ class TrafficObservation:
     routes_by_subset: bool = False
     canary_subset_hash: str | None = None  # what the canary subset selects now
     stable_subset_hash: str | None = None  # what the stable subset selects now
+    # The other labels each subset selects on (e.g. ``version: canary``), as (key, value)
+    # pairs: pods lacking them are not in the subset whatever their hash.
+    canary_subset_labels: tuple[tuple[str, str], ...] = ()
+    stable_subset_labels: tuple[tuple[str, str], ...] = ()

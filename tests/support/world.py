@@ -96,6 +96,8 @@ class World:
     # the hashes its canary and stable subsets select, and SetTraffic moves them.
     routes_by_subset: bool = False
     subsets: tuple[str | None, str | None] = (None, None)  # canary, stable
+    # the labels besides the hash each subset selects on (canary, stable)
+    subset_labels: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = ((), ())
 
     analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -145,7 +147,9 @@ class World:
                 traffic = TrafficObservation(
                     canary_weight=observe_weight(vs, ref, self._destinations(parsed)),
                     routes_by_subset=self.routes_by_subset,
-                    canary_subset_hash=self.subsets[0], stable_subset_hash=self.subsets[1])
+                    canary_subset_hash=self.subsets[0], stable_subset_hash=self.subsets[1],
+                    canary_subset_labels=self.subset_labels[0],
+                    stable_subset_labels=self.subset_labels[1])
             except RouteError as error:
                 traffic = TrafficObservation(canary_weight=0, error=str(error))
         specs: dict[str, Any] = {}
@@ -184,8 +188,11 @@ class World:
 
     @staticmethod
     def _destinations(parsed: Any) -> Destinations:
+        rule = parsed.canary.istio.destination_rule if parsed.canary.istio else None
         return Destinations(canary_service=parsed.canary.canary_service,
-                            stable_service=parsed.canary.stable_service)
+                            stable_service=parsed.canary.stable_service,
+                            canary_subset=rule["canarySubsetName"] if rule else None,
+                            stable_subset=rule["stableSubsetName"] if rule else None)
 
     # -- effects --------------------------------------------------------------------------
     def apply(self, plan: Plan) -> None:

@@ -36,7 +36,7 @@ from shiftd.decide.rollout.observed import Observed, parse_time
 from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
 from shiftd.decide.rollout.restart import needs_restart, plan_restart
 from shiftd.decide.rollout.revisions import Revisions, find_revisions
-from shiftd.decide.rollout.routing import route
+from shiftd.decide.rollout.routing import route, serving_labels
 from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
 from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
@@ -139,9 +139,16 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
 
 def _writes(draft: Draft, decision: Decision) -> list[Action]:
     """The workload and traffic writes, in the order that keeps traffic on ready pods."""
-    metadata = sync_metadata(draft.rollout, decision.revisions)  # before pods are added
     scaled = scale_new_and_stable(draft, decision)
     routed = route(draft, decision)
+    # before pods are added; never taking pods out of a subset that routes to them
+    metadata = sync_metadata(draft.rollout, decision.revisions,
+                             serving=serving_labels(draft, routed))
+    if (routed.traffic or metadata) and decision.leaving_canary \
+            and draft.observed.traffic is not None and draft.observed.traffic.routes_by_subset:
+        # a role switch (promotion, abort) over subsets goes step by step: traffic leaves a
+        # subset, then its pods' metadata switches, then a subset moves onto them
+        draft.again = True
     scale_downs = [*scaled.downs,
                    *scale_down_older(draft, decision, selected=set(routed.selected))]
     deletions = history_deletions(draft.rollout, decision.revisions)

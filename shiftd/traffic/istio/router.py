@@ -20,6 +20,7 @@ from shiftd.traffic.istio.routes import (
     RouteError,
     observe_subsets,
     observe_weight,
+    subset_labels,
     subset_patch,
     weight_patch,
 )
@@ -83,6 +84,7 @@ class IstioRouter:
         destinations = _destinations(rollout, routing)
         weights: list[int] = []
         canary_hash = stable_hash = None
+        labels: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = ((), ())
         try:
             for ref in routing.virtual_services:
                 vs = self._reader.get(VIRTUAL_SERVICE, ref.namespace or rollout.namespace,
@@ -93,11 +95,14 @@ class IstioRouter:
             if routing.destination_rule is not None:
                 rule = self._rule(rollout, routing)
                 canary_hash, stable_hash = observe_subsets(rule, destinations)
+                labels = subset_labels(rule, destinations)
         except RouteError as error:
             return TrafficObservation(canary_weight=min(weights, default=0), error=str(error))
         return TrafficObservation(canary_weight=min(weights, default=0),
                                   routes_by_subset=routing.destination_rule is not None,
-                                  canary_subset_hash=canary_hash, stable_subset_hash=stable_hash)
+                                  canary_subset_hash=canary_hash, stable_subset_hash=stable_hash,
+                                  canary_subset_labels=labels[0],
+                                  stable_subset_labels=labels[1])
 
     def _rule(self, rollout: Rollout, routing: IstioRouting) -> dict[str, Any]:
         assert routing.destination_rule is not None
