@@ -73,10 +73,11 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
     actions = [*_writes(draft, decision), *draft.analysis_actions]
     finish_status(draft, decision)
     record_workload(draft)
-    actions.extend(scale_workload(draft, decision.revisions))
     patch = merge_patch_diff(rollout.status, draft.status)
     if patch:
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
+    # after the status: the Deployment retires once the Rollout is recorded Healthy
+    actions.extend(scale_workload(draft, decision.revisions))
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,
                 again=draft.again and bool(actions))
