@@ -16,6 +16,7 @@ import anyio
 
 from shiftd.decide.rollout.actions import (
     Action,
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -117,6 +118,10 @@ class RolloutWrites:
                 body["metadata"] = {"resourceVersion": action.resource_version}
             return await self._write(writers.replica_sets, DEPLOYMENT, lambda: client.patch(
                 DEPLOYMENT, namespace, action.name, body, patch_type="merge"))
+        if isinstance(action, AnnotateRollout):
+            return await self._write(writers.status, ROLLOUT, lambda: client.patch(
+                ROLLOUT, namespace, name, {"metadata": {"annotations": action.annotations}},
+                patch_type="merge"))
         if isinstance(action, SetTraffic):
             assert rollout is not None
             router = self._routers.for_rollout(rollout)

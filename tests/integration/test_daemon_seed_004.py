@@ -113,6 +113,12 @@ async def seed_004_canary(clock: ManualClock, *, apdex: list[int]
         canary = paused["currentPodHash"]
         assert canary != stable
         assert paused["workloadObservedGeneration"] == "2"
+
+        async def annotated() -> bool:
+            annotations = (await cluster.rollout())["metadata"].get("annotations") or {}
+            return annotations.get("rollout.argoproj.io/workload-generation") == "2"
+
+        await cluster.wait_for(annotated, what="Argo's workload-generation annotation")
         assert await subsets(cluster) == {
             "stable": {"version": "stable", HASH: stable},
             "canary": {"version": "canary", HASH: canary},
@@ -168,7 +174,17 @@ async def test_seed_004_is_aborted_by_a_failing_apdex() -> None:
                                                                      canary):
         clock.advance(600)  # step 2: 20 %, the background analysis starts
         await wait_phase(cluster, "Paused", currentStepIndex=3)
+        async def recorded() -> bool:
+            """No measurement in flight: each answered query is in the run's status (the
+            next one is due an interval after the last one finished)."""
+            runs, _ = await cluster.client.list(ANALYSIS_RUN, cluster.namespace)
+            results = [result for run in runs
+                       for result in (run.get("status") or {}).get("metricResults") or []]
+            return sum(len(result.get("measurements") or []) for result in results) == \
+                len(oap.requests)
+
         for _ in range(8):
+            await cluster.wait_for(recorded, what="the last measurement recorded")
             if (await status(cluster)).get("phase") == "Degraded":
                 break
             taken = len(oap.requests)

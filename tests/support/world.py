@@ -17,6 +17,7 @@ import yaml
 
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.actions import (
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -208,6 +209,10 @@ class World:
                 del self.replica_sets[action.name]
             elif isinstance(action, PatchService):
                 self.services[action.name] = merge(self.services[action.name], action.patch)
+            elif isinstance(action, AnnotateRollout):
+                self.rollout["metadata"] = merge(self.rollout["metadata"],
+                                                 {"annotations": action.annotations})
+                self._bump()
             elif isinstance(action, ScaleDeployment):
                 assert self.deployment is not None
                 assert action.resource_version == self.deployment["metadata"]["resourceVersion"]

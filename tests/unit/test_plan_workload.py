@@ -15,6 +15,7 @@ from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL, InvalidSpecError,
 from tests.support.world import World
 
 STABLE = "istio-rollout-stable"
+GENERATION = "rollout.argoproj.io/workload-generation"
 Obj = dict[str, Any]
 
 
@@ -61,7 +62,22 @@ def test_the_template_comes_from_the_deployment_and_the_status_names_its_generat
     world.apply(plan)
     world.settle()
     assert world.status["workloadObservedGeneration"] == "1"
+    assert world.rollout["metadata"]["annotations"][GENERATION] == "1"
     assert world.status["phase"] == "Healthy"
+
+
+def test_without_its_workload_ref_the_rollout_drops_the_generation_it_followed() -> None:
+    world = with_deployment()
+    world.settle()
+    assert world.deployment is not None
+    spec = world.rollout["spec"]
+    spec["template"] = copy.deepcopy(world.deployment["spec"]["template"])
+    del spec["workloadRef"]
+    world.rollout["metadata"]["generation"] += 1
+    world.settle()
+    assert "workloadObservedGeneration" not in world.status
+    assert GENERATION not in world.rollout["metadata"]["annotations"]
+    assert len(world.replica_sets) == 1  # the same template: no new revision
 
 
 def test_a_change_to_the_deployments_template_starts_a_canary() -> None:
@@ -71,6 +87,7 @@ def test_a_change_to_the_deployments_template_starts_a_canary() -> None:
     set_deployment_image(world, "argoproj/rollouts-demo:yellow")
     world.settle()
     assert world.status["workloadObservedGeneration"] == "2"
+    assert world.rollout["metadata"]["annotations"][GENERATION] == "2"
     assert world.status["currentPodHash"] != stable
     assert world.status["stableRS"] == stable
     assert world.status["phase"] == "Paused"

@@ -67,6 +67,15 @@ class ScaleDeployment:
 
 
 @dataclass(frozen=True, slots=True)
+class AnnotateRollout:
+    """A JSON merge patch on the Rollout's own annotations (None removes one): Argo's
+    ``rollout.argoproj.io/workload-generation``. Not guarded by a resourceVersion (it follows
+    the status patch, which changes it); setting one annotation is idempotent."""
+
+    annotations: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
 class SetTraffic:
     """Route ``canary_weight`` to the canary and the rest to the stable, in every route."""
 
@@ -120,7 +129,7 @@ class EvictPods:
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
     | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun | EvictPods
-    | ScaleDeployment
+    | ScaleDeployment | AnnotateRollout
 )
 
 

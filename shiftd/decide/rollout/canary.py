@@ -72,11 +72,13 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
                                                current=draft.current_runs))
     actions = [*_writes(draft, decision), *draft.analysis_actions]
     finish_status(draft, decision)
-    record_workload(draft)
+    annotate = record_workload(draft)
     patch = merge_patch_diff(rollout.status, draft.status)
     if patch:
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
-    # after the status: the Deployment retires once the Rollout is recorded Healthy
+    # after the status (which is guarded by the resourceVersion they change): the
+    # workload-generation annotation, and the Deployment retiring once the Rollout is Healthy
+    actions.extend(annotate)
     actions.extend(scale_workload(draft, decision.revisions))
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from shiftd.decide.rollout.actions import (
     Action,
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteReplicaSet,
@@ -325,6 +326,9 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
                 "patch": action.patch}
     if isinstance(action, EvictPods):
         return {"kind": "EvictPods", "target": ",".join(f"Pod/{n}" for n in action.names)}
+    if isinstance(action, AnnotateRollout):
+        return {"kind": "AnnotateRollout", "target": f"Rollout/{rollout.name}",
+                "patch": {"metadata": {"annotations": action.annotations}}}
     if isinstance(action, ScaleDeployment):
         return {"kind": "ScaleDeployment", "target": f"Deployment/{action.name}",
                 "replicas": action.replicas}

@@ -2,7 +2,8 @@
 down while the Rollout takes over its traffic.
 
 As Argo Rollouts: ``status.workloadObservedGeneration`` is the Deployment's generation whose
-template the Rollout follows (cleared without a workloadRef). The Deployment is scaled only
+template the Rollout follows (cleared without a workloadRef), and the Rollout's annotation
+``rollout.argoproj.io/workload-generation`` says the same. The Deployment is scaled only
 during the migration, i.e. while the Rollout's first revision is current: ``onsuccess`` sets
 it to 0 once the Rollout is Healthy; ``progressively`` sets it to ``spec.replicas`` less the
 Rollout's available replicas (0 once Healthy), so the two together never serve with fewer
@@ -13,20 +14,27 @@ may route to, so shiftd waits for those. ``never`` leaves the Deployment alone.
 
 from __future__ import annotations
 
-from shiftd.decide.rollout.actions import Action, ScaleDeployment
+from shiftd.decide.rollout.actions import Action, AnnotateRollout, ScaleDeployment
 from shiftd.decide.rollout.decision import Draft
 from shiftd.decide.rollout.revisions import Revisions
+from shiftd.model.argo.workload import WORKLOAD_GENERATION_ANNOTATION
 
 WORKLOAD_OBSERVED_GENERATION = "workloadObservedGeneration"
 
 
-def record_workload(draft: Draft) -> None:
-    """Set (or clear) ``status.workloadObservedGeneration``."""
+def record_workload(draft: Draft) -> tuple[Action, ...]:
+    """Set (or clear) ``status.workloadObservedGeneration``; returns the annotation write
+    that keeps ``rollout.argoproj.io/workload-generation`` equal to it (tools such as Argo
+    CD's health check compare the two)."""
     ref = draft.rollout.workload_ref
-    if ref is None:
+    wanted = None if ref is None else str(ref.generation)
+    if wanted is None:
         draft.status.pop(WORKLOAD_OBSERVED_GENERATION, None)
     else:
-        draft.status[WORKLOAD_OBSERVED_GENERATION] = str(ref.generation)
+        draft.status[WORKLOAD_OBSERVED_GENERATION] = wanted
+    if draft.rollout.annotations.get(WORKLOAD_GENERATION_ANNOTATION) == wanted:
+        return ()
+    return (AnnotateRollout(annotations={WORKLOAD_GENERATION_ANNOTATION: wanted}),)
 
 
 def scale_workload(draft: Draft, revisions: Revisions) -> tuple[Action, ...]:

@@ -24,6 +24,8 @@ SCALE_DOWN_MODES: tuple[ScaleDown, ...] = ("never", "onsuccess", "progressively"
 WORKLOAD_API_VERSION = "apps/v1"
 WORKLOAD_KIND = "Deployment"
 PATH = "spec.workloadRef"
+# On the Rollout: the generation of the Deployment whose template it follows (Argo's).
+WORKLOAD_GENERATION_ANNOTATION = "rollout.argoproj.io/workload-generation"
 
 
 @dataclass(frozen=True, slots=True)
