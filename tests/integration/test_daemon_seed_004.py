@@ -29,7 +29,6 @@ from tests.support.skywalking import SkyWalkingOap, skywalking_oap
 Obj = dict[str, Any]
 HASH = "rollouts-pod-template-hash"
 CANARY_SERVICE = "canary|reviews|bookinfo|cp-cluster-1|-"
-V1 = "docker.io/istio/examples-bookinfo-reviews-v1:1.16.4"
 V2 = "docker.io/istio/examples-bookinfo-reviews-v2:1.16.4"
 # fields of the DestinationRule that are the user's, not shiftd's: they must survive
 USER_POLICY = {"loadBalancer": {"simple": "ROUND_ROBIN"}}
@@ -72,12 +71,6 @@ async def install(cluster: Cluster, oap: SkyWalkingOap) -> None:
     await cluster.client.replace(DESTINATION_RULE, cluster.namespace, "reviews", rule)
 
 
-async def set_deployment_image(cluster: Cluster, image: str) -> None:
-    deployment = await cluster.client.get(DEPLOYMENT, cluster.namespace, "reviews")
-    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    await cluster.client.replace(DEPLOYMENT, cluster.namespace, "reviews", deployment)
-
-
 async def wait_phase(cluster: Cluster, phase: str, **fields: Any) -> Obj:
     async def reached() -> Obj | None:
         current = await status(cluster)
@@ -108,7 +101,11 @@ async def seed_004_canary(clock: ManualClock, *, apdex: list[int]
         deployment = await cluster.client.get(DEPLOYMENT, cluster.namespace, "reviews")
         assert deployment["spec"]["replicas"] == 5  # scaleDown: never (the default)
 
-        await set_deployment_image(cluster, V2)
+        # the seed's `kubectl argo rollouts set image reviews-rollout reviews=...v2`, which
+        # edits the Deployment the workloadRef names
+        await cluster.set_image(None, V2, container="reviews")
+        deployment = await cluster.client.get(DEPLOYMENT, cluster.namespace, "reviews")
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == V2
         paused = await wait_phase(cluster, "Paused", currentStepIndex=1)
         canary = paused["currentPodHash"]
         assert canary != stable

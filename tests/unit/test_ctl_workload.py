@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from shiftd.cli.ctl import main
+from shiftd.cli.ctl.view import actual_weight_of
+from shiftd.decide.rollout.operator import rollout_phase
 from tests.support.world import EXAMPLES
 
 FOLDER = EXAMPLES / "tsb-subset-skywalking"
@@ -53,3 +56,13 @@ def test_plan_from_a_state_notes_the_deployments_generation(
     (created,) = [a for a in document["actions"] if a["kind"] == "CreateReplicaSet"]
     assert created["body"]["spec"]["template"]["spec"]["containers"][0]["image"] == \
         "docker.io/istio/examples-bookinfo-reviews-v1:1.16.4"
+
+
+def test_the_views_read_a_workload_ref_rollouts_routing_without_its_deployment() -> None:
+    rollout = yaml.safe_load((FOLDER / "rollout.yaml").read_text())
+    (vs,) = [d for d in yaml.safe_load_all((FOLDER / "reviews.yaml").read_text())
+             if d and d["kind"] == "VirtualService"]
+    vs["spec"]["http"][0]["route"][0]["weight"] = 90
+    vs["spec"]["http"][0]["route"][1]["weight"] = 10
+    assert actual_weight_of(rollout, lambda namespace, name: vs) == "10"
+    assert rollout_phase(rollout) == ("Progressing", "more replicas need to be updated")

@@ -114,3 +114,16 @@ def template_source(obj: dict[str, Any]) -> str | None:
     except InvalidSpecError:
         return None
     return None if named is None else f"{WORKLOAD_KIND}/{named[0]}"
+
+
+def with_placeholder_template(obj: dict[str, Any]) -> dict[str, Any]:
+    """The Rollout with a workloadRef's template stood in for by a placeholder matching its
+    selector: for readers that look at its strategy only (routing, steps) and have no
+    Deployment at hand. ``obj`` itself without a workloadRef."""
+    spec = obj.get("spec") or {}
+    if not spec.get("workloadRef"):
+        return obj
+    labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
+    placeholder = {"metadata": {"generation": 0}, "spec": {"template": {
+        "metadata": {"labels": labels}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    return inline_workload(obj, placeholder)
