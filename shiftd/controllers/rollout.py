@@ -2,8 +2,9 @@
 applied, and an ``Outcome`` (when to look again) handed back to the engine.
 
 ``register`` declares what it reads: Rollouts, the ReplicaSets and AnalysisRuns they control
-(indexed by owner), the Services, templates and mesh objects they name (woken through the
-reference index), each traffic router's kinds (optional: a cluster without Istio's CRDs still
+(indexed by owner), the Services, templates, mesh objects and ``workloadRef`` Deployments
+they name (woken through the reference index; a Deployment's template is resolved into the
+Rollout before parsing), each traffic router's kinds (optional: a cluster without Istio's CRDs still
 runs basic canaries). ``reconcile`` reads only the caches, asks the Rollout's traffic router
 what the mesh routes, calls ``plan_rollout`` (or ``plan_invalid_spec``) and applies the plan
 through ``RolloutWrites``. A write that meets a conflict (409, a failed JSON-patch ``test``, an
