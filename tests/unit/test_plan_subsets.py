@@ -230,3 +230,19 @@ def test_routes_to_other_subsets_keep_their_weights() -> None:
     assert observe_weight(vs, ref, DESTINATIONS) == 40
     assert [d["weight"] for d in vs["spec"]["http"][0]["route"]] == [60, 40]
     assert vs["spec"]["http"][1] == legacy
+
+
+def test_a_subset_whose_labels_the_canary_pods_lack_holds_the_weight_and_says_why() -> None:
+    world = seed_004_world()
+    del world.rollout["spec"]["strategy"]["canary"]["canaryMetadata"]
+    world.settle()
+    stable = world.status["stableRS"]
+    assert world.deployment is not None
+    world.deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "reviews:v2"
+    world.deployment["metadata"]["generation"] = 2
+    world.settle()
+    assert world.subsets == (stable, stable)
+    assert world.status["canary"]["weights"]["canary"]["weight"] == 0
+    assert routed_to_pods_that_are_gone(world) == []
+    assert any("the canary subset selects version=canary, which the pods of ReplicaSet "
+               in event for event in world.events)

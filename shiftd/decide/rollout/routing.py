@@ -56,7 +56,8 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
     subsets: tuple[str | None, str | None] = (None, None)
     if draft.rollout.canary.traffic_routed:
         subsets = _subset_targets(draft, stable_target=(revisions.stable_hash, revisions.stable_rs),
-                                  canary_target=(canary_hash, canary_rs))
+                                  canary_target=(canary_hash, canary_rs),
+                                  warn=not decision.leaving_canary)
         safe_weight = desired_weight
         if not lowering and canary_hash not in (canary_selector, subsets[0] or canary_hash):
             safe_weight = decision.current_weight  # never raise onto pods the Service skips
@@ -100,24 +101,32 @@ def may_switch_to(target: ReplicaSetView | None, *, first_adoption: bool) -> boo
 
 
 def _subset_targets(draft: Draft, *, stable_target: tuple[str, ReplicaSetView | None],
-                    canary_target: tuple[str, ReplicaSetView | None]
+                    canary_target: tuple[str, ReplicaSetView | None], warn: bool
                     ) -> tuple[str | None, str | None]:
     """The (canary, stable) hashes a subset router's subsets should select after this plan:
     the targets, except that a subset is never pointed at a ReplicaSet whose pods are not
-    available yet (it keeps what it selects)."""
+    available yet or lack the subset's other labels (it keeps what it selects). With
+    ``warn`` (mid-update, where no role switch is under way) a subset held for want of its
+    labels is reported: it would wait forever."""
     observation = draft.observed.traffic
     if observation is None or not observation.routes_by_subset:
         return canary_target[0], stable_target[0]
     held: list[str | None] = []
-    for (target_hash, target_rs), current, labels in (
-            (canary_target, observation.canary_subset_hash, observation.canary_subset_labels),
-            (stable_target, observation.stable_subset_hash, observation.stable_subset_labels)):
-        if current == target_hash or (
-                may_switch_to(target_rs, first_adoption=current is None)
-                and carries(target_rs, labels)):
+    for role, (target_hash, target_rs), current, labels in (
+            ("canary", canary_target, observation.canary_subset_hash,
+             observation.canary_subset_labels),
+            ("stable", stable_target, observation.stable_subset_hash,
+             observation.stable_subset_labels)):
+        ready = current == target_hash or may_switch_to(target_rs, first_adoption=current is None)
+        if current == target_hash or (ready and carries(target_rs, labels)):
             held.append(target_hash)
-        else:
-            held.append(current)
+            continue
+        held.append(current)
+        if ready and target_rs is not None and warn:
+            wanted = ", ".join(f"{key}={value}" for key, value in labels)
+            draft.event("SubsetLabelsMissing", f"the {role} subset selects {wanted}, which the "
+                        f"pods of ReplicaSet {target_rs.name} do not carry: the subset stays "
+                        "where it is (set canaryMetadata/stableMetadata to match)", warning=True)
     return held[0], held[1]
 
 
