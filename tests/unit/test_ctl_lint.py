@@ -185,3 +185,19 @@ def test_lint_reads_from_stdin(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "lint", "-f", "-")
     assert code == 1
     assert out.startswith("-: AnalysisTemplate bad-template: ")
+
+
+def test_a_subset_selecting_labels_its_pods_would_not_carry_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = EXAMPLES / "tsb-subset-skywalking"
+    rollout = yaml.safe_load((folder / "rollout.yaml").read_text())
+    del rollout["spec"]["strategy"]["canary"]["canaryMetadata"]
+    (tmp_path / "rollout.yaml").write_text(yaml.safe_dump(rollout))
+    code, out, _ = run(capsys, "lint", "-f", str(tmp_path / "rollout.yaml"),
+                       "-f", str(folder / "reviews.yaml"), "-f", str(folder / "analysis.yaml"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'rollout.yaml'}: Rollout reviews-rollout: "
+        "spec.strategy.canary.canaryMetadata.labels: DestinationRule 'reviews' subset 'canary' "
+        "selects version=canary, which the canary pods would not carry"]

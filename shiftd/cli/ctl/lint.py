@@ -14,7 +14,8 @@ cannot disagree:
 - **references among the given files**: a ``workloadRef``'s Deployment (its template is
   the one checked, as the daemon resolves it), the canary and stable Services, the VirtualServices
   and their routes and destinations (``mesh.istio.observe_weight``), the DestinationRule and
-  its subsets, and the analysis templates and args (``decide.analysis_runs.merge_run_spec``);
+  its subsets (and that each role's pods carry the labels its subset selects on), and the
+  analysis templates and args (``decide.analysis_runs.merge_run_spec``);
 - **condition syntax**: ``successCondition``/``failureCondition`` through the condition
   compiler the analysis task uses, ``decide.expr.compile_condition`` (a condition holding
   ``{{args...}}`` is left alone: it only parses once substituted).
@@ -43,7 +44,12 @@ import yaml
 from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
 from shiftd.decide.analysis.runs import merge_run_spec
 from shiftd.model.argo.analysis import UndefinedArgument, parse_metric, substitute_all
-from shiftd.model.argo.rollout import InvalidSpecError, Rollout, parse_rollout
+from shiftd.model.argo.rollout import (
+    POD_TEMPLATE_HASH_LABEL,
+    InvalidSpecError,
+    Rollout,
+    parse_rollout,
+)
 from shiftd.model.argo.workload import inline_workload, workload_ref_of
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_subsets, observe_weight
 
@@ -307,6 +313,31 @@ def _check_references(item: LintInput, rollout: Rollout, items: Sequence[LintInp
                 report.add(item, f"{base}.destinationRule", str(error))
 
 
+def _check_subset_labels(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
+                         report: LintReport) -> None:
+    """Each role's pods must carry the labels its DestinationRule subset selects on besides
+    the hash (from the template or that role's canary/stableMetadata): the daemon never
+    points a subset at pods without them, so the update would wait forever."""
+    rule = rollout.canary.istio.destination_rule if rollout.canary.istio else None
+    found = _among(items, "DestinationRule", rule["name"].partition(".")[0]) if rule else None
+    if rule is None or found is None:
+        return
+    template = dict((rollout.template.get("metadata") or {}).get("labels") or {})
+    subsets = {str(s.get("name")): s.get("labels") or {}
+               for s in (found.obj.get("spec") or {}).get("subsets") or []}
+    for role, metadata in (("canary", rollout.canary.canary_metadata),
+                           ("stable", rollout.canary.stable_metadata)):
+        subset = rule[f"{role}SubsetName"]
+        carried = {**template, **(metadata.labels if metadata is not None else {})}
+        missing = {key: value for key, value in (subsets.get(subset) or {}).items()
+                   if key != POD_TEMPLATE_HASH_LABEL and carried.get(key) != value}
+        if missing:
+            wanted = ", ".join(f"{key}={value}" for key, value in sorted(missing.items()))
+            report.add(item, f"{_STRATEGY}.{role}Metadata.labels",
+                       f"DestinationRule {found.name!r} subset {subset!r} selects {wanted}, "
+                       f"which the {role} pods would not carry")
+
+
 def _check_analysis(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
                     troubled: set[tuple[str, str]], report: LintReport) -> None:
     templates = {(i.kind, i.name): i.obj for i in items if i.kind in TEMPLATE_KINDS}
@@ -398,6 +429,7 @@ def lint(items: Sequence[LintInput], *, schemas: Mapping[str, Obj] | None,
         rollout = _parse_rollout(item, report, items if check_references else None)
         if rollout is not None and check_references:
             _check_references(item, rollout, items, report)
+            _check_subset_labels(item, rollout, items, report)
             _check_analysis(item, rollout, items, troubled, report)
     for kind, count in sorted(skipped.items()):
         report.notes.append(f"skipped {count} {kind} object{'s' if count != 1 else ''}: "
