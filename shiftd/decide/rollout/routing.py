@@ -117,7 +117,7 @@ def _subset_targets(draft: Draft, *, stable_target: tuple[str, ReplicaSetView | 
              observation.canary_subset_labels),
             ("stable", stable_target, observation.stable_subset_hash,
              observation.stable_subset_labels)):
-        ready = current == target_hash or may_switch_to(target_rs, first_adoption=current is None)
+        ready = may_switch_to(target_rs, first_adoption=current is None)
         if current == target_hash or (ready and carries(target_rs, labels)):
             held.append(target_hash)
             continue
