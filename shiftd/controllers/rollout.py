@@ -2,8 +2,9 @@
 applied, and an ``Outcome`` (when to look again) handed back to the engine.
 
 ``register`` declares what it reads: Rollouts, the ReplicaSets and AnalysisRuns they control
-(indexed by owner), the Services, templates and mesh objects they name (woken through the
-reference index), each traffic router's kinds (optional: a cluster without Istio's CRDs still
+(indexed by owner), the Services, templates, mesh objects and ``workloadRef`` Deployments
+they name (woken through the reference index; a Deployment's template is resolved into the
+Rollout before parsing), each traffic router's kinds (optional: a cluster without Istio's CRDs still
 runs basic canaries). ``reconcile`` reads only the caches, asks the Rollout's traffic router
 what the mesh routes, calls ``plan_rollout`` (or ``plan_invalid_spec``) and applies the plan
 through ``RolloutWrites``. A write that meets a conflict (409, a failed JSON-patch ``test``, an
@@ -30,6 +31,7 @@ from shiftd.kube.resources import (
     ANALYSIS_RUN,
     ANALYSIS_TEMPLATE,
     CLUSTER_ANALYSIS_TEMPLATE,
+    DEPLOYMENT,
     REPLICA_SET,
     ROLLOUT,
     SERVICE,
@@ -42,6 +44,7 @@ from shiftd.model.argo.rollout import (
     RolloutDefaults,
     parse_rollout,
 )
+from shiftd.model.argo.workload import workload_ref_of
 from shiftd.runtime.caches import Caches, controller_key, resource_version
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.engine import DONE, Outcome
@@ -54,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 KIND = ROLLOUT.kind
 JsonObject = dict[str, Any]
+Ref = tuple[ResourceKind, str, str]
 
 
 def entry(kind: ResourceKind, obj: JsonObject) -> str:
@@ -90,7 +94,7 @@ class RolloutController:
         # writes' watch events, resyncs)
         self._settled: dict[ObjectKey, tuple[tuple[str, ...], datetime | None]] = {}
         # per Rollout: the spec parsed at (uid, generation)
-        self._parsed: dict[ObjectKey, tuple[tuple[str, Any], Rollout]] = {}
+        self._parsed: dict[ObjectKey, tuple[tuple[str, Any, Any], Rollout]] = {}
 
     # -- registration ------------------------------------------------------------------------
     def register(self, caches: Caches) -> None:
@@ -99,6 +103,9 @@ class RolloutController:
         caches.watch(REPLICA_SET, index_owners=True, on_change=self._keys_of_replica_set)
         caches.watch(ANALYSIS_RUN, index_owners=True, on_change=self._keys_of_owned)
         caches.watch(SERVICE)
+        # the Deployments workloadRefs name (woken through the reference index); another
+        # controller may watch them too: the registrations merge
+        caches.watch(DEPLOYMENT)
         caches.watch(ANALYSIS_TEMPLATE)
         # A namespace-bound RoleBinding cannot list cluster-scoped kinds: readiness does not
         # wait for them (a Rollout naming a missing one is InvalidSpec until it is seen).
@@ -211,10 +218,11 @@ class RolloutController:
         try:
             rollout = self._parse(key, obj)
         except InvalidSpecError as error:
-            self._caches.set_references(key, ())
+            # a missing Deployment is watched: creating it recovers the Rollout
+            self._caches.set_references(key, self._workload_refs(key, obj))
             return plan_invalid_spec(obj, str(error), now=now), None
         router = self._routers.for_rollout(rollout)
-        refs = references(rollout, router)
+        refs = [*references(rollout, router), *self._workload_refs(key, obj)]
         try:
             specs = analysis_specs(rollout, obj, self._caches)
         except InvalidSpecError as error:
@@ -222,21 +230,38 @@ class RolloutController:
             self._caches.set_references(key, refs)
             return plan_invalid_spec(obj, str(error), now=now), None
         self._caches.set_references(key, refs)
-        observed = observe(rollout, self._caches, router=router, specs=specs)
+        observed = observe(rollout, self._caches, router=router, specs=specs,
+                           workload=self._workload(key, obj))
         plan = plan_rollout(rollout, observed, now=now,
                             resource_version=(obj.get("metadata") or {}).get("resourceVersion"))
         return plan, rollout
 
+    def _workload_refs(self, key: ObjectKey, obj: JsonObject) -> list[Ref]:
+        """The Deployment the Rollout's workloadRef names, if it names a valid one."""
+        try:
+            named = workload_ref_of(obj.get("spec") or {})
+        except InvalidSpecError:
+            return []
+        return [] if named is None else [(DEPLOYMENT, key.namespace, named[0])]
+
+    def _workload(self, key: ObjectKey, obj: JsonObject) -> JsonObject | None:
+        refs = self._workload_refs(key, obj)
+        return self._caches.get(DEPLOYMENT, key.namespace, refs[0][2]) if refs else None
+
     def _parse(self, key: ObjectKey, obj: JsonObject) -> Rollout:
-        """``parse_rollout``, with the spec's part reused while the generation is unchanged
-        (a spec change always bumps it); status and annotations are always the object's."""
+        """``parse_rollout``, with the spec's part reused while the generation (and that of
+        the Deployment a workloadRef names) is unchanged (a spec change always bumps it);
+        status and annotations are always the object's."""
         metadata = obj.get("metadata") or {}
-        version = (str(metadata.get("uid", "")), metadata.get("generation"))
+        workload = self._workload(key, obj)
+        workload_generation = None if workload is None else (
+            workload.get("metadata") or {}).get("generation")
+        version = (str(metadata.get("uid", "")), metadata.get("generation"), workload_generation)
         cached = self._parsed.get(key)
         if cached is not None and cached[0] == version and version[1] is not None:
             return dataclasses.replace(cached[1], status=obj.get("status") or {},
                                        annotations=metadata.get("annotations") or {})
-        rollout = parse_rollout(obj, self._defaults)
+        rollout = parse_rollout(obj, self._defaults, workload=workload)
         self._parsed[key] = (version, rollout)
         return rollout
 

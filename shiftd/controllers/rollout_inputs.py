@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.analysis import background_key, step_key
-from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, WorkloadView
 from shiftd.kube.resources import (
     ANALYSIS_RUN,
     ANALYSIS_TEMPLATE,
@@ -88,9 +88,10 @@ def analysis_specs(rollout: Rollout, obj: JsonObject,
 
 
 def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
-            specs: dict[str, dict[str, Any]]) -> Observed:
+            specs: dict[str, dict[str, Any]], workload: JsonObject | None = None) -> Observed:
     """What the planner looks at: the ReplicaSets it owns or may adopt, its Services, what
-    its router routes now, its AnalysisRuns and their specs."""
+    its router routes now, its AnalysisRuns and their specs, and the Deployment its
+    workloadRef names."""
     namespace, uid = rollout.namespace, rollout.uid
     replica_sets = [*caches.owned(REPLICA_SET, namespace=namespace, uid=uid),
                     *caches.orphans(REPLICA_SET, namespace=namespace)]
@@ -106,4 +107,6 @@ def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
         analysis_runs=tuple(AnalysisRunView.from_object(run) for run in
                             caches.owned(ANALYSIS_RUN, namespace=namespace, uid=uid)),
         analysis_specs=specs,
+        workload=(WorkloadView.from_object(workload)
+                  if workload is not None and rollout.workload_ref is not None else None),
     )

@@ -16,6 +16,7 @@ import anyio
 
 from shiftd.decide.rollout.actions import (
     Action,
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -26,12 +27,20 @@ from shiftd.decide.rollout.actions import (
     PatchRolloutStatus,
     PatchService,
     Plan,
+    ScaleDeployment,
     SetTraffic,
 )
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.events import EventRecorder
-from shiftd.kube.resources import ANALYSIS_RUN, REPLICA_SET, ROLLOUT, SERVICE, ResourceKind
+from shiftd.kube.resources import (
+    ANALYSIS_RUN,
+    DEPLOYMENT,
+    REPLICA_SET,
+    ROLLOUT,
+    SERVICE,
+    ResourceKind,
+)
 from shiftd.model.argo.rollout import Rollout
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.writers import Writer, Writers
@@ -103,6 +112,16 @@ class RolloutWrites:
             await writer.submit(lambda: client.delete(kind, namespace, action.name))
             self._caches.forget(kind, namespace, action.name)
             return []
+        if isinstance(action, ScaleDeployment):
+            body: JsonObject = {"spec": {"replicas": action.replicas}}
+            if action.resource_version:  # planned from this version: a 409 replans
+                body["metadata"] = {"resourceVersion": action.resource_version}
+            return await self._write(writers.replica_sets, DEPLOYMENT, lambda: client.patch(
+                DEPLOYMENT, namespace, action.name, body, patch_type="merge"))
+        if isinstance(action, AnnotateRollout):
+            return await self._write(writers.status, ROLLOUT, lambda: client.patch(
+                ROLLOUT, namespace, name, {"metadata": {"annotations": action.annotations}},
+                patch_type="merge"))
         if isinstance(action, SetTraffic):
             assert rollout is not None
             router = self._routers.for_rollout(rollout)
@@ -112,11 +131,11 @@ class RolloutWrites:
                 self._caches.remember(kind, obj)
             return routed
         assert isinstance(action, PatchRolloutStatus)  # the last kind of action
-        body: JsonObject = {"status": action.patch}
+        status: JsonObject = {"status": action.patch}
         if action.resource_version:
-            body["metadata"] = {"resourceVersion": action.resource_version}
+            status["metadata"] = {"resourceVersion": action.resource_version}
         return await self._write(writers.status, ROLLOUT, lambda: client.patch(
-            ROLLOUT, namespace, name, body, patch_type="merge", subresource="status"))
+            ROLLOUT, namespace, name, status, patch_type="merge", subresource="status"))
 
     def _owned_kind(self, action: Action) -> tuple[ResourceKind, Writer]:
         if isinstance(action, CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet):

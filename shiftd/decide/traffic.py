@@ -59,3 +59,7 @@ class TrafficObservation:
     # edited, or different between VirtualServices): rewriting them is then due.
     managed_routes: tuple[ManagedRoute, ...] = ()
     managed_routes_intact: bool = True
+    # The other labels each subset selects on (e.g. ``version: canary``), as (key, value)
+    # pairs: pods lacking them are not in the subset whatever their hash.
+    canary_subset_labels: tuple[tuple[str, str], ...] = ()
+    stable_subset_labels: tuple[tuple[str, str], ...] = ()

@@ -226,7 +226,7 @@ async def test_the_shiftd_service_account_may_do_what_deploy_rbac_grants(
         assert status == 200, (method, path, answer)
 
 
-async def test_shiftd_may_patch_rollout_status_but_not_the_rollout_itself(
+async def test_shiftd_may_patch_a_rollout_and_its_status_but_not_delete_it(
     api: ApiEmulator
 ) -> None:
     rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
@@ -239,12 +239,15 @@ async def test_shiftd_may_patch_rollout_status_but_not_the_rollout_itself(
     status, _ = await send(api, "PATCH", f"{path}/status", token=SHIFTD_TOKEN,
                            body={"status": {"phase": "Healthy"}}, content_type=merge)
     assert status == 200
-    status, body = await send(api, "PATCH", path, token=SHIFTD_TOKEN,
-                              body={"spec": {"replicas": 3}}, content_type=merge)
+    # the workload-generation annotation of a Rollout with a workloadRef
+    status, _ = await send(api, "PATCH", path, token=SHIFTD_TOKEN, body={"metadata": {
+        "annotations": {"rollout.argoproj.io/workload-generation": "1"}}}, content_type=merge)
+    assert status == 200
+    status, body = await send(api, "DELETE", path, token=SHIFTD_TOKEN)
     assert (status, body) == (403, {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": 'rollouts.argoproj.io "web" is forbidden: User '
-                   '"system:serviceaccount:shiftd:shiftd" cannot patch resource "rollouts" '
+                   '"system:serviceaccount:shiftd:shiftd" cannot delete resource "rollouts" '
                    'in API group "argoproj.io" in the namespace "team-b"',
         "reason": "Forbidden",
         "details": {"name": "web", "group": "argoproj.io", "kind": "rollouts"},

@@ -17,6 +17,7 @@ import yaml
 
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.actions import (
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -27,9 +28,16 @@ from shiftd.decide.rollout.actions import (
     PatchRolloutStatus,
     PatchService,
     Plan,
+    ScaleDeployment,
     SetTraffic,
 )
-from shiftd.decide.rollout.observed import Observed, PodView, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.observed import (
+    Observed,
+    PodView,
+    ReplicaSetView,
+    ServiceView,
+    WorkloadView,
+)
 from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
 from shiftd.decide.rollout.status import format_time
 from shiftd.decide.traffic import TrafficObservation
@@ -89,6 +97,8 @@ class World:
     # the hashes its canary and stable subsets select, and SetTraffic moves them.
     routes_by_subset: bool = False
     subsets: tuple[str | None, str | None] = (None, None)  # canary, stable
+    # the labels besides the hash each subset selects on (canary, stable)
+    subset_labels: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = ((), ())
 
     analysis_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     templates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -96,6 +106,12 @@ class World:
     # runtime would list them for a restartAt restart. Each is (ReplicaSet name, created).
     pods: dict[str, tuple[str, datetime]] | None = None
     evicted: list[str] = field(default_factory=list)
+    # The Deployment a workloadRef names (None: none, or not found).
+    deployment: dict[str, Any] | None = None
+
+    def parsed(self) -> Any:
+        """The Rollout as the daemon parses it (its workloadRef resolved)."""
+        return parse_rollout(self.rollout, workload=self.deployment)
 
     @classmethod
     def from_example(cls, folder: str, *, with_analysis: bool = False) -> World:
@@ -119,7 +135,7 @@ class World:
     # -- observation ----------------------------------------------------------------------
     def plan(self) -> Plan:
         try:
-            parsed = parse_rollout(self.rollout)
+            parsed = self.parsed()
         except InvalidSpecError as error:
             return plan_invalid_spec(self.rollout, str(error), now=self.now)
         traffic = None
@@ -132,7 +148,9 @@ class World:
                 traffic = TrafficObservation(
                     canary_weight=observe_weight(vs, ref, self._destinations(parsed)),
                     routes_by_subset=self.routes_by_subset,
-                    canary_subset_hash=self.subsets[0], stable_subset_hash=self.subsets[1])
+                    canary_subset_hash=self.subsets[0], stable_subset_hash=self.subsets[1],
+                    canary_subset_labels=self.subset_labels[0],
+                    stable_subset_labels=self.subset_labels[1])
             except RouteError as error:
                 traffic = TrafficObservation(canary_weight=0, error=str(error))
         specs: dict[str, Any] = {}
@@ -159,6 +177,8 @@ class World:
             | {n: None for n in (parsed.canary.canary_service, parsed.canary.stable_service)
                if n and n not in self.services},
             traffic=traffic,
+            workload=(WorkloadView.from_object(self.deployment)
+                      if self.deployment is not None and parsed.workload_ref else None),
             pods=None if self.pods is None else tuple(
                 PodView(name=name, owner=owner, created=created,
                         available=owner not in self.held, deleting=False)
@@ -169,8 +189,11 @@ class World:
 
     @staticmethod
     def _destinations(parsed: Any) -> Destinations:
+        rule = parsed.canary.istio.destination_rule if parsed.canary.istio else None
         return Destinations(canary_service=parsed.canary.canary_service,
-                            stable_service=parsed.canary.stable_service)
+                            stable_service=parsed.canary.stable_service,
+                            canary_subset=rule["canarySubsetName"] if rule else None,
+                            stable_subset=rule["stableSubsetName"] if rule else None)
 
     # -- effects --------------------------------------------------------------------------
     def apply(self, plan: Plan) -> None:
@@ -186,8 +209,17 @@ class World:
                 del self.replica_sets[action.name]
             elif isinstance(action, PatchService):
                 self.services[action.name] = merge(self.services[action.name], action.patch)
+            elif isinstance(action, AnnotateRollout):
+                self.rollout["metadata"] = merge(self.rollout["metadata"],
+                                                 {"annotations": action.annotations})
+                self._bump()
+            elif isinstance(action, ScaleDeployment):
+                assert self.deployment is not None
+                assert action.resource_version == self.deployment["metadata"]["resourceVersion"]
+                self.deployment = merge(self.deployment, {"spec": {"replicas": action.replicas}})
+                self.deployment["metadata"]["resourceVersion"] += "+"
             elif isinstance(action, SetTraffic):
-                parsed = parse_rollout(self.rollout)
+                parsed = self.parsed()
                 assert parsed.canary.istio is not None
                 ref = parsed.canary.istio.virtual_services[0]
                 vs = self.virtual_services[ref.name]
@@ -294,7 +326,7 @@ class World:
         vs = self.virtual_services[name or next(iter(self.virtual_services))]
         route = vs["spec"]["http"][0]["route"]
         by_host = {d["destination"]["host"]: d.get("weight", 0) for d in route}
-        parsed = parse_rollout(self.rollout)
+        parsed = self.parsed()
         return (by_host[parsed.canary.stable_service], by_host[parsed.canary.canary_service])
 
     def replicas_by_image(self) -> dict[str, int]:

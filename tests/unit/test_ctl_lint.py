@@ -49,15 +49,53 @@ def test_the_flagger_example_is_skipped_with_a_note(capsys: pytest.CaptureFixtur
     assert "note: skipped 1 Canary object: shiftd does not lint that kind" in err
 
 
-def test_the_workload_ref_example_is_one_clear_problem(
+def test_the_workload_ref_example_passes_with_its_deployment(
     capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(capsys, "lint", *example_files("tsb-subset-skywalking"))
+    assert code == 0, out
+    assert out == ""
+
+
+def test_a_workload_ref_whose_deployment_is_not_given_is_reported(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    rollout = EXAMPLES / "tsb-subset-skywalking" / "rollout.yaml"
+    code, out, _ = run(capsys, "lint", "--no-references", "-f", str(rollout))
+    assert code == 0, out
+    code, out, _ = run(capsys, "lint", "-f", str(rollout))
     assert code == 1
-    assert out.splitlines() == [
-        f"{EXAMPLES / 'tsb-subset-skywalking' / 'rollout.yaml'}: Rollout reviews-rollout: "
-        "spec.workloadRef: not supported by shiftd yet: put the pod template in spec.template "
-        "(the rest of the Rollout is checked as if it did)"]
+    assert (f"{rollout}: Rollout reviews-rollout: spec.workloadRef.name: Deployment 'reviews' "
+            "is not among the given files") in out.splitlines()
+
+
+def test_a_workload_ref_whose_deployment_contradicts_the_selector_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = EXAMPLES / "tsb-subset-skywalking"
+    deployment = yaml.safe_load_all((folder / "reviews.yaml").read_text())
+    (first,) = [d for d in deployment if d and d["kind"] == "Deployment"]
+    first["spec"]["template"]["metadata"]["labels"] = {"app": "ratings"}
+    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(first))
+    code, out, _ = run(capsys, "lint", "--no-references", "-f", str(folder / "rollout.yaml"),
+                       "-f", str(tmp_path / "deployment.yaml"))
+    assert code == 0  # references not followed: the Deployment is not read
+    code, out, _ = run(capsys, "lint", "-f", str(folder / "rollout.yaml"),
+                       "-f", str(tmp_path / "deployment.yaml"),
+                       "-f", str(folder / "analysis.yaml"))
+    assert code == 1
+    assert "spec.selector: does not match spec.template.metadata.labels" in out
+
+
+def test_a_workload_ref_to_another_kind_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rollout = yaml.safe_load((EXAMPLES / "tsb-subset-skywalking" / "rollout.yaml").read_text())
+    rollout["spec"]["workloadRef"]["kind"] = "StatefulSet"
+    (tmp_path / "rollout.yaml").write_text(yaml.safe_dump(rollout))
+    code, out, _ = run(capsys, "lint", "--no-references", "-f", str(tmp_path / "rollout.yaml"))
+    assert code == 1
+    assert "workload of type apps/v1/StatefulSet is not supported" in out
 
 
 def test_the_broken_files_report_each_problem_once_with_its_path(
@@ -214,3 +252,19 @@ def test_lint_reads_from_stdin(capsys: pytest.CaptureFixture[str],
     code, out, _ = run(capsys, "lint", "-f", "-")
     assert code == 1
     assert out.startswith("-: AnalysisTemplate bad-template: ")
+
+
+def test_a_subset_selecting_labels_its_pods_would_not_carry_is_an_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = EXAMPLES / "tsb-subset-skywalking"
+    rollout = yaml.safe_load((folder / "rollout.yaml").read_text())
+    del rollout["spec"]["strategy"]["canary"]["canaryMetadata"]
+    (tmp_path / "rollout.yaml").write_text(yaml.safe_dump(rollout))
+    code, out, _ = run(capsys, "lint", "-f", str(tmp_path / "rollout.yaml"),
+                       "-f", str(folder / "reviews.yaml"), "-f", str(folder / "analysis.yaml"))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{tmp_path / 'rollout.yaml'}: Rollout reviews-rollout: "
+        "spec.strategy.canary.canaryMetadata.labels: DestinationRule 'reviews' subset 'canary' "
+        "selects version=canary, which the canary pods would not carry"]

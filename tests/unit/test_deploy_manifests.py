@@ -166,10 +166,11 @@ def grants(group: str, resources: str, verbs: str) -> set[tuple[str, str, str]]:
 
 def test_the_cluster_role_grants_only_what_the_daemon_does() -> None:
     assert rules_of("ClusterRole", "shiftd") == (
-        grants("argoproj.io", "rollouts", "get list watch")
+        grants("argoproj.io", "rollouts", "get list watch patch")
         | grants("argoproj.io", "rollouts/status", "patch")
         | grants("argoproj.io", "analysisruns", "get list watch create patch delete")
         | grants("argoproj.io", "analysistemplates clusteranalysistemplates", "get list watch")
+        | grants("apps", "deployments", "get list watch patch")
         | grants("apps", "replicasets", "get list watch create patch delete")
         | grants("", "services", "get list watch patch")
         | grants("", "secrets", "get")

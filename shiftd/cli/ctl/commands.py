@@ -216,7 +216,7 @@ async def cmd_plan(run: Invocation) -> int:
     if run.args.state is None:
         rollout, timeline = plan_timeline(manifests)
         if run.args.output in ("json", "yaml"):
-            run.emit(timeline_document(timeline))
+            run.emit(timeline_document(timeline, rollout=rollout))
         else:
             run.out.write(render_timeline(rollout, timeline))
         return EXIT_OK

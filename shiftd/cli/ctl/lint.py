@@ -9,15 +9,16 @@ cannot disagree:
   of ``shared/crds/argo-rollouts``; free-form parts such as the pod template's containers are
   left to Kubernetes). Fields Argo knows but shiftd ignores are not problems;
 - **what shiftd cannot act on**: ``model.rollout.parse_rollout`` (impossible steps, bad
-  durations, unsupported strategies, ``workloadRef``), run step by step so every bad step is
+  durations, unsupported strategies), run step by step so every bad step is
   reported, and ``model.analysis.parse_metric`` for each metric of a template;
-- **references among the given files**: the canary and stable Services (not managed by
+- **references among the given files**: a ``workloadRef``'s Deployment (its template is
+  the one checked, as the daemon resolves it), the canary and stable Services (not managed by
   another Rollout), the VirtualServices and their routes and destinations
-  (``traffic.istio.routes.observe_weight``), the DestinationRule and its subsets, and the
-  analysis templates and args (``decide.analysis.runs.merge_run_spec``). As with ``kubectl
-  argo rollouts lint``, a lone valid Rollout passes: a reference missing from the given files
-  is a note (it may live in another file or in the cluster); one that contradicts a given
-  file is a problem;
+  (``traffic.istio.routes.observe_weight``), the DestinationRule and its subsets (and that
+  each role's pods carry the labels its subset selects on), and the analysis templates and
+  args (``decide.analysis.runs.merge_run_spec``). As with ``kubectl argo rollouts lint``, a
+  lone valid Rollout passes: a reference missing from the given files is a note (it may live
+  in another file or in the cluster); one that contradicts a given file is a problem;
 - **condition syntax**: ``successCondition``/``failureCondition`` through the condition
   compiler the analysis task uses, ``decide.expr.compile_condition`` (a condition holding
   ``{{args...}}`` is left alone: it only parses once substituted).
@@ -48,10 +49,12 @@ from shiftd.decide.analysis.runs import merge_run_spec
 from shiftd.model.argo.analysis import UndefinedArgument, parse_metric, substitute_all
 from shiftd.model.argo.rollout import (
     MANAGED_BY_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL,
     InvalidSpecError,
     Rollout,
     parse_rollout,
 )
+from shiftd.model.argo.workload import inline_workload, workload_ref_of
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_subsets, observe_weight
 
 __all__ = ["LINTED_KINDS", "LintInput", "LintReport", "Problem", "find_crd_dir",
@@ -214,19 +217,43 @@ def _step_probe(canary: Mapping[str, Any], step: Any, routing_ok: bool) -> Obj:
         "strategy": {"canary": probe_canary}}}
 
 
-def _parse_rollout(item: LintInput, report: LintReport) -> Rollout | None:
-    """Every reason the daemon would refuse the Rollout; the Rollout parsed without its steps
-    (``None`` if even that fails), to follow its references."""
+def _inline_workload(item: LintInput, items: Sequence[LintInput] | None,
+                     report: LintReport) -> Obj:
+    """The Rollout with a workloadRef's Deployment template written in, as the daemon resolves
+    it: checked against the Deployment when it is among ``items`` (None: references are not
+    followed), else with a placeholder template matching the selector."""
     obj = copy.deepcopy(item.obj)
     spec = obj.setdefault("spec", {})
-    if spec.get("workloadRef"):
-        report.add(item, "spec.workloadRef", "not supported by shiftd yet: put the pod "
-                   "template in spec.template (the rest of the Rollout is checked as if it did)")
-        spec.pop("workloadRef")
-        if not spec.get("template"):
-            labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
-            spec["template"] = {"metadata": {"labels": labels},
-                                "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    try:
+        named = workload_ref_of(spec)
+    except InvalidSpecError as error:
+        report.add_error(item, error, default_path="spec.workloadRef")
+        named = None
+    if not spec.get("workloadRef"):
+        return obj
+    found = _among(items, "Deployment", named[0]) if items is not None and named else None
+    if found is not None:
+        try:
+            return inline_workload(obj, found.obj)
+        except InvalidSpecError as error:
+            report.add_error(item, error, default_path="spec.workloadRef")
+    elif items is not None and named:
+        report.add(item, "spec.workloadRef.name", f"Deployment {named[0]!r} is not among the "
+                   "given files")
+    spec.pop("workloadRef")
+    spec.pop("template", None)
+    labels = dict((spec.get("selector") or {}).get("matchLabels") or {})
+    spec["template"] = {"metadata": {"labels": labels},
+                        "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    return obj
+
+
+def _parse_rollout(item: LintInput, report: LintReport,
+                   items: Sequence[LintInput] | None = None) -> Rollout | None:
+    """Every reason the daemon would refuse the Rollout; the Rollout parsed without its steps
+    (``None`` if even that fails), to follow its references."""
+    obj = _inline_workload(item, items, report)
+    spec = obj["spec"]
     canary = (spec.get("strategy") or {}).get("canary")
     steps = canary.get("steps") if isinstance(canary, dict) else None
     without_steps = copy.deepcopy(obj)
@@ -313,6 +340,31 @@ def _check_references(item: LintInput, rollout: Rollout, items: Sequence[LintInp
                 observe_subsets(found.obj, destinations)
             except RouteError as error:
                 report.add(item, f"{base}.destinationRule", str(error))
+
+
+def _check_subset_labels(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
+                         report: LintReport) -> None:
+    """Each role's pods must carry the labels its DestinationRule subset selects on besides
+    the hash (from the template or that role's canary/stableMetadata): the daemon never
+    points a subset at pods without them, so the update would wait forever."""
+    rule = rollout.canary.istio.destination_rule if rollout.canary.istio else None
+    found = _among(items, "DestinationRule", rule["name"].partition(".")[0]) if rule else None
+    if rule is None or found is None:
+        return
+    template = dict((rollout.template.get("metadata") or {}).get("labels") or {})
+    subsets = {str(s.get("name")): s.get("labels") or {}
+               for s in (found.obj.get("spec") or {}).get("subsets") or []}
+    for role, metadata in (("canary", rollout.canary.canary_metadata),
+                           ("stable", rollout.canary.stable_metadata)):
+        subset = rule[f"{role}SubsetName"]
+        carried = {**template, **(metadata.labels if metadata is not None else {})}
+        missing = {key: value for key, value in (subsets.get(subset) or {}).items()
+                   if key != POD_TEMPLATE_HASH_LABEL and carried.get(key) != value}
+        if missing:
+            wanted = ", ".join(f"{key}={value}" for key, value in sorted(missing.items()))
+            report.add(item, f"{_STRATEGY}.{role}Metadata.labels",
+                       f"DestinationRule {found.name!r} subset {subset!r} selects {wanted}, "
+                       f"which the {role} pods would not carry")
 
 
 def _check_analysis(item: LintInput, rollout: Rollout, items: Sequence[LintInput],
@@ -408,9 +460,10 @@ def lint(items: Sequence[LintInput], *, schemas: Mapping[str, Obj] | None,
             continue
         if schemas is not None:
             _check_fields(item, schemas, report)
-        rollout = _parse_rollout(item, report)
+        rollout = _parse_rollout(item, report, items if check_references else None)
         if rollout is not None and check_references:
             _check_references(item, rollout, items, report)
+            _check_subset_labels(item, rollout, items, report)
             _check_analysis(item, rollout, items, troubled, report)
     for kind, count in sorted(skipped.items()):
         report.notes.append(f"skipped {count} {kind} object{'s' if count != 1 else ''}: "

@@ -20,7 +20,7 @@ from shiftd.cli.ctl.common import CommandError, Obj, UsageError
 from shiftd.cli.ctl.files import Manifest
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.analysis import background_key, step_key
-from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView
+from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, WorkloadView
 from shiftd.decide.rollout.steps import describe_step
 from shiftd.decide.rollout.timeline import (
     NextAction,
@@ -34,6 +34,7 @@ from shiftd.decide.rollout.timeline import (
 from shiftd.kube.resources import DESTINATION_RULE, VIRTUAL_SERVICE, ResourceKind
 from shiftd.model.argo.rollout import AnalysisStep, InvalidSpecError, Rollout, parse_rollout
 from shiftd.model.argo.routes import describe_route_step, parse_route_step
+from shiftd.model.argo.workload import inline_workload, template_source
 from shiftd.traffic.istio.router import IstioRouter
 
 __all__ = ["PlannedNext", "format_seconds", "next_document", "plan_next", "plan_timeline",
@@ -64,10 +65,28 @@ def _one_rollout(manifests: Sequence[Manifest]) -> Manifest:
 
 # --- the whole timeline --------------------------------------------------------------------------
 
+def _workload_of(rollout: Obj, manifests: Sequence[Manifest]) -> Obj | None:
+    """The Deployment the Rollout's workloadRef names, from the given files (None: absent)."""
+    source = template_source(rollout)
+    if source is None:
+        return None
+    kind, _, name = source.partition("/")
+    return next((m.obj for m in reversed(manifests) if m.kind == kind and m.name == name),
+                None)
+
+
 def plan_timeline(manifests: Sequence[Manifest]) -> tuple[Obj, Timeline]:
+    """The whole update of the one Rollout in ``manifests`` (a workloadRef's Deployment must
+    be among them: its template is the one planned)."""
     rollout = _one_rollout(manifests)
+    source = template_source(rollout.obj)
+    workload = _workload_of(rollout.obj, manifests)
+    if source is not None and workload is None:
+        raise CommandError(f"{rollout.source}: Rollout {rollout.name}: spec.workloadRef names "
+                           f"{source}, which is in no given file: pass it with -f")
     try:
-        return rollout.obj, rollout_timeline(rollout.obj)
+        inlined = inline_workload(rollout.obj, workload)
+        return rollout.obj, rollout_timeline(inlined)
     except InvalidSpecError as error:
         raise CommandError(f"{rollout.source}: Rollout {rollout.name}: {error}") from None
     except TimelineError as error:
@@ -89,8 +108,10 @@ def _step_document(step: StepPlan) -> Obj:
     }
 
 
-def timeline_document(timeline: Timeline) -> Obj:
+def timeline_document(timeline: Timeline, *, rollout: Obj | None = None) -> Obj:
+    source = template_source(rollout) if rollout is not None else None
     return {
+        **({"templateFrom": source} if source else {}),
         "steps": [_step_document(step) for step in timeline.steps],
         "promotion": {"replicas": timeline.replicas, "at": timeline.promoted_at_seconds,
                       "previousScaledDownAt": timeline.settled_at_seconds},
@@ -117,7 +138,12 @@ def render_timeline(rollout: Obj, timeline: Timeline) -> str:
     routing = "traffic routed by Istio" if timeline.traffic_routed else \
         "basic canary (pod counts approximate the weight)"
     lines = [f"Rollout {metadata.get('name', '')}: {timeline.replicas} "
-             f"replica{'s' if timeline.replicas != 1 else ''}, {routing}", ""]
+             f"replica{'s' if timeline.replicas != 1 else ''}, {routing}"]
+    source = template_source(rollout)
+    if source is not None:
+        lines.append(f"Pod template from {source} (workloadRef): a change to its template "
+                     "starts an update")
+    lines.append("")
     header = ("STEP", "ACTION", "WEIGHT", "CANARY", "STABLE", "PAUSE", "DONE AT", "ANALYSIS")
     rows: list[tuple[str, ...]] = [header]
     for step in timeline.steps:
@@ -239,8 +265,9 @@ def plan_next(manifests: Sequence[Manifest], state: Sequence[Manifest], *,
     obj = _with_state(source, state)
     obj.setdefault("metadata", {})["uid"] = _rollout_uid(obj, replica_sets)
     notes: list[str] = []
+    workload = _workload_of(obj, everything)
     try:
-        rollout = parse_rollout(obj)
+        rollout = parse_rollout(obj, workload=workload)
         specs = _analysis_specs(rollout, obj, everything)
     except InvalidSpecError as error:
         return PlannedNext(rollout=None, next=None, invalid=str(error), notes=())
@@ -276,7 +303,11 @@ def plan_next(manifests: Sequence[Manifest], state: Sequence[Manifest], *,
         analysis_runs=tuple(AnalysisRunView.from_object(m.obj) for m in state
                             if m.kind == "AnalysisRun"),
         analysis_specs=specs,
+        workload=WorkloadView.from_object(workload) if workload is not None else None,
     )
+    if workload is not None:
+        notes.append(f"pod template from {template_source(obj)} (generation "
+                     f"{rollout.workload_ref.generation if rollout.workload_ref else 0})")
     resource_version = (obj.get("metadata") or {}).get("resourceVersion")
     result = next_action(rollout, observed, now=now,
                          resource_version=str(resource_version) if resource_version else None)

@@ -23,6 +23,7 @@ from shiftd.kube.errors import NotFound
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import ANALYSIS_RUN, POD, REPLICA_SET, ROLLOUT, VIRTUAL_SERVICE
 from shiftd.model.argo.rollout import InvalidSpecError, parse_rollout
+from shiftd.model.argo.workload import with_placeholder_template
 from shiftd.traffic.istio.routes import Destinations, RouteError, observe_weight
 from shiftd.views import RolloutObjects, owned_objects
 
@@ -36,7 +37,7 @@ def actual_weight_of(rollout: Obj, lookup: VsLookup) -> str:
     why not. Once the current revision is stable it gets the stable weight, so a promoted
     Rollout reads 100 (as the plugin shows it)."""
     try:
-        parsed = parse_rollout(rollout)
+        parsed = parse_rollout(with_placeholder_template(rollout))
     except InvalidSpecError:
         return "-"
     istio = parsed.canary.istio
@@ -87,7 +88,7 @@ async def read_view(client: KubeClient, *, namespace: str, name: str,
         runs = []
     services: dict[tuple[str, str], Obj | None] = {}
     try:
-        parsed = parse_rollout(rollout)
+        parsed = parse_rollout(with_placeholder_template(rollout))
     except InvalidSpecError:
         parsed = None
     if parsed is not None and parsed.canary.istio is not None:

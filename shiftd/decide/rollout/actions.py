@@ -59,6 +59,25 @@ class PatchService:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleDeployment:
+    """Set ``spec.replicas`` of the Deployment a ``workloadRef`` names (its ``scaleDown``),
+    guarded by the resourceVersion it was planned from."""
+
+    name: str
+    replicas: int
+    resource_version: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotateRollout:
+    """A JSON merge patch on the Rollout's own annotations (None removes one): Argo's
+    ``rollout.argoproj.io/workload-generation``. Not guarded by a resourceVersion (it follows
+    the status patch, which changes it); setting one annotation is idempotent."""
+
+    annotations: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
 class SetTraffic:
     """Route ``canary_weight`` to the canary and the rest to the stable, in every route; with
     ``trafficRouting.managedRoutes``, the managed routes become exactly ``managed_routes``
@@ -115,6 +134,7 @@ class EvictPods:
 Action = (
     CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet | PatchService | SetTraffic
     | PatchRolloutStatus | CreateAnalysisRun | PatchAnalysisRun | DeleteAnalysisRun | EvictPods
+    | ScaleDeployment | AnnotateRollout
 )
 
 

@@ -17,7 +17,8 @@ One pass, each part in its own module:
    and traffic (``routing``: a weight is only raised onto pods that are available; the
    ``managed`` routes of setHeaderRoute / setMirrorRoute steps go with it), then
    scale-downs (delayed by ``scaleDownDelaySeconds`` so in-flight requests finish), then
-   AnalysisRuns and the status (``finish``, with the progress deadline of ``progress``).
+   AnalysisRuns, the Deployment a ``workloadRef`` names (``workload``: scaled down as its
+   ``scaleDown`` says) and the status (``finish``, with the progress deadline of ``progress``).
 
 Everything a restart needs is in the Rollout's status and the ReplicaSets' annotations, so a
 daemon killed between two writes replans the same remaining writes when it comes back.
@@ -38,11 +39,12 @@ from shiftd.decide.rollout.observed import Observed, parse_time
 from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
 from shiftd.decide.rollout.restart import needs_restart, plan_restart
 from shiftd.decide.rollout.revisions import Revisions, find_revisions
-from shiftd.decide.rollout.routing import route
+from shiftd.decide.rollout.routing import route, serving_labels
 from shiftd.decide.rollout.scaling import history_deletions, scale_down_older, scale_new_and_stable
 from shiftd.decide.rollout.status import format_time, merge_patch_diff
 from shiftd.decide.rollout.steps import enter_steps, run_steps
 from shiftd.decide.rollout.targets import canary_replicas_or_weight
+from shiftd.decide.rollout.workload import record_workload, scale_workload
 from shiftd.model.argo.rollout import MANAGED_BY_ANNOTATION, Rollout
 
 RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
@@ -73,9 +75,14 @@ def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
                                                current=draft.current_runs))
     actions = [*_writes(draft, decision), *draft.analysis_actions]
     finish_status(draft, decision)
+    annotate = record_workload(draft)
     patch = merge_patch_diff(rollout.status, draft.status)
     if patch:
         actions.append(PatchRolloutStatus(patch=patch, resource_version=resource_version))
+    # after the status (which is guarded by the resourceVersion they change): the
+    # workload-generation annotation, and the Deployment retiring once the Rollout is Healthy
+    actions.extend(annotate)
+    actions.extend(scale_workload(draft, decision.revisions))
     return Plan(actions=tuple(actions), events=tuple(draft.events),
                 requeue_at=draft.requeue_at, status=draft.status,
                 again=draft.again and bool(actions))
@@ -144,9 +151,16 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
 
 def _writes(draft: Draft, decision: Decision) -> list[Action]:
     """The workload and traffic writes, in the order that keeps traffic on ready pods."""
-    metadata = sync_metadata(draft.rollout, decision.revisions)  # before pods are added
     scaled = scale_new_and_stable(draft, decision)
     routed = route(draft, decision)
+    # before pods are added; never taking pods out of a subset that routes to them
+    metadata = sync_metadata(draft.rollout, decision.revisions,
+                             serving=serving_labels(draft, routed))
+    if (routed.traffic or metadata) and decision.leaving_canary \
+            and draft.observed.traffic is not None and draft.observed.traffic.routes_by_subset:
+        # a role switch (promotion, abort) over subsets goes step by step: traffic leaves a
+        # subset, then its pods' metadata switches, then a subset moves onto them
+        draft.again = True
     scale_downs = [*scaled.downs,
                    *scale_down_older(draft, decision, selected=set(routed.selected))]
     deletions = history_deletions(draft.rollout, decision.revisions)

@@ -15,6 +15,7 @@ ReplicaSet owns, after the ReplicaSet itself is patched (new pods are then alrea
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -81,9 +82,13 @@ def inject(body: dict[str, Any], desired: PodMetadata | None) -> None:
     body["metadata"].setdefault("annotations", {})[EPHEMERAL_METADATA_ANNOTATION] = value
 
 
-def sync_metadata(rollout: Rollout, revisions: Revisions) -> list[Action]:
+def sync_metadata(rollout: Rollout, revisions: Revisions, *,
+                  serving: Mapping[str, Mapping[str, str]] | None = None) -> list[Action]:
     """Argo's ``reconcileEphemeralMetadata``: each ReplicaSet's template carries its role's
-    metadata (older ones none), and its pods are to follow."""
+    metadata (older ones none), and its pods are to follow; except that a ReplicaSet keeps
+    the labels a subset with traffic selects it by (``serving``, by pod-template hash) until
+    traffic has left that subset: a role switched at promotion must not take pods out of the
+    subset that still routes to them."""
     canary = rollout.canary
     if canary.canary_metadata is None and canary.stable_metadata is None:
         return []
@@ -96,9 +101,25 @@ def sync_metadata(rollout: Rollout, revisions: Revisions) -> list[Action]:
     wanted += [(rs, None) for rs in revisions.older]
     actions: list[Action] = []
     for rs, desired in wanted:
-        if rs is not None and (action := _sync_one(rs, desired)) is not None:
+        if rs is None or _would_leave_subset(rs, desired, (serving or {}).get(rs.pod_hash)):
+            continue
+        if (action := _sync_one(rs, desired)) is not None:
             actions.append(action)
     return actions
+
+
+def _would_leave_subset(rs: ReplicaSetView, desired: PodMetadata | None,
+                        selected_by: Mapping[str, str] | None) -> bool:
+    """The switch would change or drop a label a subset with traffic selects this
+    ReplicaSet's pods by."""
+    if not selected_by:
+        return False
+    labels = dict((rs.template.get("metadata") or {}).get("labels") or {})
+    existing = rs.injected_metadata
+    for key in existing.labels if existing is not None else {}:
+        labels.pop(key, None)
+    labels.update(desired.labels if desired is not None else {})
+    return any(labels.get(key) != value for key, value in selected_by.items())
 
 
 def _sync_one(rs: ReplicaSetView, desired: PodMetadata | None) -> PatchReplicaSet | None:

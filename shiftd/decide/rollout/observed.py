@@ -163,6 +163,24 @@ class ServiceView:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkloadView:
+    """The Deployment a Rollout's ``workloadRef`` names, as far as scaling it down goes."""
+
+    name: str
+    spec_replicas: int
+    resource_version: str | None = None
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any]) -> WorkloadView:
+        metadata = obj.get("metadata") or {}
+        replicas = (obj.get("spec") or {}).get("replicas")
+        version = metadata.get("resourceVersion")
+        return cls(name=str(metadata.get("name", "")),
+                   spec_replicas=1 if replicas is None else int(replicas),
+                   resource_version=str(version) if version else None)
+
+
+@dataclass(frozen=True, slots=True)
 class Observed:
     """Everything one reconcile of one Rollout sees besides the Rollout itself."""
 
@@ -175,3 +193,5 @@ class Observed:
     analysis_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # The Rollout's pods, for a restartAt restart; None: the runtime does not list pods.
     pods: tuple[PodView, ...] | None = None
+    # The Deployment spec.workloadRef names; None without one (or when it is not found).
+    workload: WorkloadView | None = None

@@ -38,6 +38,7 @@ from shiftd.model.argo.rollout import (
     InvalidSpecError,
     parse_rollout,
 )
+from shiftd.model.argo.workload import with_placeholder_template
 
 __all__ = [
     "ABORT_PATCH",
@@ -372,7 +373,7 @@ def rollout_phase(rollout: Mapping[str, Any]) -> tuple[str, str]:
     if status.get("phase"):
         return str(status["phase"]), str(status.get("message") or "")
     try:
-        parsed = parse_rollout(dict(rollout))
+        parsed = parse_rollout(with_placeholder_template(dict(rollout)))
     except InvalidSpecError as error:
         return "Degraded", f"InvalidSpec: {error}"
     return calculate_phase(parsed, dict(status))

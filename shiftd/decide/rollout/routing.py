@@ -3,8 +3,11 @@ canary may safely get, and the ``SetTraffic`` write that routes it.
 
 Traffic is only raised onto pods that are available and selected: the canary Service moves
 onto the new pods once enough of them serve, and the weight follows once it has. A router that
-routes by subsets (``TrafficObservation.routes_by_subset``) also has its subsets moved. The
-weights are recorded in ``status.canary.weights``, as Argo records them.
+routes by subsets (``TrafficObservation.routes_by_subset``) also has its subsets moved, each
+only onto a ReplicaSet with available pods that carry the subset's other labels (a role's
+``version`` label, say); ``serving_labels`` says which labels must stay on which pods while a
+subset routes to them. The weights are recorded in ``status.canary.weights``, as Argo records
+them.
 """
 
 from __future__ import annotations
@@ -52,9 +55,11 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
     )
     canary_selector = selectors.get("canary", canary_hash)
     traffic: tuple[Action, ...] = ()
+    subsets: tuple[str | None, str | None] = (None, None)
     if draft.rollout.canary.traffic_routed:
         subsets = _subset_targets(draft, stable_target=(revisions.stable_hash, revisions.stable_rs),
-                                  canary_target=(canary_hash, canary_rs))
+                                  canary_target=(canary_hash, canary_rs),
+                                  warn=not decision.leaving_canary)
         safe_weight = desired_weight
         if not lowering and canary_hash not in (canary_selector, subsets[0] or canary_hash):
             safe_weight = decision.current_weight  # never raise onto pods the Service skips
@@ -64,8 +69,9 @@ def route(draft: Draft, decision: Decision) -> RoutingWrites:
                            routes=desired_routes(draft, decision))
         _record_weights(draft, canary_weight=safe_weight, canary_hash=canary_hash,
                         stable_hash=revisions.stable_hash)
-    # A Service held on older pods keeps them selected.
-    selected = {revisions.stable_hash, canary_hash, *(h for h in selectors.values() if h)}
+    # A Service or subset held on older pods keeps them selected (and scaled).
+    selected = {revisions.stable_hash, canary_hash, *(h for h in selectors.values() if h),
+                *(h for h in subsets if h)}
     return RoutingWrites(services=tuple(services), traffic=traffic, lowering=lowering,
                          selected=frozenset(selected))
 
@@ -98,22 +104,65 @@ def may_switch_to(target: ReplicaSetView | None, *, first_adoption: bool) -> boo
 
 
 def _subset_targets(draft: Draft, *, stable_target: tuple[str, ReplicaSetView | None],
-                    canary_target: tuple[str, ReplicaSetView | None]
+                    canary_target: tuple[str, ReplicaSetView | None], warn: bool
                     ) -> tuple[str | None, str | None]:
     """The (canary, stable) hashes a subset router's subsets should select after this plan:
     the targets, except that a subset is never pointed at a ReplicaSet whose pods are not
-    available yet (it keeps what it selects)."""
+    available yet or lack the subset's other labels (it keeps what it selects). With
+    ``warn`` (mid-update, where no role switch is under way) a subset held for want of its
+    labels is reported: it would wait forever."""
     observation = draft.observed.traffic
     if observation is None or not observation.routes_by_subset:
         return canary_target[0], stable_target[0]
     held: list[str | None] = []
-    for (target_hash, target_rs), current in ((canary_target, observation.canary_subset_hash),
-                                              (stable_target, observation.stable_subset_hash)):
-        if current == target_hash or may_switch_to(target_rs, first_adoption=current is None):
+    for role, (target_hash, target_rs), current, labels in (
+            ("canary", canary_target, observation.canary_subset_hash,
+             observation.canary_subset_labels),
+            ("stable", stable_target, observation.stable_subset_hash,
+             observation.stable_subset_labels)):
+        ready = may_switch_to(target_rs, first_adoption=current is None)
+        if current == target_hash or (ready and carries(target_rs, labels)):
             held.append(target_hash)
-        else:
-            held.append(current)
+            continue
+        held.append(current)
+        if ready and target_rs is not None and warn:
+            wanted = ", ".join(f"{key}={value}" for key, value in labels)
+            draft.event("SubsetLabelsMissing", f"the {role} subset selects {wanted}, which the "
+                        f"pods of ReplicaSet {target_rs.name} do not carry: the subset stays "
+                        "where it is (set canaryMetadata/stableMetadata to match)", warning=True)
     return held[0], held[1]
+
+
+def carries(target: ReplicaSetView | None, labels: tuple[tuple[str, str], ...]) -> bool:
+    """The ReplicaSet's pods carry the labels a subset selects on besides the hash (its
+    template's, e.g. a role's ``version`` label from canary/stableMetadata): a subset pointed
+    at pods without them would select none."""
+    if target is None:
+        return False
+    template_labels = (target.template.get("metadata") or {}).get("labels") or {}
+    return all(template_labels.get(key) == value for key, value in labels)
+
+
+def serving_labels(draft: Draft, routed: RoutingWrites) -> dict[str, dict[str, str]]:
+    """For a subset router: by pod-template hash, the labels a subset with traffic selects
+    on, now or after this plan's traffic write. A ReplicaSet's pods must keep them (its
+    canary/stable metadata is not switched) until no weighted subset selects it."""
+    observation = draft.observed.traffic
+    if observation is None or not observation.routes_by_subset:
+        return {}
+    states = [(observation.canary_weight, observation.canary_subset_hash,
+               observation.stable_subset_hash)]
+    for action in routed.traffic:
+        if isinstance(action, SetTraffic):
+            states.append((action.canary_weight, action.canary_hash, action.stable_hash))
+    serving: dict[str, dict[str, str]] = {}
+    for weight, canary_hash, stable_hash in states:
+        for share, pod_hash, labels in (
+                (weight, canary_hash, observation.canary_subset_labels),
+                (MAX_WEIGHT - weight, stable_hash, observation.stable_subset_labels)):
+            if share > 0 and pod_hash and labels:
+                serving.setdefault(pod_hash, {}).update(labels)
+    return serving
 
 
 def _traffic(

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from shiftd.decide.rollout.actions import (
     Action,
+    AnnotateRollout,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteReplicaSet,
@@ -35,6 +36,7 @@ from shiftd.decide.rollout.actions import (
     PatchRolloutStatus,
     PatchService,
     Plan,
+    ScaleDeployment,
     SetTraffic,
 )
 from shiftd.decide.rollout.hashing import pod_template_hash
@@ -330,4 +332,10 @@ def action_json(action: Action, *, rollout: Rollout) -> Obj:
                 "patch": action.patch}
     if isinstance(action, EvictPods):
         return {"kind": "EvictPods", "target": ",".join(f"Pod/{n}" for n in action.names)}
+    if isinstance(action, AnnotateRollout):
+        return {"kind": "AnnotateRollout", "target": f"Rollout/{rollout.name}",
+                "patch": {"metadata": {"annotations": action.annotations}}}
+    if isinstance(action, ScaleDeployment):
+        return {"kind": "ScaleDeployment", "target": f"Deployment/{action.name}",
+                "replicas": action.replicas}
     return {"kind": "DeleteAnalysisRun", "target": f"AnalysisRun/{action.name}"}

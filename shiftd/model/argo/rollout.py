@@ -43,6 +43,7 @@ from shiftd.model.argo.routes import (
     parse_managed_routes,
     parse_route_step,
 )
+from shiftd.model.argo.workload import WorkloadRef, resolve_workload
 from shiftd.model.durations import parse_duration
 
 DEFAULT_REPLICAS = 1
@@ -181,6 +182,8 @@ class Rollout:
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_SECONDS
     progress_deadline_abort: bool = False  # ... and is then aborted
     restart_at: datetime | None = None  # pods created before it are to be restarted
+    # spec.workloadRef: the template (and selector) above came from this Deployment
+    workload_ref: WorkloadRef | None = None
 
     @property
     def key(self) -> str:
@@ -407,12 +410,14 @@ def _selector_matches_template(selector: dict[str, Any], labels: dict[str, str])
     return all(labels.get(key) == value for key, value in match_labels.items())
 
 
-def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) -> Rollout:
-    """Parse and validate a raw Rollout. Raises ``InvalidSpecError`` with a one-line message."""
+def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None, *,
+                  workload: dict[str, Any] | None = None) -> Rollout:
+    """Parse and validate a raw Rollout. Raises ``InvalidSpecError`` with a one-line message.
+
+    ``workload`` is the Deployment ``spec.workloadRef`` names, as the caller found it (None:
+    not found); the template comes from it."""
     metadata = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    if spec.get("workloadRef"):
-        raise InvalidSpecError("spec.workloadRef is not supported by shiftd yet")
+    spec, workload_ref = resolve_workload(obj.get("spec") or {}, workload)
     selector = spec.get("selector")
     if not isinstance(selector, dict) or not (
         selector.get("matchLabels") or selector.get("matchExpressions")
@@ -449,6 +454,7 @@ def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) 
         progress_deadline_seconds=progress_deadline,
         progress_deadline_abort=bool_field(spec, "progressDeadlineAbort", path="spec"),
         restart_at=parse_restart_at(spec.get("restartAt")),
+        workload_ref=workload_ref,
         status=obj.get("status") or {},
         annotations=metadata.get("annotations") or {},
     )

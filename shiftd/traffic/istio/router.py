@@ -30,6 +30,7 @@ from shiftd.traffic.istio.routes import (
     canary_destination,
     observe_subsets,
     route_weights,
+    subset_labels,
     subset_patch,
     weight_patch,
 )
@@ -103,11 +104,13 @@ class IstioRouter:
         destinations = _destinations(rollout, routing)
         weights: list[RouteWeight] = []
         canary_hash = stable_hash = None
+        labels: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = ((), ())
         try:
             managed = self._observe_virtual_services(rollout, routing, destinations, weights)
             if routing.destination_rule is not None:
                 rule = self._rule(rollout, routing)
                 canary_hash, stable_hash = observe_subsets(rule, destinations)
+                labels = subset_labels(rule, destinations)
         except RouteError as error:
             return TrafficObservation(canary_weight=min((w.canary for w in weights), default=0),
                                       error=str(error))
@@ -115,7 +118,9 @@ class IstioRouter:
                                   routes_by_subset=routing.destination_rule is not None,
                                   canary_subset_hash=canary_hash, stable_subset_hash=stable_hash,
                                   route_weights=tuple(weights), managed_routes=managed[0],
-                                  managed_routes_intact=managed[1])
+                                  managed_routes_intact=managed[1],
+                                  canary_subset_labels=labels[0],
+                                  stable_subset_labels=labels[1])
 
     def _observe_virtual_services(
         self, rollout: Rollout, routing: IstioRouting, destinations: Destinations,

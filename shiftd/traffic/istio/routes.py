@@ -217,6 +217,19 @@ def observe_subsets(rule: dict[str, Any], destinations: Destinations) -> tuple[s
     return found[str(destinations.canary_subset)], found[str(destinations.stable_subset)]
 
 
+def subset_labels(rule: dict[str, Any], destinations: Destinations
+                  ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The labels besides the pod-template hash that the canary and stable subsets select
+    on, as sorted (key, value) pairs."""
+    found: dict[str, tuple[tuple[str, str], ...]] = {}
+    for subset in (rule.get("spec") or {}).get("subsets") or []:
+        labels = subset.get("labels") or {}
+        found[str(subset.get("name"))] = tuple(sorted(
+            (str(k), str(v)) for k, v in labels.items() if k != POD_TEMPLATE_HASH_LABEL))
+    return (found.get(str(destinations.canary_subset), ()),
+            found.get(str(destinations.stable_subset), ()))
+
+
 def subset_patch(rule: dict[str, Any], destinations: Destinations, *, canary_hash: str,
                  stable_hash: str) -> list[dict[str, Any]]:
     """JSON patch pointing the canary and stable subsets at their pod-template hashes."""
