@@ -154,3 +154,58 @@ async def test_restart_at_evicts_every_pod_in_batches_within_max_unavailable_and
             granted = [r for r in cluster.api.request_log if r.method == "POST"
                        and r.path.endswith("/eviction") and r.status == 201]
             assert len(granted) == 4
+
+
+def pods_of(watch: PodWatch, replica_set: str) -> dict[str, Obj]:
+    """The pods a ReplicaSet controls, by UID."""
+    return {pod["metadata"]["uid"]: pod for pod in watch.pods.values()
+            if any(ref.get("name") == replica_set and ref.get("controller")
+                   for ref in pod["metadata"].get("ownerReferences") or ())}
+
+
+def roles(pods: dict[str, Obj]) -> set[str | None]:
+    return {(pod["metadata"].get("labels") or {}).get("role") for pod in pods.values()}
+
+
+async def test_canary_and_stable_metadata_move_onto_existing_pods_at_promotion() -> None:
+    async with test_cluster() as cluster, watching_pods(cluster) as pods, \
+            cluster.kubelet(create_pods=True), running_daemon(cluster, clock=ManualClock()):
+        rollout = rollout_of(2, canaryMetadata={"labels": {"role": "canary"}},
+                             stableMetadata={"labels": {"role": "stable"},
+                                             "annotations": {"team": "blue"}})
+        await cluster.client.create(ROLLOUT, cluster.namespace, rollout)
+        await cluster.wait_for(lambda: healthy_with_ready_pods(cluster, pods, 2),
+                               what="Healthy with 2 ready pods")
+        first = (await status_of(cluster))["stableRS"]
+        await cluster.set_image(NAME, "nginx:1.27")
+
+        async def paused() -> Obj | None:
+            status = await status_of(cluster)
+            stable = pods_of(pods, f"{NAME}-{first}")
+            canary = pods_of(pods, f"{NAME}-{status.get('currentPodHash')}")
+            done = (status.get("phase") == "Paused" and len(canary) == 1 and len(stable) == 1
+                    and pods.ready_count() == 2)
+            return status if done else None
+
+        status = await cluster.wait_for(paused, what="paused at 50% with one pod each")
+        stable = pods_of(pods, f"{NAME}-{first}")
+        canary = pods_of(pods, f"{NAME}-{status['currentPodHash']}")
+        assert roles(stable) == {"stable"} and roles(canary) == {"canary"}
+        assert all(pod["metadata"]["annotations"].get("team") == "blue"
+                   for pod in stable.values())
+        assert not any("team" in (pod["metadata"].get("annotations") or {})
+                       for pod in canary.values())
+
+        await cluster.promote(NAME)
+
+        async def relabelled() -> bool:
+            now = pods_of(pods, f"{NAME}-{status['currentPodHash']}")
+            return ((await status_of(cluster)).get("phase") == "Healthy"
+                    and set(canary) <= set(now) and roles(now) == {"stable"})
+
+        await cluster.wait_for(relabelled, what="the promoted pods relabelled in place")
+        promoted = pods_of(pods, f"{NAME}-{status['currentPodHash']}")
+        for uid, before in canary.items():  # the very same pods, not recreated
+            labels = promoted[uid]["metadata"]["labels"]
+            assert labels == {**before["metadata"]["labels"], "role": "stable"}
+            assert promoted[uid]["metadata"]["annotations"].get("team") == "blue"
