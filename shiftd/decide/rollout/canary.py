@@ -43,6 +43,7 @@ from shiftd.decide.rollout.targets import canary_replicas_or_weight
 from shiftd.model.argo.rollout import Rollout
 
 RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
+TRAFFIC_ROUTING = "spec.strategy.canary.trafficRouting"
 
 
 def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
@@ -129,7 +130,9 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
         if name and observed.services.get(name) is None:
             return f"spec.strategy.canary.{role}: Service {name!r} not found"
     if observed.traffic is not None and observed.traffic.error:
-        return observed.traffic.error
+        error = observed.traffic.error
+        # the router's objects do not fit what the Rollout names: say which field names them
+        return error if error.startswith("spec.") else f"{TRAFFIC_ROUTING}: {error}"
     return None
 
 

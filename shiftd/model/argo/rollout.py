@@ -31,6 +31,7 @@ from shiftd.model.argo.fields import (
 from shiftd.model.argo.fields import (
     resolve_int_or_percent as resolve_int_or_percent,  # noqa: PLC0414
 )
+from shiftd.model.argo.shapes import ROLLOUT_SPEC, check_shape
 from shiftd.model.durations import parse_duration
 
 DEFAULT_REPLICAS = 1
@@ -390,6 +391,7 @@ def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None) 
     """Parse and validate a raw Rollout. Raises ``InvalidSpecError`` with a one-line message."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
+    check_shape(spec, ROLLOUT_SPEC, path="spec")  # a wrong type is InvalidSpec, not a crash
     if spec.get("workloadRef"):
         raise InvalidSpecError("spec.workloadRef is not supported by shiftd yet")
     selector = spec.get("selector")
