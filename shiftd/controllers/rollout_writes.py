@@ -4,8 +4,8 @@ posted to the events writer in the background.
 
 A traffic write goes to the Rollout's router, which says what it wrote, so nothing here knows
 which mesh objects a router touches. Pod writes (``EvictPods``, and a ``PatchReplicaSet``'s
-``pod_metadata`` merged onto the ReplicaSet's existing pods) go through ``RolloutPods`` on the
-ReplicaSet writer; pods are not cached.
+``pod_metadata`` merged onto the ReplicaSet's existing pods, before and after its own patch)
+go through ``RolloutPods`` on the ReplicaSet writer; pods are not cached.
 """
 
 from __future__ import annotations
@@ -130,16 +130,23 @@ class RolloutWrites:
 
     async def _patch_with_pods(self, namespace: str, rollout: Rollout,
                                action: PatchReplicaSet) -> list[Written]:
-        """A ReplicaSet's patch, then its existing pods' metadata (canary/stable metadata
-        switched in place; new pods already come from the patched template)."""
+        """A ReplicaSet's patch with its existing pods' metadata (canary/stable metadata
+        switched in place). The pods are patched before the ReplicaSet, so a daemon killed in
+        between finds the ReplicaSet unpatched and does both again, and once more after it,
+        for a pod its controller made from the old template meanwhile."""
+        metadata = action.pod_metadata or {}
+
+        async def relabel() -> list[JsonObject]:
+            pods: list[JsonObject] = await self._writers.replica_sets.submit(
+                lambda: self._pods.relabel(rollout, replica_set=action.name, patch=metadata))
+            return pods
+
+        before = await relabel()
         written = await self._write(self._writers.replica_sets, REPLICA_SET, lambda: (
             self._client.patch(REPLICA_SET, namespace, action.name, action.patch,
                                patch_type="merge")))
-        assert action.pod_metadata is not None
-        pods: list[JsonObject] = await self._writers.replica_sets.submit(
-            lambda: self._pods.relabel(rollout, replica_set=action.name,
-                                       patch=action.pod_metadata or {}))
-        return [*written, *((POD, pod) for pod in pods)]
+        after = await relabel()
+        return [*written, *((POD, pod) for pod in [*before, *after])]
 
     def _owned_kind(self, action: Action) -> tuple[ResourceKind, Writer]:
         if isinstance(action, CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet):
