@@ -59,6 +59,12 @@ def with_change(path: tuple[Any, ...], value: Any, *, analysis: bool = False) ->
         pytest.param(("strategy", "canary", "steps", 1), None,
                      "spec.strategy.canary.steps[1] must be an object, got null",
                      id="a null step"),
+        pytest.param(("template", "spec", "containers", 0, "ports"), 221816777,
+                     "spec.template.spec.containers[0].ports must be a list, got a number",
+                     id="container ports a number (TypeError in the template defaults)"),
+        pytest.param(("template", "spec", "containers", 0, "env"), [3],
+                     "spec.template.spec.containers[0].env[0] must be an object",
+                     id="an env entry a number"),
     ],
 )
 def test_a_field_of_the_wrong_type_is_invalid_spec_naming_it(path: tuple[Any, ...],
@@ -69,6 +75,9 @@ def test_a_field_of_the_wrong_type_is_invalid_spec_naming_it(path: tuple[Any, ..
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
+        pytest.param(("strategy", "canary", "analysis", "startingStep"), {"name": {}},
+                     "spec.strategy.canary.analysis.startingStep must be an integer, got an "
+                     "object", id="startingStep an object (TypeError in int())"),
         pytest.param(("strategy", "canary", "analysis"), 5,
                      "spec.strategy.canary.analysis must be an object, got a number",
                      id="analysis a number (AttributeError)"),
@@ -127,3 +136,17 @@ def test_a_null_field_counts_as_absent() -> None:
     check_shape(spec, ROLLOUT_SPEC, path="spec")
     with pytest.raises(InvalidSpecError, match=r"^spec.selector must be an object, got a list$"):
         check_shape({**spec, "selector": []}, ROLLOUT_SPEC, path="spec")
+
+
+@pytest.mark.parametrize("duration", [0, "0s"])
+def test_a_pause_of_no_time_is_passed_at_once_and_every_plan_stays_a_fixed_point(
+    duration: object
+) -> None:
+    # found by fuzzing: the pause was recorded, then found over by a plan at the same instant
+    world = World.from_example("asm-host-split")
+    world.rollout["spec"]["strategy"]["canary"]["steps"][1]["pause"] = {"duration": duration}
+    world.settle()
+    world.set_image("argoproj/rollouts-demo:yellow")
+    world.settle()  # the World checks every plan is a fixed point
+    assert world.status["currentStepIndex"] == 3  # at step 3's indefinite pause
+    assert world.weights() == (80, 20)  # (stable, canary)

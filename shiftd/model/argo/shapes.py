@@ -14,21 +14,27 @@ from typing import Any
 
 from shiftd.model.argo.fields import InvalidSpecError
 
-# A shape is "object" (any keys), "string", "strings" (a list of them), "string map" (an object
+# A shape is "object" (any keys), "string", "strings" (a list of them), "integer" (read as is,
+# not by a field parser), "string map" (an object
 # of strings), a dict of the known keys' shapes (an object; a key ending in "!" is required),
 # or a one-item list (a list of it).
 Shape = str | dict[str, Any] | list[Any]
 
-OBJECT, STRING, STRINGS = "object", "string", "strings"
+OBJECT, STRING, STRINGS, INTEGER = "object", "string", "strings", "integer"
 _STRING_MAP = "string map"
 _ARG: dict[str, Shape] = {"name!": STRING, "valueFrom": {
     "fieldRef": {"fieldPath": STRING}, "secretKeyRef": OBJECT}}
 _ANALYSIS: dict[str, Shape] = {
-    "templates": [{"templateName": STRING}], "args": [_ARG], "dryRun": [OBJECT],
-    "measurementRetention": [OBJECT], "analysisRunMetadata": OBJECT}
+    "startingStep": INTEGER, "templates": [{"templateName": STRING}], "args": [_ARG],
+    "dryRun": [OBJECT], "measurementRetention": [OBJECT], "analysisRunMetadata": OBJECT}
 _POD_METADATA: dict[str, Shape] = {"labels": _STRING_MAP, "annotations": _STRING_MAP}
 _VIRTUAL_SERVICE: dict[str, Shape] = {"name": STRING, "routes": STRINGS,
                                       "tlsRoutes": [OBJECT], "tcpRoutes": [OBJECT]}
+# what shiftd reads of a pod template's spec (the API server's defaults, compared semantically)
+_CONTAINER: dict[str, Shape] = {"name": STRING, "image": STRING, "ports": [OBJECT],
+                                "env": [{"valueFrom": {"fieldRef": OBJECT}}]}
+_POD_SPEC: dict[str, Shape] = {"containers": [_CONTAINER], "initContainers": [_CONTAINER],
+                               "ephemeralContainers": [_CONTAINER], "volumes": [OBJECT]}
 _STEP: dict[str, Shape] = {"pause": OBJECT, "setCanaryScale": OBJECT,
                            "analysis": _ANALYSIS, "setHeaderRoute": OBJECT,
                            "setMirrorRoute": OBJECT}
@@ -44,7 +50,7 @@ ROLLOUT_SPEC: dict[str, Shape] = {
     "selector": {"matchLabels": _STRING_MAP, "matchExpressions": [
         {"key": STRING, "operator": STRING, "values": STRINGS}]},
     "template": {"metadata": {"labels": _STRING_MAP, "annotations": _STRING_MAP},
-                 "spec": {"containers": [OBJECT]}},
+                 "spec": _POD_SPEC},
     "strategy": {"canary": _CANARY, "blueGreen": OBJECT},
     "workloadRef": OBJECT,
 }
@@ -98,5 +104,8 @@ def check_shape(value: Any, shape: Shape, *, path: str) -> None:
                 check_shape(value.get(name), child, path=f"{path}.{name}")
     elif shape == STRINGS:
         check_shape(value, [STRING], path=path)
+    elif shape == INTEGER:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _fail(path, "an integer", value)
     elif not isinstance(value, str):
         raise _fail(path, "a string", value)
