@@ -253,6 +253,10 @@ class Registry:
                     "kind": resource_type.kind,
                     "verbs": ["get", "patch", "update"],
                 })
+            if resource_type.key == ("", "pods"):  # served by shiftd.sim.eviction
+                resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
+                                  "group": "policy", "version": "v1", "kind": "Eviction",
+                                  "verbs": ["create"]})
         if not resources:
             return None
         return {

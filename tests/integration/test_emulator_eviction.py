@@ -148,3 +148,12 @@ async def test_the_fake_kubelet_replaces_an_evicted_pod_with_a_new_unready_one(
         names = await pod_names(core)
         assert victim not in names and len(names) == 2
         tg.cancel_scope.cancel()
+
+
+async def test_discovery_lists_the_eviction_subresource_as_a_real_server_does(
+    kube: ApiClient
+) -> None:
+    resources = await client.CoreV1Api(kube).get_api_resources()
+    (entry,) = [r for r in resources.resources if r.name == "pods/eviction"]
+    assert (entry.group, entry.version, entry.kind, entry.verbs) == (
+        "policy", "v1", "Eviction", ["create"])
