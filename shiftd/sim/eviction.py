@@ -24,9 +24,7 @@ from shiftd.sim.store import Store
 
 Obj = dict[str, Any]
 
-TOO_MANY_REQUESTS = (
-    "Cannot evict pod as it would violate the pod's disruption budget."
-)
+TOO_MANY_REQUESTS = "Cannot evict pod as it would violate the pod's disruption budget."
 
 
 def evicted_status() -> Obj:
@@ -45,8 +43,8 @@ def check_eviction(body: Obj, *, name: str) -> None:
 
 
 def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """A LabelSelector object against labels (an empty or missing selector selects none, as a
-    PodDisruptionBudget's does in policy/v1 only when null; an empty one selects all)."""
+    """A LabelSelector object against labels: a null selector selects nothing, an empty one
+    everything (a policy/v1 PodDisruptionBudget's rule)."""
     if selector is None:
         return False
     for key, value in (selector.get("matchLabels") or {}).items():

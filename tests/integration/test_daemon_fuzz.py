@@ -13,6 +13,7 @@ batch in CI (``tests.support.fuzzing``); ``SHIFTD_FUZZ_EXAMPLES`` for the long f
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from typing import Any
 
@@ -37,7 +38,6 @@ TEMPLATE: Obj = {
              "metrics": [{"name": "ok", "interval": "10s", "successCondition": "result == 1",
                           "provider": {"web": {"url": "http://{{args.service}}/ok"}}}]},
 }
-USER_FIELDS = ("spec", "labels", "annotations")
 
 
 def _processor(kind: str) -> Any:
@@ -151,7 +151,7 @@ async def test_fuzzed_rollouts_and_templates_never_stop_the_daemon_nor_the_good_
 
         await cluster.wait_for(good_finished, timeout=30, what="the good Rollout finished")
         for name, (created, changed) in stored.items():
-            status = await cluster.wait_for(lambda n=name: judged(cluster, n),  # type: ignore[misc]
+            status = await cluster.wait_for(functools.partial(judged, cluster, name),
                                             what=f"{name} ({changed}) judged")
             message = invalid_spec(status)
             assert message is None or "spec." in message, (name, changed, message)
