@@ -7,9 +7,10 @@ they name (woken through the reference index; a Deployment's template is resolve
 Rollout before parsing), each traffic router's kinds (optional: a cluster without Istio's CRDs still
 runs basic canaries). ``reconcile`` reads only the caches, asks the Rollout's traffic router
 what the mesh routes, calls ``plan_rollout`` (or ``plan_invalid_spec``) and applies the plan
-through ``RolloutWrites``. A write that meets a conflict (409, a failed JSON-patch ``test``, an
-object already existing or already gone) means the plan was made from stale objects: the
-Rollout is re-read and the key retried.
+through ``RolloutWrites``. A Rollout whose ``restartAt`` asks for a restart has its pods
+listed for that reconcile (``RolloutPods``; no pod informer). A write that meets a conflict
+(409, a failed JSON-patch ``test``, an object already existing or already gone) means the plan
+was made from stale objects: the Rollout is re-read and the key retried.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from datetime import datetime
 from typing import Any
 
 from shiftd.controllers.rollout_inputs import analysis_specs, observe, references
+from shiftd.controllers.rollout_pods import RolloutPods
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.rollout.actions import Plan
+from shiftd.decide.rollout.observed import parse_time
 from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
+from shiftd.decide.rollout.restart import needs_restart
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import Conflict, Invalid, KubeError, NotFound
 from shiftd.kube.resources import (
@@ -89,6 +93,7 @@ class RolloutController:
         self._telemetry = telemetry
         self._instance_id = instance_id
         self._defaults = defaults
+        self._pods = RolloutPods(client)
         # per Rollout: the inputs as our last plan left them, and when that plan wants to be
         # woken; a reconcile seeing the same inputs before then has nothing to do (our own
         # writes' watch events, resyncs)
@@ -159,7 +164,7 @@ class RolloutController:
         started = time.perf_counter()
         ours: set[str] = set()  # fingerprint lines of the objects this reconcile writes
         try:
-            plan, rollout = self._plan(key, obj)
+            plan, rollout = await self._plan(key, obj)
             for kind, written in await self._writes.apply(obj, rollout, plan):
                 ours.add(entry(kind, written))
         except (Conflict, Invalid, NotFound, RouteError) as error:
@@ -213,7 +218,7 @@ class RolloutController:
         return tuple(versions)
 
     # -- planning -------------------------------------------------------------------------
-    def _plan(self, key: ObjectKey, obj: JsonObject) -> tuple[Plan, Rollout | None]:
+    async def _plan(self, key: ObjectKey, obj: JsonObject) -> tuple[Plan, Rollout | None]:
         now = self._clock.now()
         try:
             rollout = self._parse(key, obj)
@@ -232,6 +237,11 @@ class RolloutController:
         self._caches.set_references(key, refs)
         observed = observe(rollout, self._caches, router=router, specs=specs,
                            workload=self._workload(key, obj))
+        if needs_restart(restart_at=rollout.restart_at, now=now,
+                         restarted_at=parse_time(str(rollout.status.get("restartedAt", "")))):
+            # listed now, not watched: only a restarting Rollout needs its pods
+            observed = dataclasses.replace(observed,
+                                           pods=await self._pods.views(rollout, now=now))
         plan = plan_rollout(rollout, observed, now=now,
                             resource_version=(obj.get("metadata") or {}).get("resourceVersion"))
         return plan, rollout

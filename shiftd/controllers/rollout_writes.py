@@ -3,7 +3,9 @@ plan's order, its answer put into the caches at once (write-through), and the pl
 posted to the events writer in the background.
 
 A traffic write goes to the Rollout's router, which says what it wrote, so nothing here knows
-which mesh objects a router touches.
+which mesh objects a router touches. Pod writes (``EvictPods``, and a ``PatchReplicaSet``'s
+``pod_metadata`` merged onto the ReplicaSet's existing pods, before and after its own patch)
+go through ``RolloutPods`` on the ReplicaSet writer; pods are not cached.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from shiftd.controllers.rollout_pods import RolloutPods
 from shiftd.decide.rollout.actions import (
     Action,
     AnnotateRollout,
@@ -22,6 +25,7 @@ from shiftd.decide.rollout.actions import (
     DeleteAnalysisRun,
     DeleteReplicaSet,
     EventSpec,
+    EvictPods,
     PatchAnalysisRun,
     PatchReplicaSet,
     PatchRolloutStatus,
@@ -36,6 +40,7 @@ from shiftd.kube.events import EventRecorder
 from shiftd.kube.resources import (
     ANALYSIS_RUN,
     DEPLOYMENT,
+    POD,
     REPLICA_SET,
     ROLLOUT,
     SERVICE,
@@ -63,6 +68,7 @@ class RolloutWrites:
         self._routers = routers
         self._recorder = recorder
         self._wait_idle = wait_idle
+        self._pods = RolloutPods(client)
 
     async def apply(self, obj: JsonObject, rollout: Rollout | None,
                     plan: Plan) -> list[Written]:
@@ -103,10 +109,15 @@ class RolloutWrites:
             kind, writer = self._owned_kind(action)
             return await self._write(writer, kind, lambda: client.create(
                 kind, namespace, action.body))
+        if isinstance(action, PatchReplicaSet) and action.pod_metadata and rollout is not None:
+            return await self._patch_with_pods(namespace, rollout, action)
         if isinstance(action, PatchReplicaSet | PatchAnalysisRun | PatchService):
             kind, writer = self._owned_kind(action)
             return await self._write(writer, kind, lambda: client.patch(
                 kind, namespace, action.name, action.patch, patch_type="merge"))
+        if isinstance(action, EvictPods):
+            await writers.replica_sets.submit(lambda: self._pods.evict(namespace, action.names))
+            return []
         if isinstance(action, DeleteReplicaSet | DeleteAnalysisRun):
             kind, writer = self._owned_kind(action)
             await writer.submit(lambda: client.delete(kind, namespace, action.name))
@@ -136,6 +147,26 @@ class RolloutWrites:
             status["metadata"] = {"resourceVersion": action.resource_version}
         return await self._write(writers.status, ROLLOUT, lambda: client.patch(
             ROLLOUT, namespace, name, status, patch_type="merge", subresource="status"))
+
+    async def _patch_with_pods(self, namespace: str, rollout: Rollout,
+                               action: PatchReplicaSet) -> list[Written]:
+        """A ReplicaSet's patch with its existing pods' metadata (canary/stable metadata
+        switched in place). The pods are patched before the ReplicaSet, so a daemon killed in
+        between finds the ReplicaSet unpatched and does both again, and once more after it,
+        for a pod its controller made from the old template meanwhile."""
+        metadata = action.pod_metadata or {}
+
+        async def relabel() -> list[JsonObject]:
+            pods: list[JsonObject] = await self._writers.replica_sets.submit(
+                lambda: self._pods.relabel(rollout, replica_set=action.name, patch=metadata))
+            return pods
+
+        before = await relabel()
+        written = await self._write(self._writers.replica_sets, REPLICA_SET, lambda: (
+            self._client.patch(REPLICA_SET, namespace, action.name, action.patch,
+                               patch_type="merge")))
+        after = await relabel()
+        return [*written, *((POD, pod) for pod in [*before, *after])]
 
     def _owned_kind(self, action: Action) -> tuple[ResourceKind, Writer]:
         if isinstance(action, CreateReplicaSet | PatchReplicaSet | DeleteReplicaSet):

@@ -46,7 +46,7 @@ from shiftd.kube.errors import (
     error_from_response,
 )
 from shiftd.kube.ratelimit import TokenBucket
-from shiftd.kube.resources import ResourceKind
+from shiftd.kube.resources import POD, ResourceKind
 from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
 from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
 
@@ -357,6 +357,14 @@ class KubeClient:
     ) -> None:
         query = [("propagationPolicy", propagation_policy)] if propagation_policy else []
         await self._request("delete", "DELETE", kind.object_path(namespace, name), query=query)
+
+    async def evict(self, namespace: str, name: str) -> None:
+        """POST a policy/v1 Eviction to ``pods/NAME/eviction``: the pod is deleted unless a
+        PodDisruptionBudget forbids it now (an ``ApiError`` with status 429)."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction",
+                "metadata": {"name": name, "namespace": namespace}}
+        await self._request("create", "POST", POD.object_path(namespace, name, "eviction"),
+                            query=self._write_query(), body=body)
 
     async def serves(self, kind: ResourceKind) -> bool:
         """Whether the API server serves ``kind`` (discovery of its group/version): False when

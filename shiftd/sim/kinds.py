@@ -126,6 +126,9 @@ def builtin_types() -> list[ResourceType]:
                  initial_status={"desiredReplicas": 0, "currentMetrics": None},
                  defaulter=defaults.default_hpa),
         _builtin("coordination.k8s.io", "v1", "Lease", "leases"),
+        _builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets",
+                 status_subresource=True, short_names=("pdb",), initial_status={},
+                 generation=True),
         _builtin(CRD_GROUP, "v1", "CustomResourceDefinition", "customresourcedefinitions",
                  namespaced=False, status_subresource=True, short_names=("crd", "crds"),
                  generation=True),
@@ -250,6 +253,10 @@ class Registry:
                     "kind": resource_type.kind,
                     "verbs": ["get", "patch", "update"],
                 })
+            if resource_type.key == ("", "pods"):  # served by shiftd.sim.eviction
+                resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
+                                  "group": "policy", "version": "v1", "kind": "Eviction",
+                                  "verbs": ["create"]})
         if not resources:
             return None
         return {

@@ -6,7 +6,9 @@ emulator and a real API server (where nothing runs the pods and readiness is fak
 its status reports every replica ready; a scale-down shows at once. ``hold`` keeps a
 ReplicaSet's pods unready until ``release``, so tests can check that traffic never reaches
 unready pods. With ``create_pods`` it also keeps matching Pod objects, named like the real
-controller's (``<replicaset>-<5 chars>``).
+controller's (``<replicaset>-<5 chars>``), each ready ``ready_after`` seconds after it was
+created (the ReplicaSet's status counts them); a pod deleted or evicted by someone else is
+replaced by a new one, as the ReplicaSet controller does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,7 @@ class _ReplicaSet:
     status: Obj
     template: Obj
     pods: dict[str, bool] = field(default_factory=dict)  # pod name -> reported ready
+    born: dict[str, float] = field(default_factory=dict)  # pod name -> anyio time created
 
 
 class _Http:
@@ -146,6 +149,8 @@ class FakeKubelet:
         async with anyio.create_task_group() as tg:
             for namespace in self._namespaces:
                 await tg.start(self._watch_namespace, namespace)
+                if self._create_pods:
+                    await tg.start(self._watch_pods, namespace)
             task_status.started()
             await self._reconcile_forever()
 
@@ -153,18 +158,36 @@ class FakeKubelet:
         self, namespace: str, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         path = f"/apis/apps/v1/namespaces/{quote(namespace)}/replicasets"
+        await self._watch(path, namespace, task_status=task_status,
+                          replace=self._replace_namespace, observe=self._observe,
+                          forget=self._forget)
+
+    async def _watch_pods(
+        self, namespace: str, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Pods deleted by others (an eviction) are noticed, so they are replaced."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/pods"
+        await self._watch(path, namespace, task_status=task_status,
+                          replace=lambda namespace, items: None, observe=lambda obj: None,
+                          forget=self._pod_gone)
+
+    async def _watch(
+        self, path: str, namespace: str, *, task_status: TaskStatus[None],
+        replace: Callable[[str, list[Obj]], None], observe: Callable[[Obj], None],
+        forget: Callable[[Obj], None],
+    ) -> None:
         started = False
         version: str | None = None
         while True:
             try:
                 if version is None:
                     listed = await self._http.call("GET", path)
-                    self._replace_namespace(namespace, listed.get("items") or [])
+                    replace(namespace, listed.get("items") or [])
                     version = (listed.get("metadata") or {}).get("resourceVersion", "")
                     if not started:
                         task_status.started()
                         started = True
-                version = await self._follow(path, version)
+                version = await self._follow(path, version, observe=observe, forget=forget)
             except ApiException as error:
                 if error.status != 410:
                     logger.warning("fake kubelet: watching %s failed: %s", path, error)
@@ -174,7 +197,8 @@ class FakeKubelet:
                 logger.info("fake kubelet: watch on %s broke (%s); resuming", path, error)
                 await anyio.sleep(self._retry_after)  # back off before reconnecting
 
-    async def _follow(self, path: str, version: str) -> str | None:
+    async def _follow(self, path: str, version: str, *, observe: Callable[[Obj], None],
+                      forget: Callable[[Obj], None]) -> str | None:
         """Follow one watch; returns the version to resume from (``None``: relist)."""
         query = [("resourceVersion", version), ("allowWatchBookmarks", "true"),
                  ("timeoutSeconds", "300")]
@@ -187,9 +211,9 @@ class FakeKubelet:
                     raise ApiException(status=obj.get("code", 500), reason=obj.get("message"))
                 version = (obj.get("metadata") or {}).get("resourceVersion", version)
                 if kind in ("ADDED", "MODIFIED"):
-                    self._observe(obj)
+                    observe(obj)
                 elif kind == "DELETED":
-                    self._forget(obj)
+                    forget(obj)
         return version
 
     def _replace_namespace(self, namespace: str, items: list[Obj]) -> None:
@@ -223,24 +247,31 @@ class FakeKubelet:
         meta = obj.get("metadata") or {}
         self._sets.pop((meta.get("namespace", ""), meta.get("name", "")), None)
 
+    def _is_held(self, state: _ReplicaSet) -> bool:
+        return bool({(state.namespace, state.name), (state.namespace, "*")} & self._held)
+
     def _desired_status(self, state: _ReplicaSet, now: float) -> tuple[Obj, float]:
-        """The status this ReplicaSet should show now, and when that will next change."""
+        """The status this ReplicaSet should show now, and when that will next change (its
+        pods ignored: without ``create_pods``, all become ready together)."""
         due = state.changed_at + self.ready_after
-        if {(state.namespace, state.name), (state.namespace, "*")} & self._held:
+        if self._is_held(state):
             ready, wake_at = 0, math.inf
         elif now >= due:
             ready, wake_at = state.replicas, math.inf
         else:
             ready = min(int(state.status.get("readyReplicas") or 0), state.replicas)
             wake_at = due
-        desired = {
+        return self._status(state, ready), wake_at
+
+    @staticmethod
+    def _status(state: _ReplicaSet, ready: int) -> Obj:
+        return {
             "replicas": state.replicas,
             "fullyLabeledReplicas": state.replicas,
             "readyReplicas": ready,
             "availableReplicas": ready,
             "observedGeneration": state.generation,
         }
-        return desired, wake_at
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -248,13 +279,8 @@ class FakeKubelet:
             now = anyio.current_time()
             wake_at = math.inf
             for state in list(self._sets.values()):
-                desired, due = self._desired_status(state, now)
-                wake_at = min(wake_at, due)
                 try:
-                    if any(int(state.status.get(k) or 0) != desired[k] for k in _STATUS_FIELDS):
-                        await self._patch_status(state, desired)
-                    if self._create_pods:
-                        await self._sync_pods(state, desired["readyReplicas"])
+                    wake_at = min(wake_at, await self._reconcile_one(state, now))
                 except ApiException as error:
                     if error.status == 404:
                         self._sets.pop((state.namespace, state.name), None)
@@ -264,6 +290,18 @@ class FakeKubelet:
                         wake_at = min(wake_at, now + self._retry_after)
             with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                 await wake.wait()
+
+    async def _reconcile_one(self, state: _ReplicaSet, now: float) -> float:
+        """One ReplicaSet's pods, then its status (counted from them, as the ReplicaSet
+        controller does); returns when it next changes."""
+        if self._create_pods:
+            ready, wake_at = await self._sync_pods(state, now)
+            desired = self._status(state, ready)
+        else:
+            desired, wake_at = self._desired_status(state, now)
+        if any(int(state.status.get(k) or 0) != desired[k] for k in _STATUS_FIELDS):
+            await self._patch_status(state, desired)
+        return wake_at
 
     async def _patch_status(self, state: _ReplicaSet, desired: Obj) -> None:
         path = (f"/apis/apps/v1/namespaces/{quote(state.namespace)}/replicasets/"
@@ -277,7 +315,9 @@ class FakeKubelet:
 
     # --- pods --------------------------------------------------------------------------------
 
-    async def _sync_pods(self, state: _ReplicaSet, ready: int) -> None:
+    async def _sync_pods(self, state: _ReplicaSet, now: float) -> tuple[int, float]:
+        """As many pods as the ReplicaSet asks for, each ready ``ready_after`` seconds after
+        its creation (none while held); returns how many are ready and when that changes."""
         pods_path = f"/api/v1/namespaces/{quote(state.namespace)}/pods"
         while len(state.pods) > state.replicas:
             # Remove unready pods first, as the ReplicaSet controller does.
@@ -288,19 +328,46 @@ class FakeKubelet:
             except ApiException as error:
                 if error.status != 404:
                     raise
-            del state.pods[name]
+            self._drop_pod(state, name)
         while len(state.pods) < state.replicas:
             name = f"{state.name}-{''.join(secrets.choice(_NAME_ALPHABET) for _ in range(5))}"
             await self._http.call("POST", pods_path, body=self._pod(state, name))
-            state.pods[name] = False
-        wanted_ready = set(sorted(state.pods)[:ready])
+            state.pods[name], state.born[name] = False, now
+        held, ready, wake_at = self._is_held(state), 0, math.inf
         for name, is_ready in list(state.pods.items()):
-            if (name in wanted_ready) != is_ready:
-                await self._http.call(
-                    "PATCH", f"{pods_path}/{quote(name)}/status",
-                    body={"status": _pod_status(ready=not is_ready)}, content_type=_MERGE_PATCH,
-                )
-                state.pods[name] = not is_ready
+            due = state.born.get(name, now) + self.ready_after
+            should = not held and (is_ready or now >= due)  # a ready pod stays ready
+            if not held and not should:
+                wake_at = min(wake_at, due)
+            if should != is_ready:
+                try:
+                    await self._http.call(
+                        "PATCH", f"{pods_path}/{quote(name)}/status",
+                        body={"status": _pod_status(ready=should)}, content_type=_MERGE_PATCH)
+                except ApiException as error:
+                    if error.status != 404:
+                        raise
+                    self._drop_pod(state, name)  # gone meanwhile: replaced next pass
+                    wake_at = now
+                    continue
+                state.pods[name] = should
+            ready += should
+        return ready, wake_at
+
+    @staticmethod
+    def _drop_pod(state: _ReplicaSet, name: str) -> None:
+        state.pods.pop(name, None)
+        state.born.pop(name, None)
+
+    def _pod_gone(self, obj: Obj) -> None:
+        """A pod was deleted (or evicted): its ReplicaSet makes a new one."""
+        meta = obj.get("metadata") or {}
+        owner = next((ref.get("name", "") for ref in meta.get("ownerReferences") or ()
+                      if ref.get("controller") and ref.get("kind") == "ReplicaSet"), "")
+        state = self._sets.get((meta.get("namespace", ""), owner))
+        if state is not None and meta.get("name") in state.pods:
+            self._drop_pod(state, meta["name"])
+            self._poke()
 
     def _pod(self, state: _ReplicaSet, name: str) -> Obj:
         template_meta = state.template.get("metadata") or {}

@@ -22,14 +22,8 @@ import orjson
 import yaml
 from aiohttp import web
 
-from shiftd.sim import patching
-from shiftd.sim.errors import (
-    ApiStatusError,
-    bad_request,
-    deleted,
-    not_found,
-    status_body,
-)
+from shiftd.sim import eviction, patching
+from shiftd.sim.errors import ApiStatusError, bad_request, deleted, not_found, status_body
 from shiftd.sim.kinds import ResourceType
 from shiftd.sim.managed import (
     Manager,
@@ -234,7 +228,8 @@ class ApiServer:
             raise web.HTTPNotFound()  # no API serves this path
         name = segments[1] if len(segments) > 1 else None
         subresource = segments[2] if len(segments) > 2 else None
-        if subresource is not None and (subresource != "status" or not rtype.status_subresource):
+        if subresource is not None and not eviction.is_eviction(rtype, subresource) and (
+                subresource != "status" or not rtype.status_subresource):
             raise _not_found_path()
         return _Target(rtype, version, namespace, name, subresource)
 
@@ -253,6 +248,11 @@ class ApiServer:
             if method == "DELETE":
                 return self._delete_collection(request, target)
             raise web.HTTPMethodNotAllowed(method, ["GET", "POST", "DELETE"])
+        if eviction.is_eviction(target.rtype, target.subresource):
+            if method != "POST":
+                raise web.HTTPMethodNotAllowed(method, ["POST"])
+            return _json(eviction.evict(self.store, target.rtype, namespace=target.namespace,
+                                        name=target.name, body=await self._body(request)), 201)
         if method == "GET":
             obj = self.store.get(target.rtype, target.namespace, target.name)
             return _json(self._render(obj, target))

@@ -175,6 +175,8 @@ def test_the_cluster_role_grants_only_what_the_daemon_does() -> None:
         | grants("", "services", "get list watch patch")
         | grants("", "secrets", "get")
         | grants("", "events", "create patch")
+        | grants("", "pods", "get list patch")  # restartAt, canary/stable pod metadata
+        | grants("", "pods/eviction", "create")
         | grants("networking.istio.io", "virtualservices destinationrules",
                  "get list watch patch"))
 

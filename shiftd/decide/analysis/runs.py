@@ -20,6 +20,7 @@ from shiftd.decide.analysis.expr import ExprSyntaxError, compile_condition
 from shiftd.decide.rollout.hashing import pod_template_hash
 from shiftd.model.argo.analysis import merge_args, missing_args, parse_metrics, substitute_all
 from shiftd.model.argo.rollout import InvalidSpecError
+from shiftd.model.argo.shapes import TEMPLATE_SPEC, check_shape
 
 BACKGROUND = "Background"
 STEP = "Step"
@@ -111,6 +112,19 @@ def resolve_field_refs(args: Sequence[Mapping[str, Any]],
     return resolved
 
 
+def _template_spec(ref: Mapping[str, Any], *, templates: Mapping[TemplateKey, Mapping[str, Any]],
+                   path: str) -> Mapping[str, Any]:
+    """The spec of the template ``ref`` names, its shape checked."""
+    kind = "ClusterAnalysisTemplate" if ref.get("clusterScope") else "AnalysisTemplate"
+    name = str(ref.get("templateName", ""))
+    template = templates.get((kind, name))
+    if template is None:
+        raise InvalidSpecError(f"{path}: {kind} {name!r} not found")
+    template_spec: Mapping[str, Any] = template.get("spec") or {}
+    check_shape(template_spec, TEMPLATE_SPEC, path=f"{path}: {kind} {name!r}: spec")
+    return template_spec
+
+
 def merge_run_spec(
     analysis: Mapping[str, Any],
     *,
@@ -127,12 +141,8 @@ def merge_run_spec(
     dry_run: list[dict[str, Any]] = []
     retention: list[dict[str, Any]] = []
     for index, ref in enumerate(refs):
-        kind = "ClusterAnalysisTemplate" if ref.get("clusterScope") else "AnalysisTemplate"
-        name = str(ref.get("templateName", ""))
-        template = templates.get((kind, name))
-        if template is None:
-            raise InvalidSpecError(f"{path}.templates[{index}]: {kind} {name!r} not found")
-        template_spec = template.get("spec") or {}
+        template_spec = _template_spec(ref, templates=templates,
+                                       path=f"{path}.templates[{index}]")
         metrics.extend(copy.deepcopy(template_spec.get("metrics") or []))
         for arg in template_spec.get("args") or []:
             if all(a["name"] != arg.get("name") for a in template_args):
@@ -143,7 +153,10 @@ def merge_run_spec(
     dry_run.extend(analysis.get("dryRun") or [])
     retention.extend(analysis.get("measurementRetention") or [])
     args = merge_args(template_args, analysis.get("args") or [])
-    args = resolve_field_refs(args, rollout_obj)
+    try:
+        args = resolve_field_refs(args, rollout_obj)
+    except InvalidSpecError as error:
+        raise InvalidSpecError(f"{path}.args: {error}") from None
     missing = missing_args(args)
     if missing:
         raise InvalidSpecError(f"{path}: args.{missing[0]} has no value (the template requires "

@@ -37,7 +37,7 @@ class PatchReplicaSet:
     """A JSON merge patch on a ReplicaSet (scale, annotations, adoption, template metadata).
 
     ``pod_metadata``, when set, is a merge patch for the ``metadata`` of every pod the
-    ReplicaSet owns, applied after the ReplicaSet's own patch (canary/stable metadata switched
+    ReplicaSet owns, applied with the ReplicaSet's own patch (canary/stable metadata switched
     in place, without restarting pods)."""
 
     name: str

@@ -48,6 +48,7 @@ from shiftd.decide.rollout.workload import record_workload, scale_workload
 from shiftd.model.argo.rollout import MANAGED_BY_ANNOTATION, Rollout
 
 RESTART_CHECK = timedelta(seconds=30)  # Argo's restartPodCheckTime
+TRAFFIC_ROUTING = "spec.strategy.canary.trafficRouting"
 
 
 def plan_canary(rollout: Rollout, observed: Observed, *, now: datetime,
@@ -145,7 +146,9 @@ def _reference_error(rollout: Rollout, observed: Observed) -> str | None:
             return (f"spec.strategy.canary.{role}: Service {name!r} is managed by another "
                     f"Rollout ({owner!r})")
     if observed.traffic is not None and observed.traffic.error:
-        return observed.traffic.error
+        error = observed.traffic.error
+        # the router's objects do not fit what the Rollout names: say which field names them
+        return error if error.startswith("spec.") else f"{TRAFFIC_ROUTING}: {error}"
     return None
 
 

@@ -9,7 +9,8 @@ this changes a ReplicaSet's hash nor restarts a pod.
 
 Existing pods are the controller's job (this module does no I/O): every ``PatchReplicaSet``
 carrying ``pod_metadata`` asks it to merge-patch that same ``metadata`` onto each pod the
-ReplicaSet owns, after the ReplicaSet itself is patched (new pods are then already right).
+ReplicaSet owns (the controller does it before and after patching the ReplicaSet, so neither a
+restart in between nor a pod made from the old template meanwhile is left behind).
 """
 
 from __future__ import annotations

@@ -185,6 +185,9 @@ def _pause_step(draft: Draft, step: PauseStep, *, index: int) -> bool:
         if status.get("controllerPause"):
             status["controllerPause"] = False  # promoted: the pause condition was cleared
             return True
+        if step.duration_seconds is not None and step.duration_seconds <= 0:
+            return True  # a pause of no time has nothing to wait for (and planning again at
+            # the same instant must not find it over: every plan is a fixed point)
         status["pauseConditions"] = [
             *(status.get("pauseConditions") or []),
             {"reason": CANARY_PAUSE_REASON, "startTime": draft.now_text},

@@ -43,6 +43,7 @@ from shiftd.model.argo.routes import (
     parse_managed_routes,
     parse_route_step,
 )
+from shiftd.model.argo.shapes import ROLLOUT_SPEC, check_shape
 from shiftd.model.argo.workload import WorkloadRef, resolve_workload
 from shiftd.model.durations import parse_duration
 
@@ -417,7 +418,9 @@ def parse_rollout(obj: dict[str, Any], defaults: RolloutDefaults | None = None, 
     ``workload`` is the Deployment ``spec.workloadRef`` names, as the caller found it (None:
     not found); the template comes from it."""
     metadata = obj.get("metadata") or {}
-    spec, workload_ref = resolve_workload(obj.get("spec") or {}, workload)
+    raw_spec = obj.get("spec") or {}
+    check_shape(raw_spec, ROLLOUT_SPEC, path="spec")  # a wrong type is InvalidSpec, not a crash
+    spec, workload_ref = resolve_workload(raw_spec, workload)
     selector = spec.get("selector")
     if not isinstance(selector, dict) or not (
         selector.get("matchLabels") or selector.get("matchExpressions")
