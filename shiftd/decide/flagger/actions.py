@@ -1,0 +1,52 @@
+"""The writes a Canary's step asks for, as values; the controller applies them in order.
+
+``Put`` makes an owned object exactly so (created when missing, else replaced under the
+observed resourceVersion); ``ScaleTarget`` sets the target Deployment's replicas; ``Step``
+bundles a reconcile's writes with the status fields to merge into ``canaries/status``, the
+Events (Flagger's messages, reason ``Synced``), when to look again, whether metric checks
+must be measured first, and the Canary's finalizer to add or remove.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+JsonObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    kind: str  # Deployment, Service, VirtualService or DestinationRule
+    body: JsonObject
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleTarget:
+    replicas: int
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryEvent:
+    message: str
+    warning: bool = False
+
+
+Action = Put | ScaleTarget
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    actions: tuple[Action, ...] = ()
+    status: JsonObject | None = None  # merged into status; None writes nothing
+    events: tuple[CanaryEvent, ...] = ()
+    requeue_at: datetime | None = None
+    again: bool = False  # look again at once (a phase written that the same tick continues)
+    needs_checks: bool = False  # measure the metrics, then decide again with the verdict
+    finalizer: Literal["add", "remove"] | None = None
+    release_routes: tuple[Action, ...] = field(default=())  # finalising a deleted Canary
