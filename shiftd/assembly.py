@@ -2,7 +2,7 @@
 
 ``assemble`` builds every part from the settings and a client — the engine, the caches, the
 writer tasks, the traffic routers, the metric providers' settings and the controllers (the
-Rollout controller and the AnalysisRun controller, each registered on the engine and
+Rollout, AnalysisRun and Flagger Canary controllers, each registered on the engine and
 declaring its kinds on the caches) — and nothing else builds parts. ``Daemon`` pairs it with
 the lifecycle (``shiftd.runtime.lifecycle``), which decides start order, readiness and the
 orderly stop. ``shiftd run`` runs it under its signals and systemd (``shiftd.cli.service``).
@@ -22,6 +22,9 @@ from anyio.abc import TaskStatus
 from shiftd import __version__
 from shiftd.config import LeaderElectionSettings, Settings
 from shiftd.controllers.analysisrun import AnalysisController
+from shiftd.controllers.canary import CanaryController
+from shiftd.controllers.canary_checks import CanaryChecks
+from shiftd.controllers.canary_writes import CanaryWrites
 from shiftd.controllers.rollout import RolloutController
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.analysis.expr import evaluate_condition
@@ -85,7 +88,16 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         ours=rollouts.controls_run,
         remember=lambda run: caches.remember(ANALYSIS_RUN, run, notify=True),
     )
-    for controller in (rollouts, analysis):
+    # Flagger's Canaries: its kinds are watched once the API server serves them
+    canaries = CanaryController(
+        caches=caches, clock=clock, workers=settings.workers,
+        writes=CanaryWrites(client=client, caches=caches,
+                            recorder=EventRecorder(client, component="flagger")),
+        checks=CanaryChecks(caches=caches, clock=clock, settings=ProviderSettings(
+            prometheus_default_address=settings.analysis.prometheus_address,
+            timeout_seconds=settings.analysis.provider_timeout)),
+    )
+    for controller in (rollouts, analysis, canaries):
         controller.register(caches)
         engine.register(controller)
     return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,

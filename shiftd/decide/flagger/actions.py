@@ -9,7 +9,7 @@ must be measured first, and the Canary's finalizer to add or remove.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ class Step:
     events: tuple[CanaryEvent, ...] = ()
     requeue_at: datetime | None = None
     again: bool = False  # look again at once (a phase written that the same tick continues)
-    needs_checks: bool = False  # measure the metrics, then decide again with the verdict
+    # what to measure before deciding again with the verdict: the pre-rollout webhooks when the
+    # analysis starts, the rollout webhooks and the metrics at every later interval
+    needs_checks: Literal["pre-rollout", "analysis"] | None = None
     finalizer: Literal["add", "remove"] | None = None
-    release_routes: tuple[Action, ...] = field(default=())  # finalising a deleted Canary

@@ -207,18 +207,18 @@ def _checked(tick: _Tick) -> Step:
     iterations = int(canary.status.get("iterations") or 0)
     starting = (tick.routes.canary == 0 and iterations == 0
                 and not (analysis.mirror and tick.routes.mirrored))
-    if starting:
-        first = (tick.info(f"Starting canary analysis for {canary.spec.target_ref.name}."
-                           f"{canary.namespace}"),)
-        move = _strategy(tick)
-        return replace(move, events=first + move.events)
     verdict = tick.observed.checks
     if verdict is None:
-        return Step(needs_checks=True)
+        return Step(needs_checks="pre-rollout" if starting else "analysis")
     if not verdict.passed:
         failed = int(canary.status.get("failedChecks") or 0) + 1
         return Step(status=st.counters(tick.now, failedChecks=failed), events=verdict.events,
                     requeue_at=tick.next_tick)
+    if starting:
+        first = (tick.info(f"Starting canary analysis for {canary.spec.target_ref.name}."
+                           f"{canary.namespace}"), *verdict.events)
+        move = _strategy(tick)
+        return replace(move, events=first + move.events)
     return _strategy(tick)
 
 

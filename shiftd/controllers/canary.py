@@ -1,0 +1,157 @@
+"""The Flagger Canary controller: one Canary key in, its step decided by the pure core
+(``shiftd.decide.flagger``), the writes applied, an ``Outcome`` back to the engine.
+
+``register`` declares what it reads: Canaries (optional: watched once the API server serves
+``flagger.app/v1beta1``, so a cluster without Flagger's CRDs runs Rollouts alone), the
+Deployments, Services, DestinationRules and VirtualService a Canary owns (their changes wake
+their Canary through the owner reference), the target Deployment (through the reference
+index) and MetricTemplates. ``reconcile`` observes from the caches, calls ``advance`` (or
+``finalize`` for a Canary being deleted), measures the checks when the step asks for them
+and decides again with the verdict, then applies the step through ``CanaryWrites``. A
+conflict re-reads and retries the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from shiftd.controllers.canary_checks import CanaryChecks
+from shiftd.controllers.canary_writes import CanaryWrites
+from shiftd.decide.flagger.actions import CanaryEvent, Step
+from shiftd.decide.flagger.finalize import finalize, finalizer_change
+from shiftd.decide.flagger.machine import Observed, advance
+from shiftd.decide.flagger.routes import service_names
+from shiftd.decide.flagger.workloads import primary_name
+from shiftd.kube.errors import Conflict, Invalid, KubeError, NotFound
+from shiftd.kube.resources import (
+    CANARY,
+    DEPLOYMENT,
+    DESTINATION_RULE,
+    METRIC_TEMPLATE,
+    SERVICE,
+    VIRTUAL_SERVICE,
+)
+from shiftd.model.flagger.canary import Canary, InvalidCanaryError, parse_canary
+from shiftd.runtime.caches import Caches, Ref, controller_key
+from shiftd.runtime.clock import Clock
+from shiftd.runtime.engine import DONE, Outcome
+from shiftd.runtime.keys import ObjectKey, key_of
+
+logger = logging.getLogger(__name__)
+
+KIND = CANARY.kind
+JsonObject = dict[str, Any]
+
+
+class CanaryController:
+    def __init__(self, *, caches: Caches, writes: CanaryWrites, checks: CanaryChecks,
+                 clock: Clock, workers: int) -> None:
+        self.kind = KIND
+        self.workers = workers
+        self._caches = caches
+        self._writes = writes
+        self._checks = checks
+        self._clock = clock
+
+    # -- registration ------------------------------------------------------------------------
+    def register(self, caches: Caches) -> None:
+        """Declare the kinds this controller reads; all optional, so readiness never waits
+        for Flagger's kinds (nor for Deployments, which only Canaries need)."""
+        caches.watch(CANARY, optional=True, on_change=lambda event, obj: (key_of(KIND, obj),))
+        caches.watch(METRIC_TEMPLATE, optional=True)
+        for kind in (DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE):
+            caches.watch(kind, optional=True, on_change=self._keys_of_owned)
+
+    def _keys_of_owned(self, event_type: str, obj: JsonObject) -> Iterable[ObjectKey]:
+        owner = controller_key(obj)
+        if owner is not None and owner.kind == KIND:
+            return (owner,)
+        # a VirtualService found in place is owned by the Canary, but not as its controller
+        for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+            if ref.get("kind") == KIND and ref.get("apiVersion", "").startswith("flagger.app/"):
+                return (ObjectKey(KIND, str(obj["metadata"].get("namespace", "")),
+                                  str(ref.get("name"))),)
+        return ()
+
+    def resync_keys(self) -> Iterable[ObjectKey]:
+        if not self._caches.served(CANARY):
+            return []
+        return [key_of(KIND, obj) for obj in self._caches.items(CANARY)]
+
+    def shard_of(self, key: ObjectKey) -> str:
+        return f"canary:{key.path}"
+
+    # -- reconciling -------------------------------------------------------------------------
+    async def reconcile(self, key: ObjectKey) -> Outcome:
+        obj = self._caches.get(CANARY, key.namespace, key.name)
+        if obj is None:
+            self._caches.set_references(key, ())
+            return DONE
+        try:
+            canary = parse_canary(obj)
+        except InvalidCanaryError as error:
+            await self._writes.apply(obj, _placeholder(obj), Step(events=(
+                CanaryEvent(f"invalid Canary: {error}", warning=True),)))
+            return DONE
+        self._caches.set_references(key, self._references(canary))
+        try:
+            step = await self._decide(canary)
+            await self._writes.apply(obj, canary, step)
+        except InvalidCanaryError as error:
+            await self._writes.apply(obj, canary, Step(events=(
+                CanaryEvent(str(error), warning=True),)))
+            return DONE
+        except (Conflict, NotFound, Invalid) as error:
+            logger.info("canary %s: replanning after a conflict: %s", key.path, error,
+                        extra={"canary": key.path})
+            return Outcome(failed=True, retry_now=True)
+        except KubeError as error:
+            logger.warning("reconcile of canary %s failed: %s", key.path, error,
+                           extra={"canary": key.path})
+            return Outcome(failed=True)
+        return Outcome(requeue_at=step.requeue_at, again=step.again)
+
+    async def _decide(self, canary: Canary) -> Step:
+        now = self._clock.now()
+        observed = self._observe(canary)
+        if canary.deleting:
+            return finalize(canary, observed, now=now)
+        membership = finalizer_change(canary)
+        step = advance(canary, observed, now=now)
+        if step.needs_checks is not None:
+            verdict = await self._checks.run(canary, step.needs_checks)
+            step = advance(canary, dataclasses.replace(observed, checks=verdict), now=now)
+        return dataclasses.replace(step, finalizer=membership.finalizer)
+
+    def _observe(self, canary: Canary) -> Observed:
+        namespace, get = canary.namespace, self._caches.get
+        apex, primary, canary_service = service_names(canary)
+        return Observed(
+            target=get(DEPLOYMENT, namespace, canary.spec.target_ref.name),
+            primary=get(DEPLOYMENT, namespace, primary_name(canary)),
+            virtual_service=get(VIRTUAL_SERVICE, namespace, apex),
+            services={name: get(SERVICE, namespace, name)
+                      for name in (apex, primary, canary_service)},
+            destination_rules={name: get(DESTINATION_RULE, namespace, name)
+                               for name in (primary, canary_service)},
+        )
+
+    def _references(self, canary: Canary) -> list[Ref]:
+        namespace = canary.namespace
+        refs: list[Ref] = [(DEPLOYMENT, namespace, canary.spec.target_ref.name),
+                           (VIRTUAL_SERVICE, namespace, service_names(canary)[0])]
+        for metric in canary.spec.analysis.metrics:
+            if metric.template_ref is not None:
+                refs.append((METRIC_TEMPLATE, metric.template_ref.namespace or namespace,
+                             metric.template_ref.name))
+        return refs
+
+
+def _placeholder(obj: JsonObject) -> Canary:
+    """Enough of a Canary to record an Event about one that does not parse."""
+    meta = obj.get("metadata") or {}
+    return Canary.model_construct(name=meta.get("name", ""), namespace=meta.get("namespace", ""),
+                                  uid=meta.get("uid", ""))

@@ -1,0 +1,61 @@
+"""A deleted Canary with ``revertOnDeletion``: Flagger's finalize, decided purely.
+
+While the Canary carries Flagger's finalizer: the phase goes to Terminating (Event
+"Terminating canary"), the target Deployment is scaled back to the primary's replicas and
+waited for, a VirtualService that existed before the Canary gets its original spec back (and
+loses the Canary as owner, so garbage collection keeps it), and the finalizer is removed;
+the objects the Canary created then go with it by garbage collection. Without
+``revertOnDeletion`` the finalizer is added or removed so it matches the spec.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta
+
+from shiftd.decide.flagger import status as st
+from shiftd.decide.flagger.actions import Action, CanaryEvent, Put, ScaleTarget, Step
+from shiftd.decide.flagger.machine import Observed
+from shiftd.decide.flagger.routes import ORIGINAL_CONFIGURATION, original_spec
+from shiftd.decide.flagger.workloads import not_ready, replicas
+from shiftd.model.flagger.canary import FINALIZER, Canary
+
+
+def finalizer_change(canary: Canary) -> Step:
+    """Add or remove the finalizer so it follows ``revertOnDeletion`` (a live Canary)."""
+    has = FINALIZER in canary.finalizers
+    if canary.spec.revert_on_deletion and not has:
+        return Step(finalizer="add")
+    if not canary.spec.revert_on_deletion and has:
+        return Step(finalizer="remove")
+    return Step()
+
+
+def finalize(canary: Canary, observed: Observed, *, now: datetime) -> Step:
+    """One reconcile of a Canary being deleted."""
+    if FINALIZER not in canary.finalizers:
+        return Step()
+    if canary.phase != st.TERMINATING:
+        return Step(status=st.with_phase(canary, st.TERMINATING, now),
+                    events=(CanaryEvent(f"Terminating canary {canary.path}"),), again=True)
+    retry = now + timedelta(seconds=canary.spec.analysis.interval_seconds)
+    target = observed.target
+    if target is not None:
+        wanted = replicas(observed.primary) or 1
+        if replicas(target) == 0 or (observed.primary is not None
+                                     and replicas(target) != wanted):
+            return Step(actions=(ScaleTarget(wanted),), requeue_at=retry)
+        if not_ready(target, threshold_percent=100) is not None:
+            return Step(requeue_at=retry)  # Flagger waits for the target before the routes
+    actions: list[Action] = []
+    found = observed.virtual_service
+    restored = original_spec(found) if found is not None else None
+    if found is not None and restored is not None:
+        vs = copy.deepcopy(found)
+        meta = vs["metadata"]
+        (meta.get("annotations") or {}).pop(ORIGINAL_CONFIGURATION, None)
+        meta["ownerReferences"] = [ref for ref in meta.get("ownerReferences") or []
+                                   if ref.get("uid") != canary.uid]
+        vs["spec"] = restored
+        actions.append(Put("VirtualService", vs))
+    return Step(actions=tuple(actions), finalizer="remove")
