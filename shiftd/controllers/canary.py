@@ -22,7 +22,8 @@ from shiftd.controllers.canary_checks import CanaryChecks
 from shiftd.controllers.canary_writes import CanaryWrites
 from shiftd.decide.flagger.actions import CanaryEvent, Step
 from shiftd.decide.flagger.finalize import finalize, finalizer_change
-from shiftd.decide.flagger.machine import Observed, advance
+from shiftd.decide.flagger.machine import advance
+from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import service_names
 from shiftd.decide.flagger.workloads import primary_name
 from shiftd.kube.errors import Conflict, Invalid, KubeError, NotFound

@@ -18,7 +18,6 @@ from typing import Any
 import aiohttp
 
 from shiftd.decide.flagger.actions import CanaryEvent
-from shiftd.decide.flagger.machine import Verdict
 from shiftd.decide.flagger.metrics import (
     BUILTIN_METRICS,
     DEFAULT_METRIC_INTERVAL,
@@ -31,6 +30,7 @@ from shiftd.decide.flagger.metrics import (
     render_template_query,
     template_namespace,
 )
+from shiftd.decide.flagger.observed import Verdict
 from shiftd.decide.flagger.routes import service_names
 from shiftd.kube.resources import METRIC_TEMPLATE
 from shiftd.model.flagger.canary import Canary, CanaryMetric

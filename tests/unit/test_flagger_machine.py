@@ -15,7 +15,8 @@ from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import Put, ScaleTarget, Step
 from shiftd.decide.flagger.finalize import finalize
 from shiftd.decide.flagger.hashing import template_hash, written_by_flagger
-from shiftd.decide.flagger.machine import Observed, Verdict, advance, next_step_weight
+from shiftd.decide.flagger.machine import advance, next_step_weight
+from shiftd.decide.flagger.observed import Observed, Verdict
 from shiftd.decide.flagger.routes import observe_routes
 from shiftd.decide.flagger.workloads import not_ready
 from shiftd.model.flagger.canary import FINALIZER, Canary, parse_canary

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import Action, CanaryEvent, Put, ScaleTarget, Step
-from shiftd.decide.flagger.machine import Observed
+from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import ORIGINAL_CONFIGURATION, original_spec
 from shiftd.decide.flagger.workloads import not_ready, replicas
 from shiftd.model.flagger.canary import FINALIZER, Canary

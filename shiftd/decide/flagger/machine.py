@@ -16,7 +16,7 @@ returns ``needs_checks`` and is decided again with ``Observed.checks`` filled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,31 +24,12 @@ from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import Action, CanaryEvent, Put, ScaleTarget, Step
 from shiftd.decide.flagger.hashing import template_hash, written_by_flagger
 from shiftd.decide.flagger.objects import owned_puts
+from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import Routes, observe_routes, virtual_service
 from shiftd.decide.flagger.workloads import not_ready, primary_name, promoted, replicas
 from shiftd.model.flagger.canary import TOTAL_WEIGHT, Canary
 
 JsonObject = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The metric checks of one interval: passed, or the Events saying why not."""
-
-    passed: bool
-    events: tuple[CanaryEvent, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Observed:
-    """What one reconcile looks at (``None``: not there)."""
-
-    target: JsonObject | None
-    primary: JsonObject | None
-    virtual_service: JsonObject | None
-    services: dict[str, JsonObject | None] = field(default_factory=dict)
-    destination_rules: dict[str, JsonObject | None] = field(default_factory=dict)
-    checks: Verdict | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shiftd.decide.flagger.actions import Put
+from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import (
     destination_rules,
     observe_routes,
@@ -22,9 +23,6 @@ from shiftd.decide.flagger.routes import (
 )
 from shiftd.decide.flagger.workloads import primary_deployment, selector_label
 from shiftd.model.flagger.canary import Canary
-
-if TYPE_CHECKING:
-    from shiftd.decide.flagger.machine import Observed
 
 JsonObject = dict[str, Any]
 
