@@ -154,6 +154,13 @@ def _retry_after_seconds(value: str) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _retries(hook: Mapping[str, Any]) -> int:
+    raw = hook.get("retries") or 0
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+        raise ValueError(f"retries must be a non-negative integer, got {raw!r}")
+    return raw
+
+
 def _is_retried_status(status: int) -> bool:
     return status == 429 or (status >= 500 and status != 501)
 
@@ -174,11 +181,11 @@ async def call_webhook(
     url = str(hook.get("url") or "")
     try:
         timeout = hook_timeout_seconds(hook)
+        retries = _retries(hook)
     except ValueError as error:
         return WebhookResult(ok=False, status=None, attempts=0, error=str(error))
     if not url:
         return WebhookResult(ok=False, status=None, attempts=0, error="webhook has no url")
-    retries = max(0, int(hook.get("retries") or 0))
     verify = not bool(hook.get("disableTLS", False))
     reason = ""
     status: int | None = None

@@ -8,14 +8,18 @@ from typing import Any
 import pytest
 
 from shiftd.decide.flagger.metrics import (
+    MetricCheck,
     MetricTemplateError,
     PrometheusCredentials,
     QueryTemplateError,
     builtin_query,
     collapse_whitespace,
     halt_message,
+    metric_checks,
     parse_metric_template,
     prometheus_credentials,
+    query_failed_message,
+    recorded_value,
     render_template_query,
     template_namespace,
     within_threshold,
@@ -218,3 +222,53 @@ def test_credentials_missing_a_password_are_refused_with_flaggers_message() -> N
     with pytest.raises(MetricTemplateError,
                        match="prometheus credentials does not contain a password"):
         prometheus_credentials({"username": b"u"})
+
+
+def test_builtin_and_inline_metrics_are_checked_before_templates_as_in_flagger() -> None:
+    metrics: list[dict[str, Any]] = [
+        {"name": "not-found", "templateRef": {"name": "nf"}},
+        {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+        {"name": "custom", "query": "sum(x)"},
+        {"name": "request-duration", "query": "histogram_quantile(0.5, y)"},
+        {"name": "nothing"},
+    ]
+    assert metric_checks(metrics) == [
+        MetricCheck("builtin", 1, "request-success-rate"),
+        MetricCheck("inline", 2, "custom"),
+        MetricCheck("builtin", 3, "request-duration"),
+        MetricCheck("inline", 3, "request-duration"),
+        MetricCheck("template", 0, "not-found"),
+        MetricCheck("unusable", 4, "nothing"),
+    ]
+
+
+@pytest.mark.parametrize(("check", "no_values", "expected"), [
+    (MetricCheck("builtin", 0, "request-success-rate"), True,
+     "Halt advancement no values found for istio metric request-success-rate probably "
+     "podinfo.test is not receiving traffic: no values found"),
+    (MetricCheck("builtin", 0, "request-duration"), True,
+     "Halt advancement no values found for istio metric request-duration probably "
+     "podinfo.test is not receiving traffic"),
+    (MetricCheck("builtin", 0, "request-duration"), False, "Prometheus query failed: boom"),
+    (MetricCheck("inline", 0, "custom"), True,
+     "Halt advancement no values found for metric: custom"),
+    (MetricCheck("inline", 0, "custom"), False, "Prometheus query failed for custom: boom"),
+    (MetricCheck("template", 0, "nf"), True,
+     "Halt advancement no values found for custom metric: nf: no values found"),
+    (MetricCheck("template", 0, "nf"), False, "Metric query failed for nf: boom"),
+    (MetricCheck("unusable", 0, "nothing"), False,
+     "Metric query failed for no usable metrics template and query were configured"),
+])
+def test_a_query_that_finds_nothing_or_fails_is_reported_with_flaggers_text(
+        check: MetricCheck, no_values: bool, expected: str) -> None:
+    error = "no values found" if no_values else "boom"
+    assert query_failed_message(check, no_values=no_values, error=error, target="podinfo",
+                                namespace="test") == expected
+
+
+@pytest.mark.parametrize(("metric", "value", "recorded"), [
+    ("request-duration", 612.9, 0.612), ("request-success-rate", 99.5, 99.5),
+    ("custom", 0.25, 0.25)])
+def test_the_recorded_value_of_request_duration_is_whole_milliseconds_in_seconds(
+        metric: str, value: float, recorded: float) -> None:
+    assert recorded_value(metric, value) == recorded

@@ -209,6 +209,7 @@ async def test_an_unreachable_hook_fails_after_its_retries() -> None:
 @pytest.mark.parametrize(("hook", "error"), [
     ({"url": "http://127.0.0.1:1/", "timeout": "soon"}, "soon"),
     ({"name": "no-url"}, "webhook has no url"),
+    ({"url": "http://127.0.0.1:1/", "retries": "3"}, "retries must be a non-negative integer"),
 ])
 async def test_a_hook_flagger_cannot_call_is_a_failed_check(
         hook: dict[str, Any], error: str) -> None:

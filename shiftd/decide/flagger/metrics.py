@@ -11,7 +11,9 @@ Prometheus client collapses every run of whitespace to one space before sending 
 
 Verdicts: :func:`within_threshold` is ``thresholdRange`` (min and max inclusive);
 :func:`halt_message` adds the deprecated ``threshold`` and Flagger's Event text for a failed
-check. ``request-duration`` is compared in whole milliseconds, as Flagger truncates both the
+check; :func:`query_failed_message` is the Event when a query returns nothing or fails, and
+:func:`metric_checks` the order Flagger runs the checks in (builtin and inline first, then
+templates). ``request-duration`` is compared in whole milliseconds, as Flagger truncates both the
 value and the bounds to a ``time.Duration`` of milliseconds.
 
 Pure: no I/O. Reading the Secret a template's ``secretRef`` names is the caller's job;
@@ -23,13 +25,15 @@ from __future__ import annotations
 import base64
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_METRIC_INTERVAL",
+    "NO_VALUES_ERROR",
+    "MetricCheck",
     "MetricTemplate",
     "MetricTemplateError",
     "MetricTemplateProvider",
@@ -38,8 +42,11 @@ __all__ = [
     "builtin_query",
     "collapse_whitespace",
     "halt_message",
+    "metric_checks",
     "parse_metric_template",
     "prometheus_credentials",
+    "query_failed_message",
+    "recorded_value",
     "render_template_query",
     "template_namespace",
     "within_threshold",
@@ -376,3 +383,82 @@ def prometheus_credentials(
             raise MetricTemplateError(f"{provider_type} credentials does not contain a {key}")
     return PrometheusCredentials(
         username=secret_data["username"].decode(), password=secret_data["password"].decode())
+
+
+# -- the order of checks and the Events of failed queries -----------------------------------
+
+BUILTIN, INLINE, TEMPLATE, UNUSABLE = "builtin", "inline", "template", "unusable"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricCheck:
+    """One query Flagger runs for ``analysis.metrics[index]``: a builtin Istio metric, the
+    inline ``query``, the ``templateRef``'s, or none usable (which fails the analysis)."""
+
+    kind: str
+    index: int
+    name: str
+
+
+def metric_checks(metrics: Sequence[Mapping[str, Any]]) -> list[MetricCheck]:
+    """The checks in Flagger's order: first every builtin and inline metric (a builtin name
+    with an inline ``query`` runs both), in spec order; then every ``templateRef``, in spec
+    order. A metric with neither fails, in the second pass, as Flagger's does."""
+    first: list[MetricCheck] = []
+    second: list[MetricCheck] = []
+    for index, metric in enumerate(metrics):
+        name = str(metric.get("name") or "")
+        if name in BUILTIN_METRICS:
+            first.append(MetricCheck(BUILTIN, index, name))
+        if metric.get("query"):
+            first.append(MetricCheck(INLINE, index, name))
+        if metric.get("templateRef"):
+            second.append(MetricCheck(TEMPLATE, index, name))
+        elif name not in BUILTIN_METRICS and not metric.get("query"):
+            second.append(MetricCheck(UNUSABLE, index, name))
+    return first + second
+
+
+NO_VALUES_ERROR = "no values found"  # Flagger's providers.ErrNoValuesFound
+
+
+def query_failed_message(
+    check: MetricCheck,
+    *,
+    no_values: bool,
+    error: str = NO_VALUES_ERROR,
+    mesh_provider: str = "istio",
+    target: str = "",
+    namespace: str = "",
+) -> str:
+    """Flagger's Event when a check's query gives nothing (``no_values``: an empty result or
+    NaN; a Warning) or fails (an error: Prometheus unreachable, a bad query ...).
+
+    ``target`` and ``namespace`` are the Canary's ``targetRef.name`` and namespace (named in
+    the builtin metrics' message); ``mesh_provider`` is Flagger's ``-mesh-provider`` (or the
+    Canary's ``spec.provider``).
+    """
+    if check.kind == BUILTIN:
+        if not no_values:
+            return f"Prometheus query failed: {error}"
+        subject = (f"Halt advancement no values found for {mesh_provider} metric {check.name} "
+                   f"probably {target}.{namespace} is not receiving traffic")
+        # Flagger appends the error to the success rate's message only.
+        return f"{subject}: {error}" if check.name == REQUEST_SUCCESS_RATE else subject
+    if check.kind == INLINE:
+        if no_values:
+            return f"Halt advancement no values found for metric: {check.name}"
+        return f"Prometheus query failed for {check.name}: {error}"
+    if check.kind == TEMPLATE:
+        if no_values:
+            return f"Halt advancement no values found for custom metric: {check.name}: {error}"
+        return f"Metric query failed for {check.name}: {error}"
+    return "Metric query failed for no usable metrics template and query were configured"
+
+
+def recorded_value(metric: str, value: float) -> float:
+    """What ``flagger_canary_metric_analysis`` shows for a value: ``request-duration`` as
+    seconds of the whole milliseconds Flagger keeps; any other metric as returned."""
+    if metric == REQUEST_DURATION:
+        return int(value) / 1000.0
+    return value
