@@ -37,6 +37,7 @@ from shiftd.providers.base import ProviderSettings
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.engine import Engine
+from shiftd.runtime.flagger_telemetry import FlaggerMetrics
 from shiftd.runtime.leadership import AlwaysLeader, Elector, LeaderElector
 from shiftd.runtime.lifecycle import Lifecycle, Parts, Timings
 from shiftd.runtime.sharding import SHARD_LABEL, ShardRing, shard_lease_names
@@ -89,13 +90,13 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         remember=lambda run: caches.remember(ANALYSIS_RUN, run, notify=True),
     )
     # Flagger's Canaries: its kinds are watched once the API server serves them
+    flagger_metrics = FlaggerMetrics(telemetry.registry)
     canaries = CanaryController(
-        caches=caches, clock=clock, workers=settings.workers,
+        caches=caches, clock=clock, workers=settings.workers, metrics=flagger_metrics,
         writes=CanaryWrites(client=client, caches=caches,
                             recorder=EventRecorder(client, component="flagger")),
-        checks=CanaryChecks(caches=caches, clock=clock, settings=ProviderSettings(
-            prometheus_default_address=settings.analysis.prometheus_address,
-            timeout_seconds=settings.analysis.provider_timeout)),
+        checks=CanaryChecks(caches=caches, metrics=flagger_metrics,
+                            prometheus_address=settings.analysis.prometheus_address),
     )
     for controller in (rollouts, analysis, canaries):
         controller.register(caches)

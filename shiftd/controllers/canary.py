@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from shiftd.controllers.canary_checks import CanaryChecks
 from shiftd.controllers.canary_writes import CanaryWrites
+from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import CanaryEvent, Step
 from shiftd.decide.flagger.finalize import finalize, finalizer_change
 from shiftd.decide.flagger.machine import advance
 from shiftd.decide.flagger.observed import Observed
-from shiftd.decide.flagger.routes import service_names
+from shiftd.decide.flagger.routes import observe_routes, service_names
 from shiftd.decide.flagger.workloads import primary_name
 from shiftd.kube.errors import Conflict, Invalid, KubeError, NotFound
 from shiftd.kube.resources import (
@@ -39,6 +42,12 @@ from shiftd.model.flagger.canary import Canary, InvalidCanaryError, parse_canary
 from shiftd.runtime.caches import Caches, Ref, controller_key
 from shiftd.runtime.clock import Clock
 from shiftd.runtime.engine import DONE, Outcome
+from shiftd.runtime.flagger_telemetry import (
+    ANALYSIS_COMPLETED,
+    ANALYSIS_SKIPPED,
+    FlaggerMetrics,
+    deployment_strategy,
+)
 from shiftd.runtime.keys import ObjectKey, key_of
 
 logger = logging.getLogger(__name__)
@@ -49,13 +58,15 @@ JsonObject = dict[str, Any]
 
 class CanaryController:
     def __init__(self, *, caches: Caches, writes: CanaryWrites, checks: CanaryChecks,
-                 clock: Clock, workers: int) -> None:
+                 clock: Clock, metrics: FlaggerMetrics, workers: int) -> None:
         self.kind = KIND
         self.workers = workers
         self._caches = caches
         self._writes = writes
         self._checks = checks
         self._clock = clock
+        self._metrics = metrics
+        self._targets: dict[ObjectKey, str] = {}  # the target each Canary's metrics name
 
     # -- registration ------------------------------------------------------------------------
     def register(self, caches: Caches) -> None:
@@ -80,7 +91,10 @@ class CanaryController:
     def resync_keys(self) -> Iterable[ObjectKey]:
         if not self._caches.served(CANARY):
             return []
-        return [key_of(KIND, obj) for obj in self._caches.items(CANARY)]
+        canaries = self._caches.items(CANARY)
+        self._metrics.set_totals(Counter(str(obj["metadata"].get("namespace", ""))
+                                         for obj in canaries))
+        return [key_of(KIND, obj) for obj in canaries]
 
     def shard_of(self, key: ObjectKey) -> str:
         return f"canary:{key.path}"
@@ -90,6 +104,9 @@ class CanaryController:
         obj = self._caches.get(CANARY, key.namespace, key.name)
         if obj is None:
             self._caches.set_references(key, ())
+            target = self._targets.pop(key, None)
+            if target is not None:
+                self._metrics.forget(target=target, namespace=key.namespace)
             return DONE
         try:
             canary = parse_canary(obj)
@@ -98,9 +115,11 @@ class CanaryController:
                 CanaryEvent(f"invalid Canary: {error}", warning=True),)))
             return DONE
         self._caches.set_references(key, self._references(canary))
+        started = time.perf_counter()
         try:
             step = await self._decide(canary)
             await self._writes.apply(obj, canary, step)
+            self._observe_metrics(key, canary, step, seconds=time.perf_counter() - started)
         except InvalidCanaryError as error:
             await self._writes.apply(obj, canary, Step(events=(
                 CanaryEvent(str(error), warning=True),)))
@@ -126,6 +145,30 @@ class CanaryController:
             verdict = await self._checks.run(canary, step.needs_checks)
             step = advance(canary, dataclasses.replace(observed, checks=verdict), now=now)
         return dataclasses.replace(step, finalizer=membership.finalizer)
+
+    def _observe_metrics(self, key: ObjectKey, canary: Canary, step: Step, *,
+                         seconds: float) -> None:
+        """Flagger's metrics after a reconcile: status, weights, duration, outcomes."""
+        target, namespace = canary.spec.target_ref.name, canary.namespace
+        self._targets[key] = target
+        status = {**canary.status, **(step.status or {})}
+        phase = str(status.get("phase") or "")
+        self._metrics.set_status(target=target, namespace=namespace, phase=phase)
+        vs = self._caches.get(VIRTUAL_SERVICE, namespace, service_names(canary)[0])
+        routes = observe_routes(canary, vs)
+        self._metrics.set_weight(target=target, namespace=namespace, primary=routes.primary,
+                                 canary=routes.canary)
+        self._metrics.observe_duration(target=target, namespace=namespace, seconds=seconds)
+        if step.status is None or step.status.get("phase") == canary.phase:
+            return
+        strategy = deployment_strategy(canary.spec.analysis.model_dump(by_alias=True))
+        skipped = ANALYSIS_SKIPPED if canary.spec.skip_analysis else ANALYSIS_COMPLETED
+        if phase == st.SUCCEEDED:
+            self._metrics.count_success(target=target, namespace=namespace, strategy=strategy,
+                                        analysis_status=skipped)
+        elif phase == st.FAILED:
+            self._metrics.count_failure(target=target, namespace=namespace, strategy=strategy,
+                                        analysis_status=skipped)
 
     def _observe(self, canary: Canary) -> Observed:
         namespace, get = canary.namespace, self._caches.get

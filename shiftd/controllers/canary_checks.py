@@ -1,17 +1,18 @@
-"""The I/O of a Canary's checks: webhooks called and metrics measured, turned into a
+"""The I/O of a Canary's checks: webhooks called and metrics queried, turned into a
 ``Verdict`` for the pure state machine.
 
 When the analysis starts, the ``pre-rollout`` webhooks run ("Pre-rollout check … passed", or
 a halt). At every later interval the ``rollout`` webhooks (a hook without a type is one: the
-load test) run first, then each metric, in order, stopping at the first that fails, as
-Flagger's runAnalysis does. A metric's query is the builtin Istio one, a MetricTemplate's
-(rendered with ``templateVariables``, sent to the template's Prometheus) or the inline
-``query``; other providers than Prometheus fail the check with a message saying so.
+load test) run first, then the metric checks in Flagger's order (``metric_checks``: builtin
+and inline queries, then templates), stopping at the first that fails, as Flagger's
+runAnalysis does. Queries go through Flagger's own Prometheus client rules (``run_query``):
+the builtin Istio queries and inline ones to the configured Prometheus (or the Canary's
+``metricsServer``), a MetricTemplate's to its own address with its headers. Each value is
+recorded in ``flagger_canary_metric_analysis``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,29 +20,33 @@ import aiohttp
 
 from shiftd.decide.flagger.actions import CanaryEvent
 from shiftd.decide.flagger.metrics import (
-    BUILTIN_METRICS,
+    BUILTIN,
     DEFAULT_METRIC_INTERVAL,
+    INLINE,
+    TEMPLATE,
+    MetricCheck,
     MetricTemplateError,
     QueryTemplateError,
     builtin_query,
-    collapse_whitespace,
     halt_message,
+    metric_checks,
     parse_metric_template,
+    query_failed_message,
+    recorded_value,
     render_template_query,
     template_namespace,
 )
 from shiftd.decide.flagger.observed import Verdict
 from shiftd.decide.flagger.routes import service_names
 from shiftd.kube.resources import METRIC_TEMPLATE
-from shiftd.model.flagger.canary import Canary, CanaryMetric
-from shiftd.providers.base import ProviderError, ProviderSettings
+from shiftd.model.flagger.canary import Canary
+from shiftd.providers.base import ProviderError
+from shiftd.providers.flagger_prometheus import NoValuesFound, run_query
 from shiftd.providers.flagger_webhooks import call_webhook, webhook_payload
-from shiftd.providers.prometheus import PrometheusProvider
 from shiftd.runtime.caches import Caches
-from shiftd.runtime.clock import Clock
+from shiftd.runtime.flagger_telemetry import FlaggerMetrics
 
 JsonObject = dict[str, Any]
-_NO_VALUES = "no values found"
 
 
 class _Halt(Exception):
@@ -49,10 +54,11 @@ class _Halt(Exception):
 
 
 class CanaryChecks:
-    def __init__(self, *, caches: Caches, clock: Clock, settings: ProviderSettings) -> None:
+    def __init__(self, *, caches: Caches, metrics: FlaggerMetrics,
+                 prometheus_address: str | None) -> None:
         self._caches = caches
-        self._clock = clock
-        self._settings = settings
+        self._metrics = metrics
+        self._prometheus_address = prometheus_address
 
     async def run(self, canary: Canary, which: str) -> Verdict:
         try:
@@ -60,8 +66,10 @@ class CanaryChecks:
                 if which == "pre-rollout":
                     return await self._hooks(session, canary, "pre-rollout")
                 await self._hooks(session, canary, "rollout")
-            for metric in canary.spec.analysis.metrics:
-                await self._metric(canary, metric)
+                raw = [metric.model_dump(by_alias=True, exclude_none=True)
+                       for metric in canary.spec.analysis.metrics]
+                for check in metric_checks(raw):
+                    await self._check(session, canary, check, raw[check.index])
         except _Halt as halt:
             return Verdict(passed=False, events=(CanaryEvent(str(halt), warning=True),))
         return Verdict(passed=True)
@@ -85,71 +93,57 @@ class CanaryChecks:
             passed.append(CanaryEvent(f"Pre-rollout check {name} passed"))
         return Verdict(passed=True, events=tuple(passed) if hook_type == "pre-rollout" else ())
 
-    def _query(self, canary: Canary, metric: CanaryMetric) -> tuple[str, str | None]:
-        """(query, Prometheus address or None for the default)."""
-        interval = metric.interval or DEFAULT_METRIC_INTERVAL
+    def _request(self, canary: Canary, check: MetricCheck, metric: Mapping[str, Any]
+                 ) -> JsonObject:
+        """run_query's arguments for one check (address, query, template headers)."""
+        interval = str(metric.get("interval") or DEFAULT_METRIC_INTERVAL)
         target = canary.spec.target_ref.name
-        try:
-            if metric.template_ref is not None:
-                ref = metric.template_ref.model_dump(exclude_none=True)
-                found = self._caches.get(METRIC_TEMPLATE,
-                                         template_namespace(ref, canary.namespace),
-                                         metric.template_ref.name)
-                if found is None:
-                    raise _Halt(f"Metric template {metric.template_ref.name}."
-                                f"{template_namespace(ref, canary.namespace)} error: not found")
-                template = parse_metric_template(found)
-                if not template.provider.supported:
-                    raise _Halt(f"Metric template {template.name}.{template.namespace} error: "
-                                f"provider {template.provider.type} is not supported")
-                query = render_template_query(
-                    template.query, namespace=canary.namespace, target=target,
-                    interval=interval, variables=metric.template_variables, name=canary.name,
-                    service=service_names(canary)[0])
-                return collapse_whitespace(query), template.provider.address
-            if metric.query:
-                return collapse_whitespace(metric.query), None
-            if metric.name in BUILTIN_METRICS:
-                return builtin_query(metric.name, namespace=canary.namespace, target=target,
-                                     interval=interval), None
-        except (QueryTemplateError, MetricTemplateError) as error:
-            raise _Halt(f"Metric query failed for {metric.name}: {error}") from None
-        raise _Halt(f"Metric query failed for {metric.name}: no query, builtin metric or "
-                    f"templateRef")
+        default = canary.spec.metrics_server or self._prometheus_address or ""
+        if check.kind == BUILTIN:
+            return {"address": default, "query": builtin_query(
+                check.name, namespace=canary.namespace, target=target, interval=interval)}
+        if check.kind == INLINE:
+            return {"address": default, "query": str(metric["query"])}
+        if check.kind != TEMPLATE:
+            raise _Halt(query_failed_message(check, no_values=False))
+        ref = metric.get("templateRef") or {}
+        namespace = template_namespace(ref, canary.namespace)
+        found = self._caches.get(METRIC_TEMPLATE, namespace, str(ref.get("name", "")))
+        if found is None:
+            raise _Halt(f"Metric template {ref.get('name')}.{namespace} error: "
+                        f"metrictemplates.flagger.app \"{ref.get('name')}\" not found")
+        template = parse_metric_template(found)
+        if not template.provider.supported:
+            raise _Halt(f"Metric template {template.name}.{namespace} error: provider "
+                        f"{template.provider.type} is not supported by shiftd")
+        query = render_template_query(
+            template.query, namespace=canary.namespace, target=target, interval=interval,
+            variables=metric.get("templateVariables") or {}, name=canary.name,
+            service=service_names(canary)[0])
+        return {"address": template.provider.address, "query": query,
+                "headers": template.provider.headers,
+                "insecure_skip_verify": template.provider.insecure_skip_verify}
 
-    async def _metric(self, canary: Canary, metric: CanaryMetric) -> None:
-        query, address = self._query(canary, metric)
-        spec: JsonObject = {"query": query}
-        address = address or canary.spec.metrics_server
-        if address:
-            spec["address"] = address
-        provider = PrometheusProvider(settings=self._settings, now=self._clock.now)
+    async def _check(self, session: aiohttp.ClientSession, canary: Canary,
+                     check: MetricCheck, metric: Mapping[str, Any]) -> None:
+        failed = {"target": canary.spec.target_ref.name, "namespace": canary.namespace,
+                  "mesh_provider": canary.spec.provider or "istio"}
         try:
-            measured = await provider.measure({"name": metric.name,
-                                               "provider": {"prometheus": spec}})
-            value = _first(measured.value)
+            value = await run_query(session, **self._request(canary, check, metric))
+        except (QueryTemplateError, MetricTemplateError) as error:
+            raise _Halt(query_failed_message(check, no_values=False, error=str(error),
+                                             **failed)) from None
+        except NoValuesFound:
+            raise _Halt(query_failed_message(check, no_values=True, **failed)) from None
         except ProviderError as error:
-            raise _Halt(f"Metric query failed for {metric.name}: {error}") from None
-        if value is None:
-            raise _Halt(f"Halt advancement no values found for prometheus metric "
-                        f"{metric.name} probably {canary.spec.target_ref.name}."
-                        f"{canary.namespace} is not receiving traffic: {_NO_VALUES}")
+            raise _Halt(query_failed_message(check, no_values=False, error=str(error),
+                                             **failed)) from None
+        self._metrics.set_analysis(target=canary.spec.target_ref.name,
+                                   namespace=canary.namespace, metric=check.name,
+                                   value=recorded_value(check.name, value))
         message = halt_message(canary=canary.name, namespace=canary.namespace,
-                               metric=metric.name, value=value,
-                               threshold_range=_bounds(metric.threshold_range),
-                               threshold=metric.threshold or 0.0)
+                               metric=check.name, value=value,
+                               threshold_range=metric.get("thresholdRange"),
+                               threshold=float(metric.get("threshold") or 0.0))
         if message is not None:
             raise _Halt(message)
-
-
-def _bounds(threshold_range: Mapping[str, float] | None) -> dict[str, float] | None:
-    return None if threshold_range is None else dict(threshold_range)
-
-
-def _first(value: Any) -> float | None:
-    """Flagger's Prometheus client: the first sample; none (or NaN) is "no values found"."""
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return float(value)

@@ -1,5 +1,6 @@
 """Seed 003 end to end: Flagger's podinfo Canary run by shiftd on the API (emulator, or a real
-server), its builtin Istio metrics measured by a real Prometheus scraping a test exporter,
+server), its builtin Istio metrics measured by a real Prometheus scraping a test exporter of
+Istio's telemetry (``tests/support/istio_exporter.py``),
 its webhooks posted to a stand-in loadtester.
 
 Canary time runs on a manual clock moved one analysis interval at a time; Prometheus keeps
@@ -30,7 +31,7 @@ from shiftd.kube.resources import (
 from shiftd.runtime.clock import ManualClock
 from tests.integration.daemon_support import basic_rollout, running_daemon
 from tests.integration.harness import Cluster, example_documents, flagger_crds, test_cluster
-from tests.support.istio_workloads import WorkloadExporter, workload_prometheus
+from tests.support.istio_exporter import IstioTelemetryExporter, istio_telemetry_prometheus
 from tests.support.loadtester import FakeLoadTester, loadtester
 from tests.support.prometheus import prometheus_binary
 
@@ -120,8 +121,9 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
     clock = ManualClock()
     async with test_cluster(crds=flagger_crds()) as cluster, cluster.deployments(), \
             loadtester() as tester, \
-            workload_prometheus(namespace=cluster.namespace, workload="podinfo") as (
-                prometheus, exporter):
+            istio_telemetry_prometheus() as (prometheus, exporter):
+        exporter.traffic(workload="podinfo", namespace=cluster.namespace,
+                         per_scrape={"200": 20}, latency_ms=20)
         await install(cluster, tester, revertOnDeletion=True)
         async with running_daemon(cluster, clock=clock,
                                   analysis={"prometheusAddress": prometheus.url}):
@@ -191,9 +193,10 @@ async def promoted_step_by_step(cluster: Cluster, clock: ManualClock,
     assert any("token" in cmd for cmd in kinds) and any(cmd.startswith("hey") for cmd in kinds)
 
 
-async def rolled_back(cluster: Cluster, clock: ManualClock, exporter: WorkloadExporter,
-                      prometheus: Any) -> None:
-    exporter.per_scrape = {"200": 35.0, "500": 65.0}
+async def rolled_back(cluster: Cluster, clock: ManualClock,
+                      exporter: IstioTelemetryExporter, prometheus: Any) -> None:
+    exporter.traffic(workload="podinfo", namespace=cluster.namespace,
+                     per_scrape={"200": 35, "500": 65}, latency_ms=20)
     query = builtin_query("request-success-rate", namespace=cluster.namespace,
                           target="podinfo", interval="1m")
     await prometheus.wait_for(query, lambda values: bool(values) and values[0] < 99)
