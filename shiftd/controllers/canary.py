@@ -34,6 +34,7 @@ from shiftd.kube.resources import (
     CANARY,
     DEPLOYMENT,
     DESTINATION_RULE,
+    HORIZONTAL_POD_AUTOSCALER,
     METRIC_TEMPLATE,
     SERVICE,
     VIRTUAL_SERVICE,
@@ -74,7 +75,8 @@ class CanaryController:
         for Flagger's kinds (nor for Deployments, which only Canaries need)."""
         caches.watch(CANARY, optional=True, on_change=lambda event, obj: (key_of(KIND, obj),))
         caches.watch(METRIC_TEMPLATE, optional=True)
-        for kind in (DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE):
+        for kind in (DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE,
+                     HORIZONTAL_POD_AUTOSCALER):
             caches.watch(kind, optional=True, on_change=self._keys_of_owned)
 
     def _keys_of_owned(self, event_type: str, obj: JsonObject) -> Iterable[ObjectKey]:
@@ -173,6 +175,7 @@ class CanaryController:
     def _observe(self, canary: Canary) -> Observed:
         namespace, get = canary.namespace, self._caches.get
         apex, primary, canary_service = service_names(canary)
+        hpa = str((canary.spec.autoscaler_ref or {}).get("name") or "")
         return Observed(
             target=get(DEPLOYMENT, namespace, canary.spec.target_ref.name),
             primary=get(DEPLOYMENT, namespace, primary_name(canary)),
@@ -181,12 +184,18 @@ class CanaryController:
                       for name in (apex, primary, canary_service)},
             destination_rules={name: get(DESTINATION_RULE, namespace, name)
                                for name in (primary, canary_service)},
+            autoscaler=get(HORIZONTAL_POD_AUTOSCALER, namespace, hpa) if hpa else None,
+            primary_autoscaler=get(HORIZONTAL_POD_AUTOSCALER, namespace, f"{hpa}-primary")
+            if hpa else None,
         )
 
     def _references(self, canary: Canary) -> list[Ref]:
         namespace = canary.namespace
         refs: list[Ref] = [(DEPLOYMENT, namespace, canary.spec.target_ref.name),
                            (VIRTUAL_SERVICE, namespace, service_names(canary)[0])]
+        hpa = (canary.spec.autoscaler_ref or {}).get("name")
+        if hpa:
+            refs.append((HORIZONTAL_POD_AUTOSCALER, namespace, str(hpa)))
         for metric in canary.spec.analysis.metrics:
             if metric.template_ref is not None:
                 refs.append((METRIC_TEMPLATE, metric.template_ref.namespace or namespace,

@@ -18,6 +18,7 @@ from shiftd.kube.resources import (
     CANARY,
     DEPLOYMENT,
     DESTINATION_RULE,
+    HORIZONTAL_POD_AUTOSCALER,
     SERVICE,
     VIRTUAL_SERVICE,
     ResourceKind,
@@ -27,7 +28,7 @@ from shiftd.runtime.caches import Caches
 
 JsonObject = dict[str, Any]
 KINDS: dict[str, ResourceKind] = {kind.kind: kind for kind in (
-    DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE)}
+    DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE, HORIZONTAL_POD_AUTOSCALER)}
 EVENT_REASON = "Synced"  # Flagger gives every Event this reason
 
 

@@ -24,6 +24,7 @@ from shiftd.kube.resources import (
     DEPLOYMENT,
     DESTINATION_RULE,
     EVENT,
+    HORIZONTAL_POD_AUTOSCALER,
     ROLLOUT,
     SERVICE,
     VIRTUAL_SERVICE,
@@ -70,6 +71,8 @@ async def canary_events(cluster: Cluster) -> list[str]:
 async def install(cluster: Cluster, tester: FakeLoadTester, **spec: Any) -> None:
     """Seed 003's Deployment and Canary, its webhooks pointed at the stand-in loadtester."""
     await cluster.client.create(DEPLOYMENT, cluster.namespace, seed("Deployment"))
+    await cluster.client.create(HORIZONTAL_POD_AUTOSCALER, cluster.namespace,
+                                seed("HorizontalPodAutoscaler"))
     canary = seed("Canary")
     for hook in canary["spec"]["analysis"]["webhooks"]:
         hook["url"] = tester.url + "/"
@@ -126,10 +129,17 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
                          per_scrape={"200": 20}, latency_ms=20)
         await install(cluster, tester, revertOnDeletion=True)
         async with running_daemon(cluster, clock=clock,
-                                  analysis={"prometheusAddress": prometheus.url}):
+                                  analysis={"prometheusAddress": prometheus.url}) as daemon:
             await initialised(cluster, clock)
             await healthy_metrics(prometheus, cluster.namespace)
             await promoted_step_by_step(cluster, clock, tester)
+            exposed = daemon.telemetry.metrics_text().decode()
+            namespace = cluster.namespace
+            assert (f'flagger_canary_successes_total{{analysis_status="completed",'
+                    f'deployment_strategy="canary",name="podinfo",namespace="{namespace}"}} 1.0'
+                    in exposed)
+            assert f'flagger_canary_status{{name="podinfo",namespace="{namespace}"}} 1.0' \
+                in exposed
             await rolled_back(cluster, clock, exporter, prometheus)
             await reverted_on_deletion(cluster, clock)
 
@@ -151,6 +161,9 @@ async def initialised(cluster: Cluster, clock: ManualClock) -> None:
     assert vs["spec"]["http"][0]["retries"]["attempts"] == 3
     assert [r["destination"]["host"] for r in vs["spec"]["http"][0]["route"]] == [
         "podinfo-primary", "podinfo-canary"]
+    hpa = await get(HORIZONTAL_POD_AUTOSCALER, namespace, "podinfo-primary")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 4)
     rule = await get(DESTINATION_RULE, namespace, "podinfo-canary")
     assert rule["spec"]["trafficPolicy"] == {"tls": {"mode": "DISABLE"}}
     assert await cluster.wait_for(lambda: _replicas_are(cluster, "podinfo", 0),
@@ -169,6 +182,8 @@ async def _replicas_are(cluster: Cluster, name: str, count: int) -> bool:
 async def promoted_step_by_step(cluster: Cluster, clock: ManualClock,
                                 tester: FakeLoadTester) -> None:
     await set_image(cluster, NEW_IMAGE)
+    await tick_until(cluster, clock, "Progressing", lambda s: s.get("phase") == "Progressing")
+    assert await replicas_of(cluster, "podinfo") == 2  # the HPA's minReplicas
     seen: list[int] = []
     for weight in (10, 20, 30, 40, 50):
         found = await tick_until(cluster, clock, f"weight {weight}",

@@ -82,7 +82,9 @@ class World:
             services={n: self.objects.get(("Service", n))
                       for n in ("podinfo", "podinfo-primary", "podinfo-canary")},
             destination_rules={n: self.objects.get(("DestinationRule", n))
-                               for n in ("podinfo-primary", "podinfo-canary")})
+                               for n in ("podinfo-primary", "podinfo-canary")},
+            autoscaler=self.objects.get(("HorizontalPodAutoscaler", "podinfo")),
+            primary_autoscaler=self.objects.get(("HorizontalPodAutoscaler", "podinfo-primary")))
 
     def decide(self) -> Step:
         step = advance(self.parsed, self.observed(), now=self.now)
@@ -349,3 +351,15 @@ def test_deleting_with_revert_on_deletion_restores_the_target_and_a_taken_over_s
     assert restored["spec"]["hosts"] == ["podinfo"]
     assert restored["metadata"]["ownerReferences"] == []
     assert steps[-1].finalizer == "remove"
+
+
+def test_the_primary_gets_its_own_hpa_and_a_new_revision_starts_at_the_hpa_minimum() -> None:
+    world = World.seed()
+    world.objects[("HorizontalPodAutoscaler", "podinfo")] = seed_documents()[
+        "HorizontalPodAutoscaler"]
+    world.initialise()
+    primary_hpa = world.objects[("HorizontalPodAutoscaler", "podinfo-primary")]
+    assert primary_hpa["spec"]["scaleTargetRef"]["name"] == "podinfo-primary"
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.tick()
+    assert world.target["spec"]["replicas"] == 2

@@ -26,6 +26,7 @@ from shiftd.decide.flagger.hashing import template_hash, written_by_flagger
 from shiftd.decide.flagger.objects import owned_puts
 from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import Routes, observe_routes, virtual_service
+from shiftd.decide.flagger.scaling import primary_hpa_puts, scale_up_replicas
 from shiftd.decide.flagger.workloads import not_ready, primary_name, promoted, replicas
 from shiftd.model.flagger.canary import TOTAL_WEIGHT, Canary
 
@@ -135,8 +136,7 @@ def _primary_waiting(tick: _Tick) -> Step | None:
 
 def _new_revision(tick: _Tick) -> Step:
     canary = tick.canary
-    wanted = replicas(tick.target) or replicas(tick.observed.primary) or 1
-    return Step(actions=(ScaleTarget(wanted),),
+    return Step(actions=(ScaleTarget(scale_up_replicas(canary, tick.observed)),),
                 status=st.synced(canary, phase=st.PROGRESSING, applied=tick.revision,
                                  now=tick.now),
                 events=(tick.info(f"New revision detected! Scaling up "
@@ -279,7 +279,8 @@ def _promote(tick: _Tick) -> Step:
     canary, primary = tick.canary, tick.observed.primary
     if primary is None:
         return Step(requeue_at=tick.next_tick)
-    return Step(actions=(Put("Deployment", promoted(canary, primary, tick.target)),),
+    hpa = primary_hpa_puts(canary, tick.observed, init=False)
+    return Step(actions=(Put("Deployment", promoted(canary, primary, tick.target)), *hpa),
                 status=st.with_phase(canary, st.PROMOTING, tick.now),
                 events=(tick.info(f"Copying {canary.spec.target_ref.name}.{canary.namespace} "
                                   f"template spec to {primary_name(canary)}."

@@ -4,7 +4,7 @@
 a missing one is created; a Service, DestinationRule or the VirtualService whose spec
 drifted from what is wanted is rewritten (fields the server fills in, such as a Service's
 ``clusterIP``, are kept); the VirtualService keeps the weights it routes now. The primary
-Deployment is only created here: its template changes only by promotion.
+Deployment and the primary's HPA are only created here: they change only by promotion.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from shiftd.decide.flagger.routes import (
     services,
     virtual_service,
 )
+from shiftd.decide.flagger.scaling import primary_hpa_puts
 from shiftd.decide.flagger.workloads import primary_deployment, selector_label
 from shiftd.model.flagger.canary import Canary
 
@@ -80,3 +81,4 @@ def owned_puts(canary: Canary, observed: Observed) -> Iterator[Put]:
         yield Put("VirtualService", wanted)
     if observed.primary is None:
         yield Put("Deployment", primary_deployment(canary, target))
+    yield from primary_hpa_puts(canary, observed, init=True)

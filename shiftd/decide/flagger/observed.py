@@ -28,4 +28,6 @@ class Observed:
     virtual_service: JsonObject | None
     services: dict[str, JsonObject | None] = field(default_factory=dict)
     destination_rules: dict[str, JsonObject | None] = field(default_factory=dict)
+    autoscaler: JsonObject | None = None  # the HPA spec.autoscalerRef names
+    primary_autoscaler: JsonObject | None = None  # its <name>-primary copy
     checks: Verdict | None = None
