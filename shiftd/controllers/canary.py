@@ -26,7 +26,7 @@ from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import CanaryEvent, Step
 from shiftd.decide.flagger.finalize import finalize, finalizer_change
 from shiftd.decide.flagger.machine import advance
-from shiftd.decide.flagger.observed import Observed
+from shiftd.decide.flagger.observed import Observed, Verdict
 from shiftd.decide.flagger.routes import observe_routes, service_names
 from shiftd.decide.flagger.workloads import primary_name
 from shiftd.kube.errors import Conflict, Invalid, KubeError, NotFound
@@ -121,6 +121,7 @@ class CanaryController:
         try:
             step = await self._decide(canary)
             await self._writes.apply(obj, canary, step)
+            await self._after(obj, canary, step)
             self._observe_metrics(key, canary, step, seconds=time.perf_counter() - started)
         except InvalidCanaryError as error:
             await self._writes.apply(obj, canary, Step(events=(
@@ -143,10 +144,25 @@ class CanaryController:
             return finalize(canary, observed, now=now)
         membership = finalizer_change(canary)
         step = advance(canary, observed, now=now)
-        if step.needs_checks is not None:
-            verdict = await self._checks.run(canary, step.needs_checks)
-            step = advance(canary, dataclasses.replace(observed, checks=verdict), now=now)
+        answers: dict[str, Verdict] = {}
+        while step.needs_checks is not None and step.needs_checks not in answers:
+            answers[step.needs_checks] = await self._checks.run(canary, step.needs_checks)
+            step = advance(canary, dataclasses.replace(observed, checks=dict(answers)),
+                           now=now)
         return dataclasses.replace(step, finalizer=membership.finalizer)
+
+    async def _after(self, obj: JsonObject, canary: Canary, step: Step) -> None:
+        """What follows the writes: post-rollout hooks when the Canary ended, Events to the
+        event hooks."""
+        events = step.events
+        phase = (step.status or {}).get("phase")
+        if phase in (st.SUCCEEDED, st.FAILED) and phase != canary.phase:
+            ended = await self._checks.post_rollout(canary, str(phase))
+            if ended:
+                await self._writes.apply(obj, canary, Step(events=ended))
+                events = events + ended
+        await self._checks.notify(canary, events,
+                                  timestamp_ms=int(self._clock.now().timestamp() * 1000))
 
     def _observe_metrics(self, key: ObjectKey, canary: Canary, step: Step, *,
                          seconds: float) -> None:

@@ -1,5 +1,7 @@
 """The I/O of a Canary's checks: webhooks called and metrics queried, turned into a
-``Verdict`` for the pure state machine.
+``Verdict`` for the pure state machine; the gates' webhooks (confirm-rollout,
+confirm-traffic-increase, confirm-promotion, rollback) answered the same way; post-rollout
+hooks once a Canary ends, and every Event posted to the ``event`` hooks.
 
 When the analysis starts, the ``pre-rollout`` webhooks run ("Pre-rollout check … passed", or
 a halt). At every later interval the ``rollout`` webhooks (a hook without a type is one: the
@@ -13,6 +15,7 @@ recorded in ``flagger_canary_metric_analysis``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,10 +45,11 @@ from shiftd.kube.resources import METRIC_TEMPLATE
 from shiftd.model.flagger.canary import Canary
 from shiftd.providers.base import ProviderError
 from shiftd.providers.flagger_prometheus import NoValuesFound, run_query
-from shiftd.providers.flagger_webhooks import call_webhook, webhook_payload
+from shiftd.providers.flagger_webhooks import call_webhook, event_payload, webhook_payload
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.flagger_telemetry import FlaggerMetrics
 
+logger = logging.getLogger(__name__)
 JsonObject = dict[str, Any]
 
 
@@ -65,6 +69,8 @@ class CanaryChecks:
             async with aiohttp.ClientSession() as session:
                 if which == "pre-rollout":
                     return await self._hooks(session, canary, "pre-rollout")
+                if which != "analysis":
+                    return await self._gate(session, canary, which)
                 await self._hooks(session, canary, "rollout")
                 raw = [metric.model_dump(by_alias=True, exclude_none=True)
                        for metric in canary.spec.analysis.metrics]
@@ -80,11 +86,7 @@ class CanaryChecks:
         for hook in canary.spec.analysis.webhooks:
             if (hook.get("type") or "rollout") != hook_type:
                 continue
-            payload = webhook_payload(
-                name=canary.name, namespace=canary.namespace, phase=canary.phase,
-                hook_type=hook_type, metadata=hook.get("metadata"),
-                checksum=str(canary.status.get("lastAppliedSpec") or ""))
-            result = await call_webhook(session, hook, payload)
+            result = await call_webhook(session, hook, self._payload(canary, hook, hook_type))
             name = hook.get("name", "")
             if not result.ok:
                 check = "pre-rollout" if hook_type == "pre-rollout" else "external"
@@ -92,6 +94,66 @@ class CanaryChecks:
                             f"{result.error}")
             passed.append(CanaryEvent(f"Pre-rollout check {name} passed"))
         return Verdict(passed=True, events=tuple(passed) if hook_type == "pre-rollout" else ())
+
+    async def _gate(self, session: aiohttp.ClientSession, canary: Canary,
+                    hook_type: str) -> Verdict:
+        """A confirm gate passes when every hook of its type answers OK (the first refusal
+        names the hook); the rollback gate "passes" (asks for a rollback) when any does."""
+        last = ""
+        for hook in canary.spec.analysis.webhooks:
+            if hook.get("type") != hook_type:
+                continue
+            last = str(hook.get("name", ""))
+            result = await call_webhook(session, hook, self._payload(canary, hook, hook_type))
+            if hook_type == "rollback" and result.ok:
+                return Verdict(passed=True, hook=last)
+            if hook_type != "rollback" and not result.ok:
+                return Verdict(passed=False, hook=last)
+        return Verdict(passed=hook_type != "rollback", hook=last)
+
+    def _payload(self, canary: Canary, hook: Mapping[str, Any], hook_type: str,
+                 phase: str | None = None) -> JsonObject:
+        return webhook_payload(
+            name=canary.name, namespace=canary.namespace, phase=phase or canary.phase,
+            hook_type=hook_type, metadata=hook.get("metadata"),
+            checksum=str(canary.status.get("lastAppliedSpec") or ""))
+
+    async def post_rollout(self, canary: Canary, phase: str) -> tuple[CanaryEvent, ...]:
+        """The post-rollout hooks once a Canary Succeeded or Failed, and their Events."""
+        events: list[CanaryEvent] = []
+        async with aiohttp.ClientSession() as session:
+            for hook in canary.spec.analysis.webhooks:
+                if hook.get("type") != "post-rollout":
+                    continue
+                name = hook.get("name", "")
+                result = await call_webhook(session, hook, self._payload(
+                    canary, hook, "post-rollout", phase))
+                if not result.ok:
+                    events.append(CanaryEvent(f"Post-rollout hook {name} failed {result.error}",
+                                              warning=True))
+                    break
+                events.append(CanaryEvent(f"Post-rollout check {name} passed"))
+        return tuple(events)
+
+    async def notify(self, canary: Canary, events: tuple[CanaryEvent, ...], *,
+                     timestamp_ms: int) -> None:
+        """Each Event posted to the Canary's ``event`` hooks (failures only logged)."""
+        hooks = [h for h in canary.spec.analysis.webhooks if h.get("type") == "event"]
+        if not hooks or not events:
+            return
+        async with aiohttp.ClientSession() as session:
+            for event in events:
+                for hook in hooks:
+                    payload = event_payload(
+                        name=canary.name, namespace=canary.namespace, phase=canary.phase,
+                        checksum=str(canary.status.get("lastAppliedSpec") or ""),
+                        metadata=hook.get("metadata"), message=event.message,
+                        event_type="Warning" if event.warning else "Normal",
+                        timestamp_ms=timestamp_ms)
+                    result = await call_webhook(session, hook, payload)
+                    if not result.ok:
+                        logger.info("event webhook %s failed: %s", hook.get("name"),
+                                    result.error)
 
     def _request(self, canary: Canary, check: MetricCheck, metric: Mapping[str, Any]
                  ) -> JsonObject:

@@ -57,6 +57,7 @@ class World:
     now: datetime = T0
     events: list[str] = field(default_factory=list)
     verdict: Verdict = field(default_factory=lambda: Verdict(passed=True))
+    gates: dict[str, Verdict] = field(default_factory=dict)
 
     @classmethod
     def seed(cls, **analysis: Any) -> World:
@@ -87,9 +88,12 @@ class World:
             primary_autoscaler=self.objects.get(("HorizontalPodAutoscaler", "podinfo-primary")))
 
     def decide(self) -> Step:
+        answers: dict[str, Verdict] = {}
         step = advance(self.parsed, self.observed(), now=self.now)
-        if step.needs_checks:
-            step = advance(self.parsed, replace(self.observed(), checks=self.verdict),
+        while step.needs_checks is not None:
+            kind = step.needs_checks
+            answers[kind] = self.gates.get(kind, self.verdict)
+            step = advance(self.parsed, replace(self.observed(), checks=dict(answers)),
                            now=self.now)
         return step
 
@@ -363,3 +367,69 @@ def test_the_primary_gets_its_own_hpa_and_a_new_revision_starts_at_the_hpa_minim
     world.set_image("stefanprodan/podinfo:3.1.1")
     world.tick()
     assert world.target["spec"]["replicas"] == 2
+
+
+def gated(kind: str) -> World:
+    world = World.seed()
+    world.canary["spec"]["analysis"]["webhooks"] = [
+        {"name": "gate", "type": kind, "url": "http://gate/"}]
+    return world
+
+
+def test_a_refused_confirm_rollout_waits_and_an_approval_starts_the_revision() -> None:
+    world = gated("confirm-rollout")
+    world.initialise()
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.gates["confirm-rollout"] = Verdict(passed=False, hook="gate")
+    world.tick()
+    assert world.status["phase"] == st.WAITING and world.target["spec"]["replicas"] == 0
+    assert world.events[-1] == "Halt podinfo.test advancement waiting for approval gate"
+    world.tick()
+    assert world.status["phase"] == st.WAITING
+    world.gates["confirm-rollout"] = Verdict(passed=True, hook="gate")
+    world.tick()
+    assert world.status["phase"] == st.PROGRESSING and world.target["spec"]["replicas"] == 1
+    assert world.events[-2:] == ["Confirm-rollout check gate passed",
+                                 "New revision detected! Scaling up podinfo.test"]
+
+
+def test_a_refused_confirm_promotion_waits_at_max_weight_until_approved() -> None:
+    world = gated("confirm-promotion")
+    world.initialise()
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.gates["confirm-promotion"] = Verdict(passed=False, hook="gate")
+    for _ in range(7):
+        world.tick()
+    assert world.status["phase"] == st.WAITING_PROMOTION and world.weight == 50
+    assert "Halt podinfo.test advancement waiting for promotion approval gate" in world.events
+    world.gates["confirm-promotion"] = Verdict(passed=True, hook="gate")
+    world.tick()
+    assert world.status["phase"] == st.PROMOTING
+    assert world.events[-2] == "Confirm-promotion check gate passed"
+
+
+def test_a_refused_traffic_increase_holds_the_weight() -> None:
+    world = gated("confirm-traffic-increase")
+    world.initialise()
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.gates["confirm-traffic-increase"] = Verdict(passed=False, hook="gate")
+    world.tick()
+    world.tick()
+    world.tick()
+    assert world.weight == 0 and world.status["phase"] == st.PROGRESSING
+    assert world.events[-1] == ("Halt podinfo.test advancement waiting for traffic increase "
+                                "approval gate")
+
+
+def test_a_rollback_hook_answering_ok_rolls_the_canary_back() -> None:
+    world = gated("rollback")
+    world.initialise()
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.gates["rollback"] = Verdict(passed=False)
+    world.tick()
+    world.tick()
+    assert world.weight == 10
+    world.gates["rollback"] = Verdict(passed=True, hook="gate")
+    world.tick()
+    assert world.status["phase"] == st.FAILED and world.weight == 0
+    assert "Rolling back podinfo.test manual webhook invoked" in world.events

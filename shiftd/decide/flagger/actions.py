@@ -38,6 +38,8 @@ class CanaryEvent:
 
 
 Action = Put | ScaleTarget
+CheckKind = Literal["pre-rollout", "analysis", "confirm-rollout", "confirm-traffic-increase",
+                    "confirm-promotion", "rollback"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,9 @@ class Step:
     events: tuple[CanaryEvent, ...] = ()
     requeue_at: datetime | None = None
     again: bool = False  # look again at once (a phase written that the same tick continues)
-    # what to measure before deciding again with the verdict: the pre-rollout webhooks when the
-    # analysis starts, the rollout webhooks and the metrics at every later interval
-    needs_checks: Literal["pre-rollout", "analysis"] | None = None
+    # what to measure before deciding again with its verdict: the pre-rollout webhooks when
+    # the analysis starts, the rollout webhooks and the metrics at every later interval, or
+    # the webhooks of one gate (confirm-rollout, confirm-traffic-increase,
+    # confirm-promotion, rollback)
+    needs_checks: CheckKind | None = None
     finalizer: Literal["add", "remove"] | None = None

@@ -11,7 +11,8 @@ strategy (canary weights, A/B iterations with match, blue/green iterations, mirr
 Flagger runs this on a ticker every ``analysis.interval``; shiftd keeps the same rhythm from
 the status: a step that advances the analysis happens only once ``lastTransitionTime`` (which
 each status write stamps) is an interval old. Metric values are I/O: a step that needs them
-returns ``needs_checks`` and is decided again with ``Observed.checks`` filled.
+returns ``needs_checks`` and is decided again with ``Observed.checks`` filled; the webhook
+gates (``gates``) ask for their answers the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shiftd.decide.flagger import gates
 from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import Action, CanaryEvent, Put, ScaleTarget, Step
 from shiftd.decide.flagger.hashing import template_hash, written_by_flagger
@@ -97,7 +99,11 @@ def _by_phase(tick: _Tick) -> Step:
     if waiting is not None:
         return waiting
     if canary.phase not in (st.PROGRESSING, st.WAITING_PROMOTION, st.PROMOTING, st.FINALISING):
-        return _new_revision(tick)
+        held, passed = gates.confirm_rollout(canary, tick.observed, now=tick.now)
+        if held is not None:
+            return held
+        start = _new_revision(tick)
+        return replace(start, events=passed + start.events)
     if canary.phase == st.PROGRESSING and changed:
         return _restart(tick)
     return _analyse(tick)
@@ -168,6 +174,11 @@ def _analyse(tick: _Tick) -> Step:
                     requeue_at=tick.next_tick)
     if canary.spec.skip_analysis and canary.phase == st.PROGRESSING:
         return _skip(tick)
+    manual = gates.rollback_requested(canary, tick.observed)
+    if isinstance(manual, Step):
+        return manual
+    if manual:
+        return rollback(tick, reason=f"Rolling back {canary.path} manual webhook invoked")
     if canary.phase == st.PROMOTING:
         return _promotion_traffic(tick)
     if canary.phase == st.FINALISING:
@@ -188,7 +199,7 @@ def _checked(tick: _Tick) -> Step:
     iterations = int(canary.status.get("iterations") or 0)
     starting = (tick.routes.canary == 0 and iterations == 0
                 and not (analysis.mirror and tick.routes.mirrored))
-    verdict = tick.observed.checks
+    verdict = tick.observed.checks.get("pre-rollout" if starting else "analysis")
     if verdict is None:
         return Step(needs_checks="pre-rollout" if starting else "analysis")
     if not verdict.passed:
@@ -230,6 +241,9 @@ def _canary_weights(tick: _Tick) -> Step:
     canary, routes = tick.canary, tick.routes
     if routes.canary >= canary.spec.analysis.effective_max_weight:
         return _promote(tick)
+    held = gates.confirm_traffic_increase(canary, tick.observed, now=tick.now)
+    if held is not None:
+        return held
     step = next_step_weight(canary, routes.canary)
     mirrored = False
     if canary.spec.analysis.mirror and routes.canary == 0 and not routes.mirrored:
@@ -279,12 +293,15 @@ def _promote(tick: _Tick) -> Step:
     canary, primary = tick.canary, tick.observed.primary
     if primary is None:
         return Step(requeue_at=tick.next_tick)
+    held, passed = gates.confirm_promotion(canary, tick.observed, now=tick.now)
+    if held is not None:
+        return held
     hpa = primary_hpa_puts(canary, tick.observed, init=False)
     return Step(actions=(Put("Deployment", promoted(canary, primary, tick.target)), *hpa),
                 status=st.with_phase(canary, st.PROMOTING, tick.now),
-                events=(tick.info(f"Copying {canary.spec.target_ref.name}.{canary.namespace} "
-                                  f"template spec to {primary_name(canary)}."
-                                  f"{canary.namespace}"),),
+                events=(*passed, tick.info(
+                    f"Copying {canary.spec.target_ref.name}.{canary.namespace} template spec "
+                    f"to {primary_name(canary)}.{canary.namespace}")),
                 requeue_at=tick.next_tick)
 
 

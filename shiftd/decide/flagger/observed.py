@@ -3,6 +3,7 @@ once the controller has measured them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +14,13 @@ JsonObject = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The metric checks of one interval: passed, or the Events saying why not."""
+    """One kind of checks, measured: passed, or the Events saying why not. For a gate,
+    ``hook`` names the webhook that answered (the one that refused, or the last that
+    passed); a rollback gate "passes" when a rollback hook asks for the rollback."""
 
     passed: bool
     events: tuple[CanaryEvent, ...] = ()
+    hook: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,4 +34,4 @@ class Observed:
     destination_rules: dict[str, JsonObject | None] = field(default_factory=dict)
     autoscaler: JsonObject | None = None  # the HPA spec.autoscalerRef names
     primary_autoscaler: JsonObject | None = None  # its <name>-primary copy
-    checks: Verdict | None = None
+    checks: Mapping[str, Verdict] = field(default_factory=dict)  # by kind (CheckKind)
