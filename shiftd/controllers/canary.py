@@ -149,6 +149,10 @@ class CanaryController:
             answers[step.needs_checks] = await self._checks.run(canary, step.needs_checks)
             step = advance(canary, dataclasses.replace(observed, checks=dict(answers)),
                            now=now)
+        if (canary.phase in (st.INITIALIZING, st.WAITING) and not canary.spec.skip_analysis
+                and canary.spec.analysis.metrics):
+            available = await self._checks.providers_available(canary)
+            step = dataclasses.replace(step, events=(available, *step.events))
         return dataclasses.replace(step, finalizer=membership.finalizer)
 
     async def _after(self, obj: JsonObject, canary: Canary, step: Step) -> None:

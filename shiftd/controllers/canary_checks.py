@@ -24,6 +24,7 @@ import aiohttp
 from shiftd.decide.flagger.actions import CanaryEvent
 from shiftd.decide.flagger.metrics import (
     BUILTIN,
+    BUILTIN_METRICS,
     DEFAULT_METRIC_INTERVAL,
     INLINE,
     TEMPLATE,
@@ -44,7 +45,7 @@ from shiftd.decide.flagger.routes import service_names
 from shiftd.kube.resources import METRIC_TEMPLATE
 from shiftd.model.flagger.canary import Canary
 from shiftd.providers.base import ProviderError
-from shiftd.providers.flagger_prometheus import NoValuesFound, run_query
+from shiftd.providers.flagger_prometheus import NoValuesFound, is_online, run_query
 from shiftd.providers.flagger_webhooks import call_webhook, event_payload, webhook_payload
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.flagger_telemetry import FlaggerMetrics
@@ -117,6 +118,31 @@ class CanaryChecks:
             name=canary.name, namespace=canary.namespace, phase=phase or canary.phase,
             hook_type=hook_type, metadata=hook.get("metadata"),
             checksum=str(canary.status.get("lastAppliedSpec") or ""))
+
+    async def providers_available(self, canary: Canary) -> CanaryEvent:
+        """Flagger's checkMetricProviderAvailability, as the Event it records."""
+        default = canary.spec.metrics_server or self._prometheus_address or ""
+        async with aiohttp.ClientSession() as session:
+            for metric in canary.spec.analysis.metrics:
+                try:
+                    if metric.template_ref is None:
+                        if metric.name in BUILTIN_METRICS:
+                            await is_online(session, address=default)
+                        continue
+                    namespace = metric.template_ref.namespace or canary.namespace
+                    found = self._caches.get(METRIC_TEMPLATE, namespace,
+                                             metric.template_ref.name)
+                    if found is None:
+                        return CanaryEvent(
+                            f"Error checking metric providers: metric template "
+                            f"{metric.template_ref.name}.{namespace} not found", warning=True)
+                    template = parse_metric_template(found)
+                    await is_online(session, address=template.provider.address,
+                                    headers=template.provider.headers)
+                except (ProviderError, MetricTemplateError) as error:
+                    return CanaryEvent(f"Error checking metric providers: {error}",
+                                       warning=True)
+        return CanaryEvent("all the metrics providers are available!")
 
     async def post_rollout(self, canary: Canary, phase: str) -> tuple[CanaryEvent, ...]:
         """The post-rollout hooks once a Canary Succeeded or Failed, and their Events."""

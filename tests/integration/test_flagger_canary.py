@@ -41,6 +41,14 @@ INTERVAL = 60.0  # the seed's analysis.interval
 NEW_IMAGE = "stefanprodan/podinfo:3.1.1"
 
 
+# A VirtualService the user had before the Canary: taken over, and restored on deletion.
+USERS_VS: Obj = {
+    "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+    "metadata": {"name": "podinfo"},
+    "spec": {"hosts": ["podinfo"], "http": [{"route": [{"destination": {"host": "podinfo"}}]}]},
+}
+
+
 def seed(kind: str) -> Obj:
     (found,) = [copy.deepcopy(d) for d in example_documents("flagger-podinfo")
                 if d["kind"] == kind]
@@ -127,6 +135,7 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
             istio_telemetry_prometheus() as (prometheus, exporter):
         exporter.traffic(workload="podinfo", namespace=cluster.namespace,
                          per_scrape={"200": 20}, latency_ms=20)
+        await cluster.client.create(VIRTUAL_SERVICE, cluster.namespace, USERS_VS)
         await install(cluster, tester, revertOnDeletion=True)
         async with running_daemon(cluster, clock=clock,
                                   analysis={"prometheusAddress": prometheus.url}) as daemon:
@@ -168,7 +177,9 @@ async def initialised(cluster: Cluster, clock: ManualClock) -> None:
     assert rule["spec"]["trafficPolicy"] == {"tls": {"mode": "DISABLE"}}
     assert await cluster.wait_for(lambda: _replicas_are(cluster, "podinfo", 0),
                                   what="the target scaled to zero")
-    assert "Initialization done! podinfo." + namespace in await canary_events(cluster)
+    events = await canary_events(cluster)
+    assert "Initialization done! podinfo." + namespace in events
+    assert "all the metrics providers are available!" in events
 
 
 async def _phase_is(cluster: Cluster, phase: str) -> bool:
@@ -243,6 +254,9 @@ async def reverted_on_deletion(cluster: Cluster, clock: ManualClock) -> None:
 
     await cluster.wait_for(gone, timeout=20, what="the Canary to be finalised and deleted")
     assert await replicas_of(cluster, "podinfo") == 1  # the target serves again
+    vs = await cluster.client.get(VIRTUAL_SERVICE, cluster.namespace, "podinfo")
+    assert vs["spec"] == USERS_VS["spec"]
+    assert not vs["metadata"].get("ownerReferences")
 
 
 async def test_a_rollout_and_a_canary_of_the_same_name_both_progress() -> None:

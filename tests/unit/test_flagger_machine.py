@@ -340,6 +340,7 @@ def test_deleting_with_revert_on_deletion_restores_the_target_and_a_taken_over_s
     world.initialise()
     taken = world.objects[("VirtualService", "podinfo")]
     assert taken["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert observe_routes(world.parsed, taken).primary == 100  # all to the primary at first
     world.canary["metadata"].update(deletionTimestamp="2026-01-01T00:10:00Z",
                                     finalizers=[FINALIZER])
     steps = []

@@ -171,7 +171,8 @@ def original_spec(virtual_service_obj: Mapping[str, Any]) -> JsonObject | None:
 
 
 def observe_routes(canary: Canary, virtual_service_obj: Mapping[str, Any] | None) -> Routes:
-    """Weights of the primary and canary destinations in the (first, weighted) route."""
+    """Weights of the primary and canary destinations in the (first, weighted) route; all to
+    the primary while it routes to neither."""
     if virtual_service_obj is None:
         return Routes(primary=TOTAL_WEIGHT, canary=0, mirrored=False)
     _, primary, canary_name = service_names(canary)
@@ -179,5 +180,8 @@ def observe_routes(canary: Canary, virtual_service_obj: Mapping[str, Any] | None
     first = http[0]
     weights = {str((entry.get("destination") or {}).get("host")): int(entry.get("weight") or 0)
                for entry in first.get("route") or []}
+    if primary not in weights and canary_name not in weights:
+        # not routing to the Canary's Services yet (a VirtualService found in place)
+        return Routes(primary=TOTAL_WEIGHT, canary=0, mirrored=False)
     return Routes(primary=weights.get(primary, 0), canary=weights.get(canary_name, 0),
                   mirrored=first.get("mirror") is not None)
