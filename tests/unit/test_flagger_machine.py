@@ -286,7 +286,7 @@ def test_a_changed_template_mid_analysis_restarts_it() -> None:
     world.tick()
     world.set_image("stefanprodan/podinfo:3.1.2")
     world.tick()
-    assert world.events[-1] == "Restarting analysis for podinfo.test"
+    assert world.events[-1] == "New revision detected! Restarting analysis for podinfo.test"
     assert world.weight == 0 and world.status["phase"] == st.PROGRESSING
 
 
@@ -306,13 +306,33 @@ def test_an_unready_canary_past_its_progress_deadline_is_rolled_back() -> None:
     world.set_image("stefanprodan/podinfo:3.1.1")
     world.tick()
     world.target["status"]["availableReplicas"] = 0
+    world.target["status"]["conditions"] = [
+        {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+         "lastUpdateTime": "2026-01-01T00:01:00Z"}]
     world.tick()
     assert world.status["phase"] == st.PROGRESSING
-    assert world.events[-1].startswith("podinfo.test not ready: waiting for rollout to finish")
-    world.now += timedelta(seconds=60)
+    assert world.events[-1] == ("canary deployment podinfo.test not ready: waiting for rollout "
+                                "to finish: 0 of 1 (readyThreshold 100%) updated replicas are "
+                                "available")
+    world.now += timedelta(seconds=60)  # the seed's progressDeadlineSeconds
     world.step()
+    assert world.status["phase"] == st.FAILED and world.target["spec"]["replicas"] == 0
+    assert world.events[-1] == "Canary failed! Scaling down podinfo.test"
+
+
+def test_going_back_to_the_promoted_template_starts_nothing() -> None:
+    world = World.seed(threshold=1)
+    world.initialise()
+    promoted = copy.deepcopy(world.target["spec"]["template"])
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.verdict = Verdict(passed=False)
+    for _ in range(4):
+        world.tick()
     assert world.status["phase"] == st.FAILED
-    assert "progress deadline exceeded" in world.events[-2]
+    world.target["spec"]["template"] = promoted
+    world.tick()
+    assert world.status["phase"] == st.FAILED
 
 
 @pytest.mark.parametrize(("status", "expected"), [

@@ -29,7 +29,13 @@ from shiftd.decide.flagger.objects import owned_puts
 from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import Routes, observe_routes, virtual_service
 from shiftd.decide.flagger.scaling import primary_hpa_puts, scale_up_replicas
-from shiftd.decide.flagger.workloads import not_ready, primary_name, promoted, replicas
+from shiftd.decide.flagger.workloads import (
+    not_ready,
+    past_deadline,
+    primary_name,
+    promoted,
+    replicas,
+)
 from shiftd.model.flagger.canary import TOTAL_WEIGHT, Canary
 
 JsonObject = dict[str, Any]
@@ -89,7 +95,9 @@ def _by_phase(tick: _Tick) -> Step:
         return _initialize(tick)
     applied = str(canary.status.get("lastAppliedSpec") or "")
     adopted = written_by_flagger(applied)  # taken over from Flagger: its hash is not ours
-    changed = not adopted and applied != tick.revision
+    # Flagger's hasSpecChanged: going back to the promoted template starts nothing
+    changed = (not adopted and applied != tick.revision
+               and canary.status.get("lastPromotedSpec") != tick.revision)
     if canary.phase not in st.ACTIVE and not changed:
         return Step(status={"lastAppliedSpec": tick.revision} if adopted else None)
     since = st.parse_timestamp(canary.status.get("lastTransitionTime"))
@@ -104,7 +112,7 @@ def _by_phase(tick: _Tick) -> Step:
             return held
         start = _new_revision(tick)
         return replace(start, events=passed + start.events)
-    if canary.phase == st.PROGRESSING and changed:
+    if canary.phase in (st.PROGRESSING, st.WAITING_PROMOTION) and changed:
         return _restart(tick)
     return _analyse(tick)
 
@@ -128,15 +136,13 @@ def _primary_waiting(tick: _Tick) -> Step | None:
     canary, primary = tick.canary, tick.observed.primary
     if canary.spec.skip_analysis or primary is None:
         return None
-    name = f"{primary_name(canary)}.{canary.namespace}"
-    if replicas(primary) == 0:
-        reason = f"halt {name} advancement: primary deployment is scaled to 0"
+    found = not_ready(primary, threshold_percent=canary.spec.analysis.primary_ready_threshold)
+    if found is not None:
+        reason = f"{primary_name(canary)}.{canary.namespace} not ready: {found}"
+    elif replicas(primary) == 0:
+        reason = f"halt {canary.path} advancement: primary deployment is scaled to zero"
     else:
-        found = not_ready(primary,
-                          threshold_percent=canary.spec.analysis.primary_ready_threshold)
-        if found is None:
-            return None
-        reason = f"{name} not ready: {found}"
+        return None
     return Step(events=(CanaryEvent(reason, warning=True),), requeue_at=tick.next_tick)
 
 
@@ -155,23 +161,23 @@ def _restart(tick: _Tick) -> Step:
     return Step(actions=(tick.route(TOTAL_WEIGHT, 0),),
                 status=st.synced(canary, phase=st.PROGRESSING, applied=tick.revision,
                                  now=tick.now),
-                events=(tick.info(f"Restarting analysis for {canary.path}"),),
+                events=(tick.info(f"New revision detected! Restarting analysis for "
+                                  f"{canary.spec.target_ref.name}.{canary.namespace}"),),
                 requeue_at=tick.next_tick)
 
 
 def _analyse(tick: _Tick) -> Step:
     canary, status = tick.canary, tick.canary.status
-    found = not_ready(tick.target,
-                      threshold_percent=canary.spec.analysis.canary_ready_threshold)
+    stuck = past_deadline(tick.target, deadline_seconds=canary.spec.progress_deadline_seconds,
+                          now=tick.now)
+    found = stuck or not_ready(tick.target,
+                               threshold_percent=canary.spec.analysis.canary_ready_threshold)
     if found is not None:
-        since = st.parse_timestamp(status.get("lastTransitionTime")) or tick.now
-        if tick.now - since > timedelta(seconds=canary.spec.progress_deadline_seconds):
-            return rollback(tick, reason=f"Rolling back {canary.path} progress deadline "
-                                         f"exceeded {canary.spec.target_ref.name}."
-                                         f"{canary.namespace} not ready: {found}")
-        return Step(events=(CanaryEvent(f"{canary.spec.target_ref.name}.{canary.namespace} "
-                                        f"not ready: {found}", warning=True),),
-                    requeue_at=tick.next_tick)
+        reason = (f"canary deployment {canary.spec.target_ref.name}.{canary.namespace} "
+                  f"not ready: {found}")
+        if stuck is not None:  # Flagger's non-retriable readiness error
+            return rollback(tick, reason=reason)
+        return Step(events=(CanaryEvent(reason, warning=True),), requeue_at=tick.next_tick)
     if canary.spec.skip_analysis and canary.phase == st.PROGRESSING:
         return _skip(tick)
     manual = gates.rollback_requested(canary, tick.observed)
@@ -239,12 +245,16 @@ def next_step_weight(canary: Canary, canary_weight: int) -> int:
 
 def _canary_weights(tick: _Tick) -> Step:
     canary, routes = tick.canary, tick.routes
+    step = next_step_weight(canary, routes.canary)
+    if step <= 0:
+        return Step(requeue_at=tick.next_tick)  # Flagger moves nothing without a step
+    if not routes.mirrored and canary.phase not in (st.PROMOTING, st.WAITING_PROMOTION,
+                                                    st.FINALISING):
+        held = gates.confirm_traffic_increase(canary, tick.observed, now=tick.now)
+        if held is not None:
+            return held
     if routes.canary >= canary.spec.analysis.effective_max_weight:
         return _promote(tick)
-    held = gates.confirm_traffic_increase(canary, tick.observed, now=tick.now)
-    if held is not None:
-        return held
-    step = next_step_weight(canary, routes.canary)
     mirrored = False
     if canary.spec.analysis.mirror and routes.canary == 0 and not routes.mirrored:
         primary, weight, mirrored = TOTAL_WEIGHT, 0, True  # one mirrored step first
@@ -271,7 +281,9 @@ def _ab_testing(tick: _Tick) -> Step:
         tick.canary.spec.analysis.iterations
     if wanted > done:
         return _iteration(tick, (tick.route(0, TOTAL_WEIGHT),))
-    return _promote(tick)
+    if wanted == done:
+        return _promote(tick)
+    return Step(requeue_at=tick.next_tick)
 
 
 def _blue_green(tick: _Tick) -> Step:
@@ -280,20 +292,26 @@ def _blue_green(tick: _Tick) -> Step:
     if analysis.iterations > done:
         mirror = analysis.mirror and not tick.routes.mirrored
         return _iteration(tick, (tick.route(TOTAL_WEIGHT, 0, mirrored=True),) if mirror else ())
+    held, passed = gates.confirm_promotion(canary, tick.observed, now=tick.now)
+    if held is not None:
+        return held
     if analysis.iterations == done:
         message = ("Stop traffic mirroring and route all traffic to canary" if analysis.mirror
                    else "Routing all traffic to canary")
         return Step(actions=(tick.route(0, TOTAL_WEIGHT),),
                     status=st.counters(tick.now, iterations=done + 1),
-                    events=(tick.info(message),), requeue_at=tick.next_tick)
-    return _promote(tick)
+                    events=(*passed, tick.info(message)), requeue_at=tick.next_tick)
+    return _promote(tick, confirmed=True)
 
 
-def _promote(tick: _Tick) -> Step:
+def _promote(tick: _Tick, *, confirmed: bool = False) -> Step:
+    """Copy the target's template to the primary (after the confirm-promotion gate, unless
+    this interval already passed it)."""
     canary, primary = tick.canary, tick.observed.primary
     if primary is None:
         return Step(requeue_at=tick.next_tick)
-    held, passed = gates.confirm_promotion(canary, tick.observed, now=tick.now)
+    held, passed = (None, ()) if confirmed else gates.confirm_promotion(
+        canary, tick.observed, now=tick.now)
     if held is not None:
         return held
     hpa = primary_hpa_puts(canary, tick.observed, init=False)
@@ -313,10 +331,12 @@ def _promotion_traffic(tick: _Tick) -> Step:
                     status=st.with_phase(canary, st.FINALISING, tick.now),
                     events=(tick.info("Routing all traffic to primary"),),
                     requeue_at=tick.next_tick)
+    if routes.canary <= 0:
+        return Step(requeue_at=tick.next_tick)
     primary = min(TOTAL_WEIGHT, routes.primary + step)
     weight = max(0, routes.canary - step)
-    phase = st.FINALISING if primary == TOTAL_WEIGHT else st.PROMOTING
-    fields = {**st.with_phase(canary, phase, tick.now), "canaryWeight": weight}
+    fields = (st.with_phase(canary, st.FINALISING, tick.now) if primary == TOTAL_WEIGHT
+              else st.counters(tick.now, canaryWeight=weight))
     return Step(actions=(tick.route(primary, weight),), status=fields,
                 events=(tick.info(f"Advance {canary.path} primary weight {primary}"),),
                 requeue_at=tick.next_tick)
@@ -342,7 +362,6 @@ def rollback(tick: _Tick, *, reason: str) -> Step:
     is not tried again until the template changes)."""
     canary = tick.canary
     fields = st.synced(canary, phase=st.FAILED, applied=tick.revision, now=tick.now)
-    fields["failedChecks"] = int(canary.status.get("failedChecks") or 0)
     return Step(actions=(tick.route(TOTAL_WEIGHT, 0), ScaleTarget(0)), status=fields,
                 events=(CanaryEvent(reason, warning=True),
                         CanaryEvent(f"Canary failed! Scaling down {canary.path}",

@@ -30,17 +30,17 @@ ACTIVE = (INITIALIZING, PROGRESSING, WAITING, PROMOTING, FINALISING, WAITING_PRO
 
 # phase -> (condition status, message) of the Promoted condition (Flagger's MakeStatusConditions)
 _PROMOTED = {
-    INITIALIZING: ("Unknown", "New Deployment detected, starting initialization."),
-    INITIALIZED: ("True", "Deployment initialization completed."),
+    INITIALIZING: ("Unknown", "New {kind} detected, starting initialization."),
+    INITIALIZED: ("True", "{kind} initialization completed."),
     WAITING: ("Unknown", "Waiting for approval."),
     WAITING_PROMOTION: ("Unknown", "Waiting for approval."),
     PROGRESSING: ("Unknown", "New revision detected, progressing canary analysis."),
     PROMOTING: ("Unknown", "Canary analysis completed, starting primary rolling update."),
     FINALISING: ("Unknown", "Canary analysis completed, routing all traffic to primary."),
     SUCCEEDED: ("True", "Canary analysis completed successfully, promotion finished."),
-    FAILED: ("False", "Canary analysis failed, Deployment scaled to zero."),
-    TERMINATING: ("Unknown", "Canary is being terminated."),
+    FAILED: ("False", "Canary analysis failed, {kind} scaled to zero."),
 }
+_DEFAULT = ("Unknown", "New {kind} detected, starting initialization.")
 
 
 def timestamp(now: datetime) -> str:
@@ -56,26 +56,36 @@ def parse_timestamp(text: str | None) -> datetime | None:
         return None
 
 
-def _conditions(canary: Canary, phase: str, now: datetime) -> list[JsonObject]:
-    status, message = _PROMOTED[phase]
+def _conditions(canary: Canary, phase: str, now: datetime) -> list[JsonObject] | None:
+    """The Promoted condition for ``phase`` (None: unchanged, as Flagger leaves it when its
+    status and reason are the same). A phase without its own message (Terminating) gets
+    Flagger's default one."""
+    kind = canary.spec.target_ref.kind
+    status, message = _PROMOTED.get(phase, _DEFAULT)
+    message = message.format(kind=kind)
     old = next((c for c in canary.status.get("conditions") or []
                 if c.get("type") == "Promoted"), None)
-    moved = old is None or old.get("status") != status
+    if old is not None and old.get("status") == status and old.get("reason") == phase:
+        return None
+    since = timestamp(now)
+    if old is not None and old.get("status") == status:
+        since = str(old.get("lastTransitionTime") or since)
     return [{"type": "Promoted", "status": status, "reason": phase, "message": message,
-             "lastUpdateTime": timestamp(now),
-             "lastTransitionTime": timestamp(now) if moved or old is None
-             else old.get("lastTransitionTime", timestamp(now))}]
+             "lastUpdateTime": timestamp(now), "lastTransitionTime": since}]
 
 
 def with_phase(canary: Canary, phase: str, now: datetime) -> JsonObject:
     """SetStatusPhase: the phase and its condition; outside Progressing/Waiting the weight
-    and iterations go back to 0; Initialized and Succeeded record the promoted spec."""
-    fields: JsonObject = {"phase": phase, "lastTransitionTime": timestamp(now),
-                          "conditions": _conditions(canary, phase, now)}
+    and iterations go back to 0 (WaitingPromotion: iterations one short of the analysis');
+    Initialized and Succeeded record the promoted spec."""
+    fields: JsonObject = {"phase": phase, "lastTransitionTime": timestamp(now)}
+    conditions = _conditions(canary, phase, now)
+    if conditions is not None:
+        fields["conditions"] = conditions
     if phase not in (PROGRESSING, WAITING):
         fields.update(canaryWeight=0, iterations=0)
     if phase == WAITING_PROMOTION:
-        fields["iterations"] = int(canary.status.get("iterations") or 0)
+        fields["iterations"] = canary.spec.analysis.iterations - 1
     if phase in (INITIALIZED, SUCCEEDED):
         fields["lastPromotedSpec"] = canary.status.get("lastAppliedSpec", "")
     return fields

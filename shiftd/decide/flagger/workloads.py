@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from shiftd.decide.flagger.hashing import template_hash
@@ -118,6 +119,37 @@ def replicas(deployment: Mapping[str, Any] | None) -> int:
         return 0
     value = (deployment.get("spec") or {}).get("replicas")
     return 1 if value is None else int(value)
+
+
+def _condition(deployment: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in (deployment.get("status") or {}).get("conditions") or []
+                 if c.get("type") == kind), None)
+
+
+def past_deadline(deployment: Mapping[str, Any], *, deadline_seconds: int, now: datetime
+                  ) -> str | None:
+    """Flagger's non-retriable readiness: the Deployment controller says its progress
+    deadline passed, or it has lacked minimum availability for ``deadline_seconds``. Returns
+    the reason (the Deployment's own message when it names the deadline), else None."""
+    progressing = _condition(deployment, "Progressing")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        name = (deployment.get("metadata") or {}).get("name")
+        return f'deployment "{name}" exceeded its progress deadline'
+    available = _condition(deployment, "Available")
+    if (progressing is not None and available is not None
+            and available.get("status") == "False"
+            and available.get("reason") == "MinimumReplicasUnavailable"):
+        since = _parse_time(available.get("lastUpdateTime"))
+        if since is not None and since + timedelta(seconds=deadline_seconds) < now:
+            return not_ready(deployment, threshold_percent=100) or "unavailable"
+    return None
+
+
+def _parse_time(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def not_ready(deployment: Mapping[str, Any], *, threshold_percent: int) -> str | None:
