@@ -30,6 +30,7 @@ from shiftd.kube.resources import (
     VIRTUAL_SERVICE,
 )
 from shiftd.runtime.clock import ManualClock
+from shiftd.sim import FakeDeployments
 from tests.integration.daemon_support import basic_rollout, running_daemon
 from tests.integration.harness import Cluster, example_documents, flagger_crds, test_cluster
 from tests.support.istio_exporter import IstioTelemetryExporter, istio_telemetry_prometheus
@@ -130,15 +131,17 @@ pytestmark = pytest.mark.skipif(prometheus_binary() is None,
 
 async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion() -> None:
     clock = ManualClock()
-    async with test_cluster(crds=flagger_crds()) as cluster, cluster.deployments(), \
-            loadtester() as tester, \
+    async with test_cluster(crds=flagger_crds()) as cluster, \
+            cluster.deployments() as deployments, loadtester() as tester, \
             istio_telemetry_prometheus() as (prometheus, exporter):
+        deployments.hold(cluster.namespace, "podinfo-primary")
         exporter.traffic(workload="podinfo", namespace=cluster.namespace,
                          per_scrape={"200": 20}, latency_ms=20)
         await cluster.client.create(VIRTUAL_SERVICE, cluster.namespace, USERS_VS)
         await install(cluster, tester, revertOnDeletion=True)
         async with running_daemon(cluster, clock=clock,
                                   analysis={"prometheusAddress": prometheus.url}) as daemon:
+            await primary_awaited(cluster, deployments)
             await initialised(cluster, clock)
             await healthy_metrics(prometheus, cluster.namespace)
             await promoted_step_by_step(cluster, clock, tester)
@@ -151,6 +154,21 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
                 in exposed
             await rolled_back(cluster, clock, exporter, prometheus)
             await reverted_on_deletion(cluster, clock)
+
+
+async def primary_awaited(cluster: Cluster, deployments: FakeDeployments) -> None:
+    """Until the primary is ready, the user's VirtualService keeps routing as it did."""
+    waiting = (f"podinfo-primary.{cluster.namespace} not ready: waiting for rollout to "
+               f"finish: observed deployment generation less then desired generation")
+
+    async def warned() -> bool:
+        return waiting in await canary_events(cluster)
+
+    await cluster.wait_for(warned, what="the primary's readiness warning")
+    vs = await cluster.client.get(VIRTUAL_SERVICE, cluster.namespace, "podinfo")
+    assert vs["spec"] == USERS_VS["spec"]
+    assert (await canary_status(cluster))["phase"] == "Initializing"
+    deployments.release(cluster.namespace, "podinfo-primary")
 
 
 async def initialised(cluster: Cluster, clock: ManualClock) -> None:

@@ -141,10 +141,12 @@ def test_a_new_canary_creates_its_objects_and_is_initialized_once_the_primary_is
     first = world.step()
     assert first.status is not None and first.status["phase"] == st.INITIALIZING
     assert {(a.kind, a.name) for a in first.actions if isinstance(a, Put)} == {
-        ("Service", "podinfo"), ("Service", "podinfo-primary"), ("Service", "podinfo-canary"),
+        ("Service", "podinfo-primary"), ("Service", "podinfo-canary"),
         ("DestinationRule", "podinfo-primary"), ("DestinationRule", "podinfo-canary"),
-        ("VirtualService", "podinfo"), ("Deployment", "podinfo-primary")}
-    world.step()
+        ("Deployment", "podinfo-primary")}
+    second = world.step()  # the primary is ready: traffic is pointed at it
+    assert {(a.kind, a.name) for a in second.actions if isinstance(a, Put)} == {
+        ("Service", "podinfo"), ("VirtualService", "podinfo")}
     assert world.status["phase"] == st.INITIALIZED
     assert world.target["spec"]["replicas"] == 0
     assert world.events == ["Initialization done! podinfo.test"]

@@ -79,7 +79,12 @@ def advance(canary: Canary, observed: Observed, *, now: datetime) -> Step:
         return Step(events=(CanaryEvent(
             f"{canary.spec.target_ref.name}.{canary.namespace} not found", warning=True),),
             requeue_at=now + interval)
-    setup = tuple(owned_puts(canary, observed))
+    initializing = canary.phase in ("", st.INITIALIZING)
+    routed = not initializing or canary.spec.skip_analysis or (
+        observed.primary is not None and not_ready(
+            observed.primary,
+            threshold_percent=canary.spec.analysis.primary_ready_threshold) is None)
+    setup = tuple(owned_puts(canary, observed, routed=routed))
     tick = _Tick(canary=canary, observed=observed, target=target, now=now,
                  revision=template_hash((target.get("spec") or {}).get("template") or {}),
                  routes=observe_routes(canary, observed.virtual_service))

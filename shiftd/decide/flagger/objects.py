@@ -3,7 +3,8 @@
 ``owned_puts`` compares each wanted object (``routes``, ``workloads``) with what is there:
 a missing one is created; a Service, DestinationRule or the VirtualService whose spec
 drifted from what is wanted is rewritten (fields the server fills in, such as a Service's
-``clusterIP``, are kept); the VirtualService keeps the weights it routes now. The primary
+``clusterIP``, are kept); the VirtualService keeps the weights it routes now. The apex
+Service and the VirtualService wait until the primary is ready (Flagger's order). The primary
 Deployment and the primary's HPA are only created here: they change only by promotion.
 """
 
@@ -18,6 +19,7 @@ from shiftd.decide.flagger.observed import Observed
 from shiftd.decide.flagger.routes import (
     destination_rules,
     observe_routes,
+    service_names,
     services,
     virtual_service,
 )
@@ -63,22 +65,31 @@ def _put_if_drifted(kind: str, wanted: JsonObject, found: Mapping[str, Any] | No
     yield Put(kind, updated)
 
 
-def owned_puts(canary: Canary, observed: Observed) -> Iterator[Put]:
+def owned_puts(canary: Canary, observed: Observed, *, routed: bool) -> Iterator[Put]:
+    """The writes that make the owned objects right. The apex Service and the
+    VirtualService only once ``routed`` (the primary is ready, or initialisation is over):
+    Flagger points them at the primary only then, so taking over a Service or
+    VirtualService already serving traffic never sends it to pods not ready yet."""
     target = observed.target
     if target is None:
         return
     label, value = selector_label(target)
+    apex = service_names(canary)[0]
     for wanted in services(canary, label=label, value=value):
         name = wanted["metadata"]["name"]
-        yield from _put_if_drifted("Service", wanted, observed.services.get(name), exact=False)
+        if name != apex or routed:
+            yield from _put_if_drifted("Service", wanted, observed.services.get(name),
+                                       exact=False)
     for wanted in destination_rules(canary):
         name = wanted["metadata"]["name"]
         yield from _put_if_drifted("DestinationRule", wanted,
                                    observed.destination_rules.get(name), exact=True)
-    found = observed.virtual_service
-    wanted = virtual_service(canary, found, observe_routes(canary, found))
-    if found is None or not _owned_by(found, canary) or found.get("spec") != wanted["spec"]:
-        yield Put("VirtualService", wanted)
     if observed.primary is None:
         yield Put("Deployment", primary_deployment(canary, target))
     yield from primary_hpa_puts(canary, observed, init=True)
+    if routed:
+        found = observed.virtual_service
+        wanted = virtual_service(canary, found, observe_routes(canary, found))
+        if (found is None or not _owned_by(found, canary)
+                or found.get("spec") != wanted["spec"]):
+            yield Put("VirtualService", wanted)
