@@ -72,12 +72,14 @@ class CanaryController:
     # -- registration ------------------------------------------------------------------------
     def register(self, caches: Caches) -> None:
         """Declare the kinds this controller reads; all optional, so readiness never waits
-        for Flagger's kinds (nor for Deployments, which only Canaries need)."""
+        for Flagger's kinds, and the workloads' kinds only watched where Canaries are
+        served."""
         caches.watch(CANARY, optional=True, on_change=lambda event, obj: (key_of(KIND, obj),))
         caches.watch(METRIC_TEMPLATE, optional=True)
         for kind in (DEPLOYMENT, SERVICE, VIRTUAL_SERVICE, DESTINATION_RULE,
                      HORIZONTAL_POD_AUTOSCALER):
-            caches.watch(kind, optional=True, on_change=self._keys_of_owned)
+            # Deployments and HPAs only on a cluster with Flagger's CRDs
+            caches.watch(kind, optional=True, on_change=self._keys_of_owned, requires=CANARY)
 
     def _keys_of_owned(self, event_type: str, obj: JsonObject) -> Iterable[ObjectKey]:
         owner = controller_key(obj)
