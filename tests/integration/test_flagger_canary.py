@@ -31,7 +31,7 @@ from shiftd.kube.resources import (
 )
 from shiftd.runtime.clock import ManualClock
 from shiftd.sim import FakeDeployments
-from tests.integration.daemon_support import basic_rollout, running_daemon
+from tests.integration.daemon_support import basic_rollout, running_daemon, writes
 from tests.integration.harness import Cluster, example_documents, flagger_crds, test_cluster
 from tests.support.istio_exporter import IstioTelemetryExporter, istio_telemetry_prometheus
 from tests.support.loadtester import FakeLoadTester, loadtester
@@ -145,6 +145,7 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
             await initialised(cluster, clock)
             await healthy_metrics(prometheus, cluster.namespace)
             await promoted_step_by_step(cluster, clock, tester)
+            assert_no_idle_writes(cluster)
             exposed = daemon.telemetry.metrics_text().decode()
             namespace = cluster.namespace
             assert (f'flagger_canary_successes_total{{analysis_status="completed",'
@@ -154,6 +155,19 @@ async def test_seed_003_initialises_promotes_rolls_back_and_reverts_on_deletion(
                 in exposed
             await rolled_back(cluster, clock, exporter, prometheus)
             await reverted_on_deletion(cluster, clock)
+
+
+def assert_no_idle_writes(cluster: Cluster) -> None:
+    """Every write the daemon made changed something: the VirtualService is written once
+    when taken over and once per weight move (emulator only: a real server keeps no log)."""
+    vs_writes = [r for r in writes(cluster) if "/virtualservices/" in r.path
+                 and "shiftd" in r.user_agent and r.method in ("PUT", "PATCH")]
+    if cluster.api is not None:
+        # taken over, 5 steps to 50 %, all back to the primary at promotion
+        assert len(vs_writes) == 7, [(r.method, r.status) for r in vs_writes]
+        rewritten = [r.path for r in writes(cluster) if r.method == "PUT" and (
+            "/services/" in r.path or "/destinationrules/" in r.path)]
+        assert rewritten == []  # made once, never drifting
 
 
 async def primary_awaited(cluster: Cluster, deployments: FakeDeployments) -> None:
