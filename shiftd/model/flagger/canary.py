@@ -146,8 +146,11 @@ class Canary(_Model):
 def parse_canary(obj: Mapping[str, Any]) -> Canary:
     """A Canary from its JSON; ``InvalidCanaryError`` naming the first bad field."""
     metadata = obj.get("metadata") or {}
+    raw = dict(obj.get("spec") or {})
+    if "analysis" not in raw and "canaryAnalysis" in raw:  # v1alpha3's name, still read
+        raw["analysis"] = raw.pop("canaryAnalysis")
     try:
-        spec = CanarySpec.model_validate(obj.get("spec") or {})
+        spec = CanarySpec.model_validate(raw)
         _check_durations(spec)
     except ValidationError as error:
         first = error.errors()[0]
