@@ -456,3 +456,18 @@ def test_a_rollback_hook_answering_ok_rolls_the_canary_back() -> None:
     world.tick()
     assert world.status["phase"] == st.FAILED and world.weight == 0
     assert "Rolling back podinfo.test manual webhook invoked" in world.events
+
+
+def test_a_canary_taken_over_from_flagger_mid_analysis_carries_on_from_its_weight() -> None:
+    world = World.seed()
+    world.initialise()
+    world.set_image("stefanprodan/podinfo:3.1.1")
+    world.tick()
+    world.tick()
+    world.tick()
+    assert world.weight == 20
+    world.status["lastAppliedSpec"] = "8945bd7cf"  # as Flagger left it
+    world.tick()
+    assert world.weight == 30 and world.status["phase"] == st.PROGRESSING
+    assert world.status["lastAppliedSpec"] == template_hash(world.target["spec"]["template"])
+    assert not any("Restarting" in event for event in world.events)

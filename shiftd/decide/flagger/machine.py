@@ -99,12 +99,23 @@ def _by_phase(tick: _Tick) -> Step:
     if canary.phase == st.INITIALIZING:
         return _initialize(tick)
     applied = str(canary.status.get("lastAppliedSpec") or "")
-    adopted = written_by_flagger(applied)  # taken over from Flagger: its hash is not ours
+    if written_by_flagger(applied):
+        # Taken over from Flagger: its hash cannot be recomputed, so the template it saw is
+        # taken to be the one there now; ours is recorded with this step (or alone).
+        step = _advance(tick, changed=False)
+        return replace(step, status={**(step.status or {}), "lastAppliedSpec": tick.revision}
+                       if "lastAppliedSpec" not in (step.status or {}) else step.status)
     # Flagger's hasSpecChanged: going back to the promoted template starts nothing
-    changed = (not adopted and applied != tick.revision
+    changed = (applied != tick.revision
                and canary.status.get("lastPromotedSpec") != tick.revision)
+    return _advance(tick, changed=changed)
+
+
+def _advance(tick: _Tick, *, changed: bool) -> Step:
+    """Past initialisation: one step at most per interval."""
+    canary = tick.canary
     if canary.phase not in st.ACTIVE and not changed:
-        return Step(status={"lastAppliedSpec": tick.revision} if adopted else None)
+        return Step()
     since = st.parse_timestamp(canary.status.get("lastTransitionTime"))
     if since is not None and tick.now < since + tick.interval:
         return Step(requeue_at=since + tick.interval)
