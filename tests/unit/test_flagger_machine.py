@@ -352,14 +352,21 @@ def test_readiness_is_judged_with_flaggers_messages(status: Obj, expected: str |
     assert (found is None) if expected is None else (expected in str(found))
 
 
-def test_deleting_with_revert_on_deletion_restores_the_target_and_a_taken_over_service() -> None:
+def test_deleting_with_revert_on_deletion_restores_the_target_and_what_was_taken_over() -> None:
     world = World.seed()
     world.canary["spec"]["revertOnDeletion"] = True
     world.objects[("VirtualService", "podinfo")] = {
         "metadata": {"name": "podinfo", "resourceVersion": "1"},
         "spec": {"hosts": ["podinfo"], "http": [{"route": [{"destination": {
             "host": "podinfo"}}]}]}}
+    world.objects[("Service", "podinfo")] = {
+        "metadata": {"name": "podinfo", "resourceVersion": "1"},
+        "spec": {"clusterIP": "10.0.0.9", "selector": {"app": "podinfo"},
+                 "ports": [{"name": "http", "protocol": "TCP", "port": 9898,
+                            "targetPort": 9898}]}}
     world.initialise()
+    assert world.objects[("Service", "podinfo")]["spec"]["selector"] == {
+        "app": "podinfo-primary"}
     taken = world.objects[("VirtualService", "podinfo")]
     assert taken["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert observe_routes(world.parsed, taken).primary == 100  # all to the primary at first
@@ -377,6 +384,9 @@ def test_deleting_with_revert_on_deletion_restores_the_target_and_a_taken_over_s
     restored = world.objects[("VirtualService", "podinfo")]
     assert restored["spec"]["hosts"] == ["podinfo"]
     assert restored["metadata"]["ownerReferences"] == []
+    apex = world.objects[("Service", "podinfo")]
+    assert apex["spec"] == {**apex["spec"], "selector": {"app": "podinfo"},
+                            "clusterIP": "10.0.0.9"}
     assert steps[-1].finalizer == "remove"
 
 
