@@ -17,7 +17,7 @@ from shiftd.decide.flagger.finalize import finalize
 from shiftd.decide.flagger.hashing import template_hash, written_by_flagger
 from shiftd.decide.flagger.machine import advance, next_step_weight
 from shiftd.decide.flagger.observed import Observed, Verdict
-from shiftd.decide.flagger.routes import observe_routes
+from shiftd.decide.flagger.routes import ORIGINAL_CONFIGURATION, observe_routes
 from shiftd.decide.flagger.workloads import not_ready
 from shiftd.model.flagger.canary import FINALIZER, Canary, parse_canary
 from tests.integration.harness import shared_dir
@@ -368,7 +368,8 @@ def test_deleting_with_revert_on_deletion_restores_the_target_and_what_was_taken
     assert world.objects[("Service", "podinfo")]["spec"]["selector"] == {
         "app": "podinfo-primary"}
     taken = world.objects[("VirtualService", "podinfo")]
-    assert taken["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert "ownerReferences" not in taken["metadata"]  # deleting the Canary leaves it
+    assert ORIGINAL_CONFIGURATION in taken["metadata"]["annotations"]
     assert observe_routes(world.parsed, taken).primary == 100  # all to the primary at first
     world.canary["metadata"].update(deletionTimestamp="2026-01-01T00:10:00Z",
                                     finalizers=[FINALIZER])
@@ -382,8 +383,8 @@ def test_deleting_with_revert_on_deletion_restores_the_target_and_what_was_taken
     assert world.status["phase"] == st.TERMINATING
     assert world.target["spec"]["replicas"] == 1
     restored = world.objects[("VirtualService", "podinfo")]
-    assert restored["spec"]["hosts"] == ["podinfo"]
-    assert restored["metadata"]["ownerReferences"] == []
+    assert restored["spec"] == {"hosts": ["podinfo"], "http": [
+        {"route": [{"destination": {"host": "podinfo"}}]}]}
     apex = world.objects[("Service", "podinfo")]
     assert apex["spec"] == {**apex["spec"], "selector": {"app": "podinfo"},
                             "clusterIP": "10.0.0.9"}

@@ -2,8 +2,8 @@
 
 While the Canary carries Flagger's finalizer: the phase goes to Terminating (Event
 "Terminating canary"), the target Deployment is scaled back to the primary's replicas and
-waited for, a VirtualService that existed before the Canary gets its original spec back (and
-loses the Canary as owner, so garbage collection keeps it), an apex Service that existed
+waited for, a VirtualService that existed before the Canary gets its original spec back (it
+was never owned by the Canary, so garbage collection keeps it), an apex Service that existed
 before selects the target's pods again, and the finalizer is removed;
 the objects the Canary created then go with it by garbage collection. Without
 ``revertOnDeletion`` the finalizer is added or removed so it matches the spec.
@@ -18,7 +18,7 @@ from typing import Any
 from shiftd.decide.flagger import status as st
 from shiftd.decide.flagger.actions import Action, CanaryEvent, Put, ScaleTarget, Step
 from shiftd.decide.flagger.observed import Observed
-from shiftd.decide.flagger.routes import ORIGINAL_CONFIGURATION, original_spec, service_names
+from shiftd.decide.flagger.routes import original_spec, service_names
 from shiftd.decide.flagger.scaling import scale_up_replicas
 from shiftd.decide.flagger.workloads import not_ready, replicas, selector_label
 from shiftd.model.flagger.canary import FINALIZER, Canary
@@ -56,12 +56,8 @@ def finalize(canary: Canary, observed: Observed, *, now: datetime) -> Step:
         actions.extend(_apex_reverted(canary, observed, target))
     found = observed.virtual_service
     restored = original_spec(found) if found is not None else None
-    if found is not None and restored is not None:
+    if found is not None and restored is not None and found.get("spec") != restored:
         vs = copy.deepcopy(found)
-        meta = vs["metadata"]
-        (meta.get("annotations") or {}).pop(ORIGINAL_CONFIGURATION, None)
-        meta["ownerReferences"] = [ref for ref in meta.get("ownerReferences") or []
-                                   if ref.get("uid") != canary.uid]
         vs["spec"] = restored
         actions.append(Put("VirtualService", vs))
     return Step(actions=tuple(actions), finalizer="remove")

@@ -42,11 +42,6 @@ def contains(found: Any, wanted: Any) -> bool:
     return bool(found == wanted)
 
 
-def _owned_by(obj: Mapping[str, Any], canary: Canary) -> bool:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return any(ref.get("uid") == canary.uid for ref in refs)
-
-
 def _put_if_drifted(kind: str, wanted: JsonObject, found: Mapping[str, Any] | None,
                     *, exact: bool) -> Iterator[Put]:
     if found is None:
@@ -90,6 +85,5 @@ def owned_puts(canary: Canary, observed: Observed, *, routed: bool) -> Iterator[
     if routed:
         found = observed.virtual_service
         wanted = virtual_service(canary, found, observe_routes(canary, found))
-        if (found is None or not _owned_by(found, canary)
-                or found.get("spec") != wanted["spec"]):
+        if found is None or found.get("spec") != wanted["spec"]:
             yield Put("VirtualService", wanted)

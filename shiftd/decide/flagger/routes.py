@@ -5,11 +5,11 @@ Services: ``<name>`` (the apex) and ``<name>-primary`` select the primary's pods
 ``<name>-canary`` the target's; one port from ``spec.service``. DestinationRules
 ``<name>-canary`` / ``<name>-primary`` carry ``trafficPolicy``. The VirtualService ``<name>``
 routes its hosts (the apex name added unless ``*`` or it is listed) to the primary and canary
-Services by weight; with ``analysis.match`` (A/B testing) a first route sends matching
-requests by the weights and every other request to the primary. Mirroring adds ``mirror``
-(and ``mirrorPercentage`` with ``mirrorWeight``). A VirtualService that existed before the
-Canary keeps its original spec in an annotation, restored when the Canary is deleted with
-``revertOnDeletion``.
+Services by weight, through the named gateways (``mesh`` when none); with ``analysis.match``
+(A/B testing) a first route sends matching requests by the weights and every other request
+to the primary. Mirroring adds ``mirror`` (and ``mirrorPercentage`` with ``mirrorWeight``).
+A VirtualService that existed before the Canary keeps its original spec in an annotation,
+restored when the Canary is deleted with ``revertOnDeletion``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from shiftd.model.flagger.canary import TOTAL_WEIGHT, Canary
 
 JsonObject = dict[str, Any]
 ORIGINAL_CONFIGURATION = "flagger.kubernetes.io/original-configuration"
+KUBECTL_CONFIGURATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,10 @@ def destination_rules(canary: Canary) -> list[JsonObject]:
 
 def _destination(canary: Canary, host: str, weight: int) -> JsonObject:
     destination: JsonObject = {"host": host}
-    if canary.spec.service.gateways:
-        destination["port"] = {"number": canary.spec.service.port}
+    service = canary.spec.service
+    if service.port_discovery and (
+            (service.gateways and service.gateways[0] != "mesh") or service.delegation):
+        destination["port"] = {"number": service.port}
     entry: JsonObject = {"destination": destination}
     if weight:
         entry["weight"] = weight  # Go's omitempty: a zero weight is left out
@@ -106,12 +109,20 @@ def _match(conditions: tuple[JsonObject, ...]) -> JsonObject:
 
 
 def _merged_match(canary: Canary) -> tuple[JsonObject, ...]:
-    """Flagger's mergeMatchConditions: each A/B condition also carries the service's match."""
+    """Flagger's mergeMatchConditions: each service match condition, for each A/B one, with
+    the A/B condition's headers and sourceLabels."""
     service_match = canary.spec.service.match
     if not service_match:
         return canary.spec.analysis.match
-    return tuple({**dict(s), **dict(a)} for a in canary.spec.analysis.match
-                 for s in service_match)
+    merged = []
+    for condition in canary.spec.analysis.match:
+        for default in service_match:
+            item = copy.deepcopy(dict(default))
+            for key in ("headers", "sourceLabels"):
+                if condition.get(key) is not None:
+                    item[key] = copy.deepcopy(condition[key])
+            merged.append(item)
+    return tuple(merged)
 
 
 def virtual_service_spec(canary: Canary, routes: Routes) -> JsonObject:
@@ -127,13 +138,15 @@ def virtual_service_spec(canary: Canary, routes: Routes) -> JsonObject:
         weighted["mirror"] = {"host": canary_name}
         if canary.spec.analysis.mirror_weight:
             weighted["mirrorPercentage"] = {"value": canary.spec.analysis.mirror_weight}
-    spec: JsonObject = {"hosts": hosts}
-    if canary.spec.service.gateways:
-        spec["gateways"] = list(canary.spec.service.gateways)
+    # the mesh gateway when no gateway is named
+    spec: JsonObject = {"hosts": hosts, "gateways": list(canary.spec.service.gateways or
+                                                         ("mesh",))}
+    if canary.spec.service.delegation:
+        spec.update(hosts=[], gateways=[])  # a delegate VirtualService has neither
     if canary.spec.analysis.match:
         spec["http"] = [{**_match(_merged_match(canary)), **weighted},
                         {**_match(canary.spec.service.match), **_http_options(canary),
-                         "route": [_destination(canary, primary, TOTAL_WEIGHT)]}]
+                         "route": [_destination(canary, primary, routes.primary)]}]
     else:
         spec["http"] = [{**_match(canary.spec.service.match), **weighted}]
     return spec
@@ -141,8 +154,11 @@ def virtual_service_spec(canary: Canary, routes: Routes) -> JsonObject:
 
 def virtual_service(canary: Canary, existing: Mapping[str, Any] | None, routes: Routes
                     ) -> JsonObject:
-    """The VirtualService as it should be: ours, or one found there taken over (its spec kept
-    in the original-configuration annotation, the Canary made its owner)."""
+    """The VirtualService as it should be: ours (owned by the Canary), or one found in place
+    taken over as Flagger does — not owned (deleting the Canary leaves it), its spec before
+    the takeover kept in the original-configuration annotation unless kubectl's
+    last-applied-configuration already holds it (Flagger rewrites that annotation on every
+    later spec change; shiftd keeps the first, the user's)."""
     apex, _, _ = service_names(canary)
     spec = virtual_service_spec(canary, routes)
     if existing is None:
@@ -150,19 +166,26 @@ def virtual_service(canary: Canary, existing: Mapping[str, Any] | None, routes: 
                 "metadata": _owned_metadata(canary, apex), "spec": spec}
     updated = copy.deepcopy(dict(existing))
     meta = updated.setdefault("metadata", {})
-    owners = meta.get("ownerReferences") or []
-    if not any(ref.get("uid") == canary.uid for ref in owners):
-        annotations = meta.setdefault("annotations", {})
+    annotations = dict(meta.get("annotations") or {})
+    owned = any(ref.get("uid") == canary.uid for ref in meta.get("ownerReferences") or [])
+    if (not owned and KUBECTL_CONFIGURATION not in annotations
+            and existing.get("spec") != spec):
         annotations.setdefault(ORIGINAL_CONFIGURATION,
                                orjson.dumps(existing.get("spec") or {}).decode())
-        meta["ownerReferences"] = [*owners, owner_reference(canary)]
+        meta["annotations"] = annotations
     updated["spec"] = spec
     return updated
 
 
 def original_spec(virtual_service_obj: Mapping[str, Any]) -> JsonObject | None:
-    """The spec a taken-over VirtualService had before the Canary, if it recorded one."""
+    """The spec a taken-over VirtualService had before the Canary: kubectl's
+    last-applied-configuration first, else the original-configuration annotation."""
     annotations = (virtual_service_obj.get("metadata") or {}).get("annotations") or {}
+    applied = annotations.get(KUBECTL_CONFIGURATION)
+    if applied:
+        loaded = orjson.loads(applied)
+        spec = loaded.get("spec") if isinstance(loaded, dict) else None
+        return spec if isinstance(spec, dict) else None
     recorded = annotations.get(ORIGINAL_CONFIGURATION)
     if not recorded:
         return None
@@ -176,12 +199,15 @@ def observe_routes(canary: Canary, virtual_service_obj: Mapping[str, Any] | None
     if virtual_service_obj is None:
         return Routes(primary=TOTAL_WEIGHT, canary=0, mirrored=False)
     _, primary, canary_name = service_names(canary)
-    http = (virtual_service_obj.get("spec") or {}).get("http") or [{}]
-    first = http[0]
-    weights = {str((entry.get("destination") or {}).get("host")): int(entry.get("weight") or 0)
-               for entry in first.get("route") or []}
-    if primary not in weights and canary_name not in weights:
+    http = (virtual_service_obj.get("spec") or {}).get("http") or []
+    weighted = next((route for route in http
+                     if any((entry.get("destination") or {}).get("host") == canary_name
+                            for entry in route.get("route") or [])), None)
+    if weighted is None:
         # not routing to the Canary's Services yet (a VirtualService found in place)
         return Routes(primary=TOTAL_WEIGHT, canary=0, mirrored=False)
+    weights = {str((entry.get("destination") or {}).get("host")): int(entry.get("weight") or 0)
+               for entry in weighted.get("route") or []}
+    mirror = weighted.get("mirror") or {}
     return Routes(primary=weights.get(primary, 0), canary=weights.get(canary_name, 0),
-                  mirrored=first.get("mirror") is not None)
+                  mirrored=bool(mirror.get("host")))

@@ -58,6 +58,8 @@ class CanaryService(_Model):
     cors_policy: JsonObject | None = None
     rewrite: JsonObject | None = None
     traffic_policy: JsonObject | None = None
+    port_discovery: bool = False
+    delegation: bool = False
 
 
 class MetricRef(_Model):
