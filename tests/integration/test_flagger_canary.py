@@ -98,7 +98,9 @@ async def set_image(cluster: Cluster, image: str) -> None:
 async def tick_until(cluster: Cluster, clock: ManualClock, what: str,
                      predicate: Callable[[Obj], bool], *, ticks: int = 12) -> Obj:
     """Move the clock one interval at a time until the Canary's status satisfies
-    ``predicate`` (each interval waited for: the daemon reacts to the clock)."""
+    ``predicate``. After each move the daemon's status write for that interval is waited
+    for (generously: moving the clock again before the daemon has taken its step would let
+    it take two at once)."""
     for _ in range(ticks):
         found = await canary_status(cluster)
         if predicate(found):
@@ -107,7 +109,7 @@ async def tick_until(cluster: Cluster, clock: ManualClock, what: str,
         try:
             await cluster.wait_for(
                 functools.partial(_moved, cluster, found.get("lastTransitionTime"), predicate),
-                timeout=5, what=what)
+                timeout=30, what=what)
         except AssertionError:
             continue  # this interval changed nothing (waiting for readiness): tick again
     raise AssertionError(f"{what}: not reached after {ticks} intervals; "
