@@ -89,6 +89,14 @@ async def install(cluster: Cluster, tester: FakeLoadTester, **spec: Any) -> None
     await cluster.client.create(CANARY, cluster.namespace, canary)
 
 
+async def install_unchecked(cluster: Cluster, tester: FakeLoadTester) -> None:
+    """Seed 003 without metrics or webhooks: every interval passes its (no) checks."""
+    await install(cluster, tester)
+    canary = await cluster.client.get(CANARY, cluster.namespace, "podinfo")
+    canary["spec"]["analysis"].update(metrics=[], webhooks=[])
+    await cluster.client.replace(CANARY, cluster.namespace, "podinfo", canary)
+
+
 async def set_image(cluster: Cluster, image: str) -> None:
     await cluster.client.patch(DEPLOYMENT, cluster.namespace, "podinfo", {"spec": {"template": {
         "spec": {"containers": [{"name": "podinfod", "image": image}]}}}},
@@ -297,10 +305,7 @@ async def test_a_rollout_and_a_canary_of_the_same_name_both_progress() -> None:
     clock = ManualClock()
     async with test_cluster(crds=flagger_crds()) as cluster, cluster.deployments(), \
             cluster.kubelet(), loadtester() as tester:
-        await install(cluster, tester)
-        canary = await cluster.client.get(CANARY, cluster.namespace, "podinfo")
-        canary["spec"]["analysis"].update(metrics=[], webhooks=[])
-        await cluster.client.replace(CANARY, cluster.namespace, "podinfo", canary)
+        await install_unchecked(cluster, tester)
         rollout = basic_rollout("podinfo", steps=[{"setWeight": 50}, {"pause": {}}])
         await cluster.client.create(ROLLOUT, cluster.namespace, rollout)
         async with running_daemon(cluster, clock=clock):
@@ -316,3 +321,22 @@ async def test_a_rollout_and_a_canary_of_the_same_name_both_progress() -> None:
                 return bool(status.get("pauseConditions"))
 
             await cluster.wait_for(rollout_paused, what="the Rollout at its pause")
+
+
+async def test_a_daemon_restarted_mid_analysis_carries_on_from_the_canarys_status() -> None:
+    clock = ManualClock()
+    async with test_cluster(crds=flagger_crds()) as cluster, cluster.deployments(), \
+            loadtester() as tester:
+        await install_unchecked(cluster, tester)
+        async with running_daemon(cluster, clock=clock):
+            await cluster.wait_for(lambda: _phase_is(cluster, "Initialized"),
+                                   what="the Canary Initialized")
+            await set_image(cluster, NEW_IMAGE)
+            await tick_until(cluster, clock, "weight 20", lambda s: s.get("canaryWeight") == 20)
+        async with running_daemon(cluster, clock=clock):  # a new daemon, the same cluster
+            await tick_until(cluster, clock, "weight 30", lambda s: s.get("canaryWeight") == 30)
+        events = await canary_events(cluster)
+        path = f"podinfo.{cluster.namespace}"
+        assert events.count(f"New revision detected! Scaling up {path}") == 1
+        assert events.count(f"Starting canary analysis for {path}") == 1
+        assert not any("Restarting" in event for event in events)
