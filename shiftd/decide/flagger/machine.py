@@ -9,10 +9,12 @@ Succeeded), the failed-checks threshold (rollback), the metric checks, then one 
 strategy (canary weights, A/B iterations with match, blue/green iterations, mirroring).
 
 Flagger runs this on a ticker every ``analysis.interval``; shiftd keeps the same rhythm from
-the status: a step that advances the analysis happens only once ``lastTransitionTime`` (which
-each status write stamps) is an interval old. Metric values are I/O: a step that needs them
-returns ``needs_checks`` and is decided again with ``Observed.checks`` filled; the webhook
-gates (``gates``) ask for their answers the same way.
+the status: past initialisation, a step happens only once ``lastTransitionTime`` (which each
+status write stamps) is an interval old, so a restarted daemon neither hurries nor repeats.
+Metric values are I/O: a step that needs them returns ``needs_checks`` and is decided again
+with ``Observed.checks`` filled; the webhook gates (``gates``) ask for their answers the same
+way. A ``lastAppliedSpec`` written by Flagger (``hashing``) is adopted: the analysis carries
+on from the status and shiftd's hash is recorded with the next write.
 """
 
 from __future__ import annotations
