@@ -119,6 +119,10 @@ class CanaryController:
                 CanaryEvent(f"invalid Canary: {error}", warning=True),)))
             return DONE
         self._caches.set_references(key, self._references(canary))
+        if not all(self._caches.listed(kind) or not self._caches.served(kind)
+                   for kind in (DEPLOYMENT, VIRTUAL_SERVICE)):
+            # not listed yet, so a missing target would be no news: look again shortly
+            return Outcome(failed=True)
         started = time.perf_counter()
         try:
             step = await self._decide(canary)

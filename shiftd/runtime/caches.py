@@ -226,6 +226,11 @@ class Caches:
         registration = self._kinds.get(kind.plural)
         return registration is not None and registration.served
 
+    def listed(self, kind: ResourceKind) -> bool:
+        """Whether ``kind``'s first list has arrived (so a missing object is really missing)."""
+        registration = self._kinds.get(kind.plural)
+        return registration is not None and registration.informer.synced.is_set()
+
     # -- reading ----------------------------------------------------------------------------
     def get(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObject | None:
         registration = self._kinds.get(kind.plural)

@@ -214,3 +214,14 @@ async def test_a_kind_asked_for_without_a_requirement_is_watched_anyway() -> Non
         assert asked == ["deployments"]
         assert caches.served(DEPLOYMENT)
         group.cancel_scope.cancel()
+
+
+async def test_a_kind_counts_as_listed_once_its_first_list_arrived() -> None:
+    client = ScriptedClient([run("a-1", "shop-rollout", 1)])
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN)
+    assert not caches.listed(ANALYSIS_RUN) and not caches.listed(DEPLOYMENT)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        assert caches.listed(ANALYSIS_RUN)
+        group.cancel_scope.cancel()
