@@ -482,3 +482,11 @@ def test_a_canary_taken_over_from_flagger_mid_analysis_carries_on_from_its_weigh
     assert world.weight == 30 and world.status["phase"] == st.PROGRESSING
     assert world.status["lastAppliedSpec"] == template_hash(world.target["spec"]["template"])
     assert not any("Restarting" in event for event in world.events)
+
+
+def test_a_missing_target_is_reported_as_flagger_does() -> None:
+    world = World.seed()
+    step = advance(world.parsed, replace(world.observed(), target=None), now=T0)
+    assert [e.message for e in step.events] == [
+        'deployment podinfo.test get query error: deployments.apps "podinfo" not found']
+    assert step.requeue_at == T0 + MINUTE and not step.actions

@@ -78,9 +78,10 @@ def advance(canary: Canary, observed: Observed, *, now: datetime) -> Step:
     target = observed.target
     interval = timedelta(seconds=canary.spec.analysis.interval_seconds)
     if target is None:
+        name = canary.spec.target_ref.name
         return Step(events=(CanaryEvent(
-            f"{canary.spec.target_ref.name}.{canary.namespace} not found", warning=True),),
-            requeue_at=now + interval)
+            f"deployment {name}.{canary.namespace} get query error: deployments.apps "
+            f'"{name}" not found', warning=True),), requeue_at=now + interval)
     initializing = canary.phase in ("", st.INITIALIZING)
     routed = not initializing or canary.spec.skip_analysis or (
         observed.primary is not None and not_ready(
