@@ -21,7 +21,7 @@ from anyio.abc import TaskStatus
 
 from shiftd import __version__
 from shiftd.config import LeaderElectionSettings, Settings
-from shiftd.controllers.analysisrun import AnalysisController
+from shiftd.controllers.analysisrun import SECRET, AnalysisController
 from shiftd.controllers.canary import CanaryController
 from shiftd.controllers.canary_checks import CanaryChecks
 from shiftd.controllers.canary_writes import CanaryWrites
@@ -96,7 +96,9 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         writes=CanaryWrites(client=client, caches=caches,
                             recorder=EventRecorder(client, component="flagger")),
         checks=CanaryChecks(caches=caches, metrics=flagger_metrics,
-                            prometheus_address=settings.analysis.prometheus_address),
+                            prometheus_address=settings.analysis.prometheus_address,
+                            read_secret=lambda namespace, name: client.get(
+                                SECRET, namespace, name)),
     )
     for controller in (rollouts, analysis, canaries):
         controller.register(caches)

@@ -9,14 +9,16 @@ load test) run first, then the metric checks in Flagger's order (``metric_checks
 and inline queries, then templates), stopping at the first that fails, as Flagger's
 runAnalysis does. Queries go through Flagger's own Prometheus client rules (``run_query``):
 the builtin Istio queries and inline ones to the configured Prometheus (or the Canary's
-``metricsServer``), a MetricTemplate's to its own address with its headers. Each value is
-recorded in ``flagger_canary_metric_analysis``.
+``metricsServer``), a MetricTemplate's to its own address with its headers and the bearer
+token or basic auth of its ``secretRef``. Each value is recorded in
+``flagger_canary_metric_analysis``.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -29,12 +31,14 @@ from shiftd.decide.flagger.metrics import (
     INLINE,
     TEMPLATE,
     MetricCheck,
+    MetricTemplate,
     MetricTemplateError,
     QueryTemplateError,
     builtin_query,
     halt_message,
     metric_checks,
     parse_metric_template,
+    prometheus_credentials,
     query_failed_message,
     recorded_value,
     render_template_query,
@@ -42,6 +46,7 @@ from shiftd.decide.flagger.metrics import (
 )
 from shiftd.decide.flagger.observed import Verdict
 from shiftd.decide.flagger.routes import service_names
+from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import METRIC_TEMPLATE
 from shiftd.model.flagger.canary import Canary
 from shiftd.providers.base import ProviderError
@@ -60,10 +65,13 @@ class _Halt(Exception):
 
 class CanaryChecks:
     def __init__(self, *, caches: Caches, metrics: FlaggerMetrics,
-                 prometheus_address: str | None) -> None:
+                 prometheus_address: str | None,
+                 read_secret: Callable[[str, str], Awaitable[JsonObject]] | None = None
+                 ) -> None:
         self._caches = caches
         self._metrics = metrics
         self._prometheus_address = prometheus_address
+        self._read_secret = read_secret  # (namespace, name) -> the Secret
 
     async def run(self, canary: Canary, which: str) -> Verdict:
         try:
@@ -181,8 +189,8 @@ class CanaryChecks:
                         logger.info("event webhook %s failed: %s", hook.get("name"),
                                     result.error)
 
-    def _request(self, canary: Canary, check: MetricCheck, metric: Mapping[str, Any]
-                 ) -> JsonObject:
+    async def _request(self, canary: Canary, check: MetricCheck, metric: Mapping[str, Any]
+                       ) -> JsonObject:
         """run_query's arguments for one check (address, query, template headers)."""
         interval = str(metric.get("interval") or DEFAULT_METRIC_INTERVAL)
         target = canary.spec.target_ref.name
@@ -210,14 +218,31 @@ class CanaryChecks:
             service=service_names(canary)[0])
         return {"address": template.provider.address, "query": query,
                 "headers": template.provider.headers,
+                "authorization": await self._credentials(template),
                 "insecure_skip_verify": template.provider.insecure_skip_verify}
+
+    async def _credentials(self, template: MetricTemplate) -> dict[str, str]:
+        """The Authorization header from the template's ``secretRef`` (in its namespace)."""
+        if not template.provider.secret_ref:
+            return {}
+        if self._read_secret is None:
+            raise MetricTemplateError("secretRef given but no Secret can be read")
+        try:
+            secret = await self._read_secret(template.namespace, template.provider.secret_ref)
+        except KubeError as error:
+            raise MetricTemplateError(f"secret {template.provider.secret_ref}."
+                                      f"{template.namespace} get query error: {error}") from None
+        data = {key: base64.b64decode(value)
+                for key, value in (secret.get("data") or {}).items()}
+        return prometheus_credentials(
+            data, provider_type=template.provider.effective_type).headers()
 
     async def _check(self, session: aiohttp.ClientSession, canary: Canary,
                      check: MetricCheck, metric: Mapping[str, Any]) -> None:
         failed = {"target": canary.spec.target_ref.name, "namespace": canary.namespace,
                   "mesh_provider": canary.spec.provider or "istio"}
         try:
-            value = await run_query(session, **self._request(canary, check, metric))
+            value = await run_query(session, **await self._request(canary, check, metric))
         except (QueryTemplateError, MetricTemplateError) as error:
             raise _Halt(query_failed_message(check, no_values=False, error=str(error),
                                              **failed)) from None

@@ -4,6 +4,7 @@ a halt, and the gates' answers."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,9 +27,11 @@ class FakePrometheus:
     def __init__(self, value: float) -> None:
         self.value = value
         self.queries: list[str] = []
+        self.authorizations: list[str | None] = []
 
     async def query(self, request: web.Request) -> web.Response:
         self.queries.append(request.query["query"])
+        self.authorizations.append(request.headers.get("Authorization"))
         return web.json_response({"status": "success", "data": {"resultType": "vector", "result": [
             {"metric": {}, "value": [0, str(self.value)]}]}})
 
@@ -65,6 +68,11 @@ def canary(metrics: list[Obj], webhooks: list[Obj] | None = None) -> Canary:
                                                "webhooks": webhooks or []}}})
 
 
+async def read_secret(namespace: str, name: str) -> Obj:
+    assert (namespace, name) == ("test", "prom-auth")
+    return {"data": {"token": base64.b64encode(b"s3cret").decode()}}
+
+
 @asynccontextmanager
 async def checks(value: float, *templates: Obj) -> AsyncIterator[tuple[CanaryChecks,
                                                                        FakePrometheus, str]]:
@@ -72,7 +80,7 @@ async def checks(value: float, *templates: Obj) -> AsyncIterator[tuple[CanaryChe
     async with serve(prometheus.app()) as url:
         yield CanaryChecks(caches=Templates(*templates),  # type: ignore[arg-type]
                            metrics=FlaggerMetrics(CollectorRegistry()),
-                           prometheus_address=url), prometheus, url
+                           prometheus_address=url, read_secret=read_secret), prometheus, url
 
 
 async def test_a_template_query_is_rendered_with_its_variables_and_sent_to_its_address() -> None:
@@ -116,3 +124,15 @@ async def test_a_refusing_confirm_hook_names_itself_and_an_answering_rollback_ho
         asked = await subject.run(manual, "rollback")
     assert (refused.passed, refused.hook) == (False, "approval")
     assert (asked.passed, asked.hook) == (True, "abort")
+
+
+async def test_a_template_secret_ref_sends_its_bearer_token() -> None:
+    template = {"metadata": {"name": "guarded", "namespace": "test"}, "spec": {
+        "provider": {"type": "prometheus", "address": "", "secretRef": {"name": "prom-auth"}},
+        "query": "vector(1)"}}
+    async with checks(1.0, template) as (subject, prometheus, url):
+        template["spec"]["provider"]["address"] = url
+        verdict = await subject.run(canary([{"name": "guarded", "thresholdRange": {"min": 1},
+                                             "templateRef": {"name": "guarded"}}]), "analysis")
+    assert verdict.passed
+    assert prometheus.authorizations == ["Bearer s3cret"]
