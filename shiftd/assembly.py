@@ -2,7 +2,7 @@
 
 ``assemble`` builds every part from the settings and a client — the engine, the caches, the
 writer tasks, the traffic routers, the metric providers' settings and the controllers (the
-Rollout controller and the AnalysisRun controller, each registered on the engine and
+Rollout, AnalysisRun and Flagger Canary controllers, each registered on the engine and
 declaring its kinds on the caches) — and nothing else builds parts. ``Daemon`` pairs it with
 the lifecycle (``shiftd.runtime.lifecycle``), which decides start order, readiness and the
 orderly stop. ``shiftd run`` runs it under its signals and systemd (``shiftd.cli.service``).
@@ -27,7 +27,10 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 
 from shiftd import __version__
 from shiftd.config import ConfigError, LeaderElectionSettings, Settings
-from shiftd.controllers.analysisrun import AnalysisController
+from shiftd.controllers.analysisrun import SECRET, AnalysisController
+from shiftd.controllers.canary import CanaryController
+from shiftd.controllers.canary_checks import CanaryChecks
+from shiftd.controllers.canary_writes import CanaryWrites
 from shiftd.controllers.rollout import RolloutController
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.analysis.expr import evaluate_condition
@@ -41,6 +44,7 @@ from shiftd.providers.base import ProviderSettings
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import Clock, SystemClock
 from shiftd.runtime.engine import Engine
+from shiftd.runtime.flagger_telemetry import FlaggerMetrics
 from shiftd.runtime.leadership import AlwaysLeader, Elector, LeaderElector
 from shiftd.runtime.lifecycle import Lifecycle, Parts, Timings
 from shiftd.runtime.sharding import SHARD_LABEL, ShardRing, shard_lease_names
@@ -102,12 +106,31 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
         ours=rollouts.controls_run,
         remember=lambda run: caches.remember(ANALYSIS_RUN, run, notify=True),
     )
-    for controller in (rollouts, analysis):
+    canaries = _canary_controller(settings, client=client, by_kind=by_kind, caches=caches,
+                                  clock=clock, telemetry=telemetry)
+    for controller in (rollouts, analysis, canaries):
         controller.register(caches)
         engine.register(controller)
     return Parts(telemetry=telemetry, writers=writers, engine=engine, caches=caches,
                  elector=elector, ring=ring,
                  background=(functools.partial(servers.probe, main_kind=ROLLOUT),))
+
+
+def _canary_controller(settings: Settings, *, client: KubeClient,
+                       by_kind: KubeClient | ApiServers, caches: Caches, clock: Clock,
+                       telemetry: Telemetry) -> CanaryController:
+    """Flagger's Canaries (its kinds are watched once the API server serves them); their
+    VirtualServices and DestinationRules are written where the mesh kinds live."""
+    flagger_metrics = FlaggerMetrics(telemetry.registry)
+    return CanaryController(
+        caches=caches, clock=clock, workers=settings.workers, metrics=flagger_metrics,
+        writes=CanaryWrites(client=by_kind, caches=caches,
+                            recorder=EventRecorder(client, component="flagger")),
+        checks=CanaryChecks(caches=caches, metrics=flagger_metrics,
+                            prometheus_address=settings.analysis.prometheus_address,
+                            read_secret=lambda namespace, name: client.get(
+                                SECRET, namespace, name)),
+    )
 
 
 def _coordination(settings: Settings, *, client: KubeClient, clock: Clock,

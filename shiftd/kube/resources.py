@@ -70,3 +70,9 @@ CUSTOM_RESOURCE_DEFINITION = ResourceKind(
     namespaced=False,
 )
 LEASE = ResourceKind("coordination.k8s.io", "v1", "Lease", "leases", status_subresource=False)
+# Flagger's kinds and the workloads a Canary drives
+CANARY = ResourceKind("flagger.app", "v1beta1", "Canary", "canaries", custom=True)
+METRIC_TEMPLATE = ResourceKind("flagger.app", "v1beta1", "MetricTemplate", "metrictemplates",
+                               custom=True, status_subresource=False)
+HORIZONTAL_POD_AUTOSCALER = ResourceKind("autoscaling", "v2", "HorizontalPodAutoscaler",
+                                         "horizontalpodautoscalers")

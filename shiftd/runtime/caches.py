@@ -104,6 +104,9 @@ class _Registration:
     handlers: list[Handler]
     owners: _OwnerIndex | None
     served: bool = True
+    # watched only once this kind is served too (e.g. Deployments for Flagger's Canaries);
+    # None as soon as one registration asks for the kind unconditionally
+    requires: ResourceKind | None = None
 
 
 class Caches:
@@ -129,16 +132,20 @@ class Caches:
 
     # -- registering ----------------------------------------------------------------------
     def watch(self, kind: ResourceKind, *, optional: bool = False, index_owners: bool = False,
-              on_change: Handler | None = None) -> None:
+              on_change: Handler | None = None, requires: ResourceKind | None = None) -> None:
         """Cache ``kind``; registering a kind twice merges the registrations (it is optional
-        only if every registration says so)."""
+        only if every registration says so). An optional kind with ``requires`` is watched
+        only once that kind is served too (unless another registration asks for it
+        without)."""
         found = self._kinds.get(kind.plural)
         if found is None:
             found = self._kinds[kind.plural] = _Registration(
                 informer=Informer(self._client, kind, namespaces=self._namespaces,
                                   on_change=self._dispatcher(kind.plural),
                                   on_restart=self._restart_reporter(kind.plural)),
-                optional=optional, handlers=[], owners=None)
+                optional=optional, handlers=[], owners=None, requires=requires)
+        elif found.requires != requires:
+            found.requires = None
         found.optional = found.optional and optional
         if index_owners and found.owners is None:
             found.owners = _OwnerIndex()
@@ -173,13 +180,19 @@ class Caches:
             task_status.started()
 
     async def _run_optional(self, registration: _Registration) -> None:
-        """An optional kind is watched once the API server serves it (checked again every
-        minute, so installing Istio's CRDs later needs no restart)."""
-        kind = registration.informer.kind
-        while not await self._is_served(kind):
+        """An optional kind is watched once the API server serves it, and the kind it
+        requires (checked again every minute, so installing Istio's or Flagger's CRDs later
+        needs no restart)."""
+        kind, requires = registration.informer.kind, registration.requires
+        while True:
+            missing = kind if not await self._is_served(kind) else requires if (
+                requires is not None and not await self._is_served(requires)) else None
+            if missing is None:
+                break
             if registration.served:
-                logger.warning("the API server does not serve %s (%s); carrying on without "
-                               "it", kind.plural, kind.api_version)
+                logger.log(logging.WARNING if missing is kind else logging.INFO,
+                           "the API server does not serve %s (%s); carrying on without %s",
+                           missing.plural, missing.api_version, kind.plural)
             registration.served = False
             await anyio.sleep(UNSERVED_RECHECK_SECONDS)
         registration.served = True

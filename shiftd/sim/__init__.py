@@ -21,6 +21,7 @@ difference.
 - ``rbac``: bearer-token users and the RBAC authorizer; ``tls``: the certificate made at start.
 - ``errors``: ``Status`` error bodies.
 - ``kubelet``: ``FakeKubelet``, which makes ReplicaSets' pods "ready".
+- ``deployments``: ``FakeDeployments``, which gives Deployments a ready status.
 
 Where it still differs from a real server, and why that cannot matter to the daemon:
 
@@ -43,11 +44,12 @@ Where it still differs from a real server, and why that cannot matter to the dae
   minute); the daemon takes them whenever they come.
 """
 
+from shiftd.sim.deployments import FakeDeployments
 from shiftd.sim.emulator import ApiEmulator
-from shiftd.sim.kinds import default_crd_files, load_crd_documents
+from shiftd.sim.kinds import default_crd_files, flagger_crd_files, load_crd_documents
 from shiftd.sim.kubelet import FakeKubelet
 from shiftd.sim.rbac import EmulatedUser
 from shiftd.sim.server import LoggedRequest
 
-__all__ = ["ApiEmulator", "EmulatedUser", "FakeKubelet", "LoggedRequest", "default_crd_files",
-           "load_crd_documents"]
+__all__ = ["ApiEmulator", "EmulatedUser", "FakeDeployments", "FakeKubelet", "LoggedRequest",
+           "default_crd_files", "flagger_crd_files", "load_crd_documents"]

@@ -317,6 +317,11 @@ def default_crd_files() -> list[Path]:
     return [directory / relative for relative in _DEFAULT_CRD_FILES]
 
 
+def flagger_crd_files() -> list[Path]:
+    """Flagger's CRD file (Canary, MetricTemplate, AlertProvider), found as the defaults are."""
+    return [_crds_dir() / "flagger" / "crd.yaml"]
+
+
 def load_crd_documents(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Every CustomResourceDefinition in the given YAML files (multi-document files allowed)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

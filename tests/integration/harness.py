@@ -47,11 +47,19 @@ from shiftd.kube.resources import (
     VIRTUAL_SERVICE,
     ResourceKind,
 )
-from shiftd.sim import ApiEmulator, FakeKubelet, default_crd_files, load_crd_documents
+from shiftd.sim import (
+    ApiEmulator,
+    FakeDeployments,
+    FakeKubelet,
+    default_crd_files,
+    flagger_crd_files,
+    load_crd_documents,
+)
 from shiftd.sim.rbac import EmulatedUser
 from tests.support.invariants import WATCHED, InvariantMonitor
 
-__all__ = ["Cluster", "default_crds", "example_documents", "shared_dir", "test_cluster"]
+__all__ = ["Cluster", "default_crds", "example_documents", "flagger_crds", "shared_dir",
+           "test_cluster"]
 
 Obj = dict[str, Any]
 
@@ -85,6 +93,12 @@ _SKIPPED_KINDS = frozenset({"Namespace"})  # the test namespace replaces the exa
 def default_crds() -> tuple[Obj, ...]:
     """The Argo Rollouts and Istio CRDs (Gateway included), parsed once per session."""
     return tuple(load_crd_documents(default_crd_files()))
+
+
+@functools.cache
+def flagger_crds() -> tuple[Obj, ...]:
+    """The default CRDs and Flagger's (Canary, MetricTemplate, AlertProvider)."""
+    return default_crds() + tuple(load_crd_documents(flagger_crd_files()))
 
 
 def _repository_root() -> Path:
@@ -286,6 +300,20 @@ class Cluster:
             # A test's own failure comes through as itself, not wrapped by the task group.
             async with running(kubelet.run):
                 yield kubelet
+
+    def deployments(self, *, ready_after: float = 0.0
+                    ) -> AbstractAsyncContextManager[FakeDeployments]:
+        """``async with cluster.deployments() as fake:`` gives this namespace's Deployments a
+        ready status (``FakeDeployments``) for the block."""
+        return self._deployments(ready_after=ready_after)
+
+    @asynccontextmanager
+    async def _deployments(self, *, ready_after: float) -> AsyncIterator[FakeDeployments]:
+        async with ApiClient(await self.configuration()) as api_client:
+            fake = FakeDeployments(api_client, namespaces=[self.namespace],
+                                   ready_after=ready_after)
+            async with running(fake.run):
+                yield fake
 
     # -- operator actions: exactly what shiftctl (and kubectl argo rollouts) sends --------------
 

@@ -178,7 +178,15 @@ def test_the_cluster_role_grants_only_what_the_daemon_does() -> None:
         | grants("", "pods", "get list patch")  # restartAt, canary/stable pod metadata
         | grants("", "pods/eviction", "create")
         | grants("networking.istio.io", "virtualservices destinationrules",
-                 "get list watch patch"))
+                 "get list watch patch")
+        # Flagger Canaries
+        | grants("flagger.app", "canaries", "get list watch patch")
+        | grants("flagger.app", "canaries/status", "patch")
+        | grants("flagger.app", "metrictemplates", "get list watch")
+        | grants("apps", "deployments", "get list watch create update patch")
+        | grants("autoscaling", "horizontalpodautoscalers", "get list watch create update")
+        | grants("", "services", "create update")
+        | grants("networking.istio.io", "virtualservices destinationrules", "create update"))
 
 
 def test_leases_are_granted_in_shiftds_namespace_only() -> None:

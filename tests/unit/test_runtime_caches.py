@@ -19,7 +19,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from shiftd.kube.client import WatchEvent
 from shiftd.kube.errors import ApiError
-from shiftd.kube.resources import ANALYSIS_RUN, VIRTUAL_SERVICE, ResourceKind
+from shiftd.kube.resources import ANALYSIS_RUN, CANARY, DEPLOYMENT, VIRTUAL_SERVICE, ResourceKind
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.keys import ObjectKey, key_of
 
@@ -176,4 +176,52 @@ async def test_a_failed_discovery_counts_the_kind_as_served_and_watches_it() -> 
         await group.start(caches.run)
         await settle()
         assert caches.served(VIRTUAL_SERVICE)
+        group.cancel_scope.cancel()
+
+
+async def test_a_kind_that_requires_an_unserved_kind_is_not_watched() -> None:
+    client = ScriptedClient([])
+    asked: list[str] = []
+
+    async def serves(kind: ResourceKind) -> bool:
+        asked.append(kind.plural)
+        return kind is not CANARY
+
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None, serves=serves)
+    caches.watch(DEPLOYMENT, optional=True, requires=CANARY)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        await settle()
+        assert asked == ["deployments", "canaries"]
+        assert not caches.served(DEPLOYMENT)
+        group.cancel_scope.cancel()
+
+
+async def test_a_kind_asked_for_without_a_requirement_is_watched_anyway() -> None:
+    client = ScriptedClient([])
+    asked: list[str] = []
+
+    async def serves(kind: ResourceKind) -> bool:
+        asked.append(kind.plural)
+        return kind is not CANARY
+
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None, serves=serves)
+    caches.watch(DEPLOYMENT, optional=True, requires=CANARY)
+    caches.watch(DEPLOYMENT, optional=True)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        await settle()
+        assert asked == ["deployments"]
+        assert caches.served(DEPLOYMENT)
+        group.cancel_scope.cancel()
+
+
+async def test_a_kind_counts_as_listed_once_its_first_list_arrived() -> None:
+    client = ScriptedClient([run("a-1", "shop-rollout", 1)])
+    caches = Caches(client, namespaces=["shop"], enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN)
+    assert not caches.listed(ANALYSIS_RUN) and not caches.listed(DEPLOYMENT)
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        assert caches.listed(ANALYSIS_RUN)
         group.cancel_scope.cancel()
