@@ -139,8 +139,10 @@ def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:
     take yet, stepping down through the setWeight steps as the stable regains its pods."""
     rollout, revisions = draft.rollout, decision.revisions
     if (not decision.aborted or not rollout.canary.dynamic_stable_scale
-            or revisions.new_rs is None or revisions.stable_rs is None or rollout.replicas == 0):
+            or revisions.new_rs is None or revisions.stable_rs is None):
         return decision
+    if rollout.replicas == 0:  # no pod to keep traffic on: all of it back at once (as Argo)
+        return replace(decision, planned_weight=0)
     _, desired = canary_replicas_or_weight(rollout, revisions, index=decision.index, aborted=True)
     weight = abort_traffic_weight(replicas=rollout.replicas, desired_weight=desired,
                                   stable_available=revisions.stable_rs.available,
