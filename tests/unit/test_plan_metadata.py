@@ -11,7 +11,7 @@ import pytest
 
 from shiftd.decide.rollout.actions import CreateReplicaSet, PatchReplicaSet, Plan
 from shiftd.decide.rollout.hashing import pod_template_hash
-from shiftd.decide.rollout.metadata import metadata_patch
+from shiftd.decide.rollout.metadata import annotation_value, metadata_patch
 from shiftd.decide.rollout.operator import undo_patch
 from shiftd.model.argo.rollout import EPHEMERAL_METADATA_ANNOTATION, PodMetadata
 from tests.support.world import World
@@ -161,3 +161,14 @@ def test_malformed_role_metadata_is_an_invalid_spec(metadata: Any) -> None:
     world.settle()
     assert world.status["phase"] == "Degraded"
     assert "canaryMetadata" in world.status["message"]
+
+
+def test_the_recorded_metadata_is_written_as_go_writes_it_whatever_the_specs_key_order() -> None:
+    # Argo's record (encoding/json sorts a map's keys): a Rollout taken over from Argo, or a
+    # spec whose keys come back in another order, is not patched for nothing
+    written = annotation_value(PodMetadata({"version": "canary", "app.kubernetes.io/x": "1"},
+                                           {"z": "1", "a": "2"}))
+    assert written == ('{"labels":{"app.kubernetes.io/x":"1","version":"canary"},'
+                       '"annotations":{"a":"2","z":"1"}}')
+    assert written == annotation_value(PodMetadata({"app.kubernetes.io/x": "1",
+                                                    "version": "canary"}, {"a": "2", "z": "1"}))

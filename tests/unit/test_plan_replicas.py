@@ -281,3 +281,84 @@ def test_going_back_to_the_stable_template_under_dynamic_scale_waits_for_the_sta
     assert world.weights() == (100, 0)
     assert spec_replicas(world) == {BLUE: 10, YELLOW: 0}
     assert world.status["phase"] == "Healthy"
+
+
+# --- Argo's dynamic-stable-scale controller tests (rollout/trafficrouting_test.go) -----------
+# Each row: a 5-replica Rollout (maxSurge 1, maxUnavailable 1) with dynamicStableScale, aborted
+# with the canary and stable ReplicaSets at (spec, available) and the canary weight routed now;
+# the weight the abort routes next.
+
+ARGO_DYNAMIC_ABORT_ROWS = [
+    pytest.param([{"setWeight": 50}, {"pause": {}}], (0, 0), (5, 4), 0, 0,
+                 id="TestDynamicScalingDontIncreaseWeightWhenAborted"),
+    pytest.param([{"setWeight": 50}, {"pause": {}}], (4, 4), (5, 3), 100, 50,
+                 id="TestDynamicScalingDecreaseWeightAccordingToStepWeightsAvailability"
+                    "WhenAborted"),
+    pytest.param([{"pause": {}}], (4, 4), (5, 1), 100, 80,
+                 id="TestDynamicScalingDecreaseWeightAccordingToStableAvailabilityWhenAborted"),
+    pytest.param([{"setWeight": 50}, {"pause": {}}], (0, 0), (5, 5), 20, 0,
+                 id="TestDynamicScalingDecreaseWeightAccordingToStableAvailabilityWhenAborted"
+                    "AndResetService"),
+]
+
+
+def set_replica_set(world: World, image: str, spec: int, available: int) -> None:
+    for rs in world.replica_sets.values():
+        if rs["spec"]["template"]["spec"]["containers"][0]["image"] == image:
+            rs["spec"]["replicas"] = spec
+            rs["status"] = {"replicas": spec, "readyReplicas": available,
+                            "availableReplicas": available}
+
+
+def route_weights(world: World, canary_weight: int) -> None:
+    parsed = world.parsed()
+    for vs in world.virtual_services.values():
+        for destination in vs["spec"]["http"][0]["route"]:
+            host = destination["destination"]["host"]
+            destination["weight"] = (canary_weight if host == parsed.canary.canary_service
+                                     else 100 - canary_weight)
+
+
+@pytest.mark.parametrize(("steps", "canary", "stable", "routed_weight", "expected"),
+                         ARGO_DYNAMIC_ABORT_ROWS)
+def test_a_dynamic_abort_routes_the_weight_argos_controller_tests_expect(
+    steps: list[dict[str, Any]], canary: tuple[int, int], stable: tuple[int, int],
+    routed_weight: int, expected: int,
+) -> None:
+    world = routed(5, steps, dynamicStableScale=True, maxSurge=1, maxUnavailable=1)
+    world.set_image(YELLOW)
+    world.settle()
+    set_replica_set(world, YELLOW, *canary)
+    set_replica_set(world, BLUE, *stable)
+    route_weights(world, routed_weight)
+    world.patch_status({"abort": True})
+    traffic = [a for a in world.plan().actions if isinstance(a, SetTraffic)]
+    weights = [a.canary_weight for a in traffic] or [routed_weight]  # none: the weight stays
+    assert weights[-1] == expected
+
+
+def test_a_dynamic_abort_with_zero_replicas_routes_nothing_to_the_canary() -> None:
+    # TestDynamicScalingAbortWithZeroReplicas
+    world = routed(0, [{"setWeight": 50}, {"pause": {}}], dynamicStableScale=True, maxSurge=1,
+                   maxUnavailable=1)
+    world.set_image(YELLOW)
+    world.settle()
+    route_weights(world, 50)
+    world.patch_status({"abort": True})
+    traffic = [a for a in world.plan().actions if isinstance(a, SetTraffic)]
+    assert [a.canary_weight for a in traffic][-1:] == [0]
+
+
+def test_a_new_canary_superseding_a_dynamic_one_does_not_overload_the_stable() -> None:
+    # TestDynamicStableScaleNewCanarySupersedeShouldNotOverloadStable: the stable has 1 pod
+    # for 10 % of the traffic; the superseded canary's 90 % may not go back to it yet
+    world = routed(10, [{"setWeight": 90}, {"pause": {}}], dynamicStableScale=True,
+                   maxSurge=1, maxUnavailable=0)
+    world.set_image(YELLOW)
+    step_through(world, check=lambda: capacity_follows_traffic(world))
+    assert (world.weights(), spec_replicas(world)) == ((10, 90), {BLUE: 1, YELLOW: 9})
+    world.set_image("argoproj/rollouts-demo:green")
+    plan = world.plan()
+    assert not [a for a in plan.actions if isinstance(a, SetTraffic)
+                and a.stable_weight > world.weights()[0]]
+    step_through(world, check=lambda: capacity_follows_traffic(world))

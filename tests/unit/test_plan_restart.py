@@ -138,3 +138,19 @@ def test_a_malformed_restart_at_is_an_invalid_spec() -> None:
     world.settle()
     assert world.status["phase"] == "Degraded"
     assert "spec.restartAt must be an RFC 3339 time" in world.status["message"]
+
+
+def test_a_new_template_mid_restart_ends_the_restart_as_argo_does() -> None:
+    world = restartable_world()
+    restart_at = world.rollout["spec"]["restartAt"]
+    first = world.plan()
+    assert [type(a) for a in first.actions] == [EvictPods]  # the restart is under way
+    world.apply(first)
+    evicted = set(world.evicted)
+    world.set_image("example/app:v2")
+    plan = world.plan()
+    assert not [a for a in plan.actions if isinstance(a, EvictPods)]
+    assert plan.status is not None and plan.status["restartedAt"] == restart_at
+    world.settle()
+    assert set(world.evicted) == evicted  # no pod of the old template restarted after it
+    assert world.status["restartedAt"] == restart_at

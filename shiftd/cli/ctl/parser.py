@@ -234,7 +234,7 @@ def _plan_and_lint_commands(commands: _Commands) -> None:
     plan.add_argument("--state", action="append", metavar="FILE",
                       help="observed state as `kubectl get -o yaml` prints it: the Rollout "
                       "with its status, ReplicaSets, optionally Services, VirtualService, "
-                      "AnalysisRuns (repeatable)")
+                      "DestinationRule, AnalysisRuns, Pods (repeatable)")
     plan.add_argument("--now", type=_instant, default=None,
                       help="with --state: the time to plan at (default: now)")
     _output_flag(plan, ("table", "json", "yaml"))

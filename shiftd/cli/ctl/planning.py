@@ -2,10 +2,11 @@
 
 Without a state file, ``decide.timeline.rollout_timeline`` drives ``plan_rollout`` through the
 whole update; with one, the objects in it (the Rollout with its status, ReplicaSets, and
-optionally Services, VirtualService, DestinationRule, AnalysisRuns, as ``kubectl get -o yaml``
-prints them) become the ``Observed`` the daemon would build — traffic read by the same
-``IstioRouter.observe`` — and one ``plan_rollout`` call says what happens next and why.
-Nothing is contacted. The JSON shape is a contract: see ``docs/plan-json.md``.
+optionally Services, VirtualService, DestinationRule, AnalysisRuns, and Pods for a
+``restartAt`` restart, as ``kubectl get -o yaml`` prints them) become the ``Observed`` the
+daemon would build — traffic read by the same ``IstioRouter.observe`` — and one
+``plan_rollout`` call says what happens next and why. Nothing is contacted. The JSON shape
+is a contract: see ``docs/plan-json.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from shiftd.cli.ctl.common import CommandError, Obj, UsageError
 from shiftd.cli.ctl.files import Manifest
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.analysis import background_key, step_key
-from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, WorkloadView
+from shiftd.decide.rollout.observed import (
+    Observed,
+    PodView,
+    ReplicaSetView,
+    ServiceView,
+    WorkloadView,
+)
 from shiftd.decide.rollout.steps import describe_step
 from shiftd.decide.rollout.timeline import (
     NextAction,
@@ -304,6 +311,7 @@ def plan_next(manifests: Sequence[Manifest], state: Sequence[Manifest], *,
                             if m.kind == "AnalysisRun"),
         analysis_specs=specs,
         workload=WorkloadView.from_object(workload) if workload is not None else None,
+        pods=_pods(rollout, state, now=now),
     )
     if workload is not None:
         notes.append(f"pod template from {template_source(obj)} (generation "
@@ -312,6 +320,18 @@ def plan_next(manifests: Sequence[Manifest], state: Sequence[Manifest], *,
     result = next_action(rollout, observed, now=now,
                          resource_version=str(resource_version) if resource_version else None)
     return PlannedNext(rollout=rollout, next=result, invalid=None, notes=tuple(notes))
+
+
+def _pods(rollout: Rollout, state: Sequence[Manifest], *,
+          now: datetime) -> tuple[PodView, ...] | None:
+    """The pods in the state (a ``restartAt`` restart evicts them); None if none is given, as
+    the daemon lists pods only for a restart."""
+    given = [m.obj for m in state if m.kind == "Pod"]
+    if not given:
+        return None
+    views = (PodView.from_object(pod, min_ready_seconds=rollout.min_ready_seconds, now=now)
+             for pod in given)
+    return tuple(view for view in views if view is not None)
 
 
 def next_document(planned: PlannedNext) -> Obj:

@@ -34,6 +34,7 @@ from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.drift import restore_drift
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
+from shiftd.decide.rollout.hashing import steps_hash
 from shiftd.decide.rollout.metadata import sync_metadata
 from shiftd.decide.rollout.observed import Observed, parse_time
 from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
@@ -94,10 +95,17 @@ def restart_pods(draft: Draft, revisions: Revisions) -> EvictPods | None:
     once none is left to restart. Needs the pods (``Observed.pods``)."""
     rollout, pods = draft.rollout, draft.observed.pods
     restarted_at = parse_time(str(draft.status.get("restartedAt", "")))
-    if pods is None or rollout.restart_at is None or not needs_restart(
+    if rollout.restart_at is None or not needs_restart(
             restart_at=rollout.restart_at, restarted_at=restarted_at, now=draft.now):
         if rollout.restart_at is not None and rollout.restart_at >= draft.now:
             draft.wake_at(rollout.restart_at + timedelta(seconds=1))
+        return None
+    if _template_or_steps_changed(draft, revisions):
+        # as Argo: a new revision (or new steps) ends the restart under way; the update
+        # replaces the pods anyway, and the restart is recorded as done
+        draft.status["restartedAt"] = format_time(rollout.restart_at)
+        return None
+    if pods is None:
         return None
     _, unavailable = resolve_fenceposts(max_surge=rollout.canary.max_surge,
                                         max_unavailable=rollout.canary.max_unavailable,
@@ -118,13 +126,23 @@ def restart_pods(draft: Draft, revisions: Revisions) -> EvictPods | None:
     return EvictPods(names=decision.evict)
 
 
+def _template_or_steps_changed(draft: Draft, revisions: Revisions) -> bool:
+    """Argo's ``PodTemplateOrStepsChanged``, against what the status last recorded."""
+    status = draft.status
+    return bool(status.get("currentPodHash")) and (
+        status.get("currentPodHash") != revisions.pod_hash
+        or status.get("currentStepHash") != steps_hash(draft.rollout.canary.raw_steps))
+
+
 def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:
     """Aborting under ``dynamicStableScale``: the canary keeps the traffic the stable cannot
     take yet, stepping down through the setWeight steps as the stable regains its pods."""
     rollout, revisions = draft.rollout, decision.revisions
     if (not decision.aborted or not rollout.canary.dynamic_stable_scale
-            or revisions.new_rs is None or revisions.stable_rs is None or rollout.replicas == 0):
+            or revisions.new_rs is None or revisions.stable_rs is None):
         return decision
+    if rollout.replicas == 0:  # no pod to keep traffic on: all of it back at once (as Argo)
+        return replace(decision, planned_weight=0)
     _, desired = canary_replicas_or_weight(rollout, revisions, index=decision.index, aborted=True)
     weight = abort_traffic_weight(replicas=rollout.replicas, desired_weight=desired,
                                   stable_available=revisions.stable_rs.available,

@@ -49,14 +49,15 @@ def metadata_patch(
 
 def annotation_value(desired: PodMetadata | None) -> str | None:
     """What the ephemeral-metadata annotation records (None: remove it), labels first, empty
-    maps left out, as Go's encoder writes the struct."""
+    maps left out, each map's keys sorted, as Go's encoder writes the struct (so the record
+    does not depend on the order the spec's keys come in, and matches what Argo wrote)."""
     if desired is None:
         return None
     body: dict[str, Any] = {}
     if desired.labels:
-        body["labels"] = desired.labels
+        body["labels"] = dict(sorted(desired.labels.items()))
     if desired.annotations:
-        body["annotations"] = desired.annotations
+        body["annotations"] = dict(sorted(desired.annotations.items()))
     return orjson.dumps(body).decode()
 
 

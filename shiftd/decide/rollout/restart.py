@@ -5,7 +5,9 @@ Every pod of the Rollout created before ``restartAt`` is restarted (evicted, so 
 budgets hold), a few at a time: at most ``maxUnavailable`` (at least one) below the larger of
 ``spec.replicas`` and the pods the ReplicaSets ask for, counting only pods available now. The
 stable's pods go first, then the canary's, then older revisions'. Once no pod predates
-``restartAt``, ``status.restartedAt`` records it and the restart is over.
+``restartAt``, ``status.restartedAt`` records it and the restart is over. As in Argo, a new
+template (or new steps) while a restart is under way ends it: ``restartedAt`` is recorded, and
+the update replaces the pods (the canary planner checks this before asking for evictions).
 
 The planner knows pods only when the runtime lists them (``Observed.pods``); the evictions
 are an ``EvictPods`` write for the controller to carry out.
