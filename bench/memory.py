@@ -1,0 +1,116 @@
+"""Where the daemon's memory goes: the benchmark's ``--memory-report`` (see BENCHMARKS.md).
+
+Three views, written as text once the run is over:
+
+* ``tracemalloc``: the live allocations made since the daemon started (tracing starts just
+  before it), grouped by the file and line that allocated them, and by file;
+* holders: the deep size of what each part of the daemon keeps (each informer's cache by kind,
+  the Rollout controller's per-Rollout state, the reference index, the timers, telemetry, the
+  Event recorder), each object counted once, for the first holder that reaches it;
+* object types: every object the garbage collector tracks, by type, with its shallow size.
+
+Deep sizes are ``sys.getsizeof`` summed over ``gc.get_referents`` (modules, classes and
+functions are not followed): an estimate of the Python heap, not of RSS.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+import types
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+           types.MethodType, types.CodeType, types.FrameType)
+
+
+def deep_size(roots: Iterable[Any], seen: set[int]) -> int:
+    """Bytes of ``roots`` and everything they reach that ``seen`` does not hold yet."""
+    total = 0
+    stack = list(roots)
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def holders(daemon: Any) -> list[tuple[str, int, int]]:
+    """(holder, objects held, deep bytes) for each part of the daemon that keeps state."""
+    parts = daemon.parts
+    caches = parts.caches
+    seen: set[int] = set()
+    rows: list[tuple[str, int, int]] = []
+    for plural, registration in caches._kinds.items():
+        cache = registration.informer._cache
+        count = sum(len(bucket) for bucket in cache.values())
+        rows.append((f"informer cache: {plural}", count, deep_size([cache], seen)))
+        if registration.owners is not None:
+            rows.append((f"owner index: {plural}", len(registration.owners.owner_of),
+                         deep_size([registration.owners], seen)))
+    rows.append(("reference index", len(caches._references),
+                 deep_size([caches._references, caches._dependents], seen)))
+    rollouts = parts.engine._controllers.get("Rollout")
+    if rollouts is not None:
+        for name, value in sorted(vars(rollouts).items()):
+            if isinstance(value, dict) and name.startswith("_") and value:
+                rows.append((f"Rollout controller: {name}", len(value),
+                             deep_size([value], seen)))
+    timers = parts.engine.timers
+    rows.append(("engine timers and queues", 0,
+                 deep_size([timers, parts.engine._queues, parts.engine._failures], seen)))
+    rows.append(("telemetry", 0, deep_size([parts.telemetry], seen)))
+    return rows
+
+
+def type_breakdown(top: int = 20) -> list[tuple[str, int, int]]:
+    """(type, count, shallow bytes) of the objects the collector tracks, largest first."""
+    counts: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        counts[name] += 1
+        sizes[name] += sys.getsizeof(obj)
+    return [(name, counts[name], size) for name, size in sizes.most_common(top)]
+
+
+def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int) -> str:
+    """The three views as text (``snapshot`` may be ``None``: tracing was off)."""
+    lines: list[str] = []
+    if snapshot is not None:
+        snapshot = snapshot.filter_traces([
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"),
+        ])
+        total = sum(stat.size for stat in snapshot.statistics("filename"))
+        lines += [f"tracemalloc: {total / 2**20:.1f} MiB live, "
+                  f"{total / rollouts / 1024:.1f} KiB per Rollout", "", "by line:"]
+        for stat in snapshot.statistics("lineno")[:30]:
+            frame = stat.traceback[0]
+            lines.append(f"  {stat.size / 2**20:8.2f} MiB {stat.count:>9} blocks  "
+                         f"{_short(frame.filename)}:{frame.lineno}")
+        lines += ["", "by file:"]
+        for stat in snapshot.statistics("filename")[:15]:
+            lines.append(f"  {stat.size / 2**20:8.2f} MiB  "
+                         f"{_short(stat.traceback[0].filename)}")
+    lines += ["", "holders (deep size, each object counted once):"]
+    for name, count, size in holders(daemon):
+        per = f"{size / rollouts / 1024:6.2f} KiB/Rollout"
+        lines.append(f"  {size / 2**20:8.2f} MiB {per}  {count:>7} items  {name}")
+    lines += ["", "object types (gc-tracked, shallow size):"]
+    for name, count, size in type_breakdown():
+        lines.append(f"  {size / 2**20:8.2f} MiB {count:>9}  {name}")
+    return "\n".join(lines)
+
+
+def _short(filename: str) -> str:
+    for marker in ("/site-packages/", "/shiftd/", "/lib/python3"):
+        if marker in filename:
+            return filename[filename.index(marker) + 1:]
+    return filename
