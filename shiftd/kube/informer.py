@@ -130,6 +130,28 @@ def strip_unread_fields(obj: JsonObject) -> JsonObject:
     return obj
 
 
+def _generation(obj: JsonObject) -> tuple[str, object] | None:
+    metadata = obj.get("metadata") or {}
+    generation = metadata.get("generation")
+    return None if generation is None else (str(metadata.get("uid") or ""), generation)
+
+
+def share_unchanged_spec(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
+    """Let ``obj`` hold the very ``spec`` of the copy it replaces when their (uid, generation)
+    are equal: the API server raises ``metadata.generation`` with every change of the spec, so
+    the two specs are equal and one copy is enough (a status write or a label change then
+    costs no second spec in memory, and whoever parsed the previous spec keeps sharing it).
+    Cached objects are never changed in place, so sharing is safe."""
+    if previous is None or previous is obj:
+        return obj
+    spec, before = obj.get("spec"), previous.get("spec")
+    if isinstance(spec, dict) and isinstance(before, dict) and spec is not before:
+        generation = _generation(obj)
+        if generation is not None and generation == _generation(previous):
+            obj["spec"] = before
+    return obj
+
+
 class Informer:
     """Keeps an up-to-date cache of one kind. Create it inside the event loop; run ``run()``
     in a task group (``await tg.start(informer.run)`` returns once the cache is filled)."""
@@ -194,7 +216,7 @@ class Informer:
         cached = bucket.get(name)
         if cached is not None and _is_older(_resource_version(obj), _resource_version(cached)):
             return
-        bucket[name] = self._transform(obj)
+        bucket[name] = share_unchanged_spec(self._transform(obj), cached)
 
     def forget(self, namespace: str | None, name: str) -> None:
         """Drop an object a delete just removed (the watch confirms it later)."""
@@ -339,7 +361,7 @@ class Informer:
             if not bucket:
                 del self._cache[namespace]
         else:
-            obj = bucket[name] = self._transform(obj)
+            obj = bucket[name] = share_unchanged_spec(self._transform(obj), cached)
         self._on_change(event.type, obj)
 
     async def _relist(self, scope: _Scope) -> None:
@@ -350,7 +372,8 @@ class Informer:
         fresh: dict[str | None, dict[str, JsonObject]] = {}
         for obj in objects:
             namespace, name = _key(obj)
-            fresh.setdefault(namespace, {})[name] = self._transform(obj)
+            fresh.setdefault(namespace, {})[name] = share_unchanged_spec(
+                self._transform(obj), self.get(namespace, name))
         if scope.namespace is None:
             previous, self._cache = self._cache, fresh
         else:
