@@ -27,8 +27,10 @@ _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType
            types.MethodType, types.CodeType, types.FrameType)
 
 
-def deep_size(roots: Iterable[Any], seen: set[int]) -> int:
-    """Bytes of ``roots`` and everything they reach that ``seen`` does not hold yet."""
+def deep_size(roots: Iterable[Any], seen: set[int],
+              by_type: Counter[str] | None = None) -> int:
+    """Bytes of ``roots`` and everything they reach that ``seen`` does not hold yet (added to
+    ``by_type`` by the type of each object)."""
     total = 0
     stack = list(roots)
     while stack:
@@ -36,13 +38,17 @@ def deep_size(roots: Iterable[Any], seen: set[int]) -> int:
         if id(obj) in seen or isinstance(obj, _OPAQUE):
             continue
         seen.add(id(obj))
-        total += sys.getsizeof(obj)
+        size = sys.getsizeof(obj)
+        total += size
+        if by_type is not None:
+            by_type[type(obj).__qualname__] += size
         stack.extend(gc.get_referents(obj))
     return total
 
 
-def holders(daemon: Any) -> list[tuple[str, int, int]]:
-    """(holder, objects held, deep bytes) for each part of the daemon that keeps state."""
+def holders(daemon: Any, by_type: Counter[str]) -> list[tuple[str, int, int]]:
+    """(holder, objects held, deep bytes) for each part of the daemon that keeps state; the
+    informer caches' bytes by type go to ``by_type``."""
     parts = daemon.parts
     caches = parts.caches
     seen: set[int] = set()
@@ -50,7 +56,7 @@ def holders(daemon: Any) -> list[tuple[str, int, int]]:
     for plural, registration in caches._kinds.items():
         cache = registration.informer._cache
         count = sum(len(bucket) for bucket in cache.values())
-        rows.append((f"informer cache: {plural}", count, deep_size([cache], seen)))
+        rows.append((f"informer cache: {plural}", count, deep_size([cache], seen, by_type)))
         if registration.owners is not None:
             rows.append((f"owner index: {plural}", len(registration.owners.owner_of),
                          deep_size([registration.owners], seen)))
@@ -63,14 +69,19 @@ def holders(daemon: Any) -> list[tuple[str, int, int]]:
                 rows.append((f"Rollout controller: {name}", len(value),
                              deep_size([value], seen)))
     timers = parts.engine.timers
-    rows.append(("engine timers and queues", 0,
-                 deep_size([timers, parts.engine._queues, parts.engine._failures], seen)))
-    rows.append(("telemetry", 0, deep_size([parts.telemetry], seen)))
+    rows.append(("engine timers", len(timers._due),
+                 deep_size([timers._heap, timers._due, parts.engine._failures], seen)))
+    registry = getattr(parts.telemetry, "registry", None)
+    rows.append(("telemetry (prometheus_client registry)", 0,
+                 deep_size([registry] if registry is not None else [], seen)))
     return rows
 
 
 def type_breakdown(top: int = 20) -> list[tuple[str, int, int]]:
-    """(type, count, shallow bytes) of the objects the collector tracks, largest first."""
+    """(type, count, shallow bytes) of the objects the collector tracks, largest first (the
+    daemon ``gc.freeze()``s when idle, so this unfreezes first; dicts holding only atoms and
+    strings are not tracked, so they count only inside the holders above)."""
+    gc.unfreeze()
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     for obj in gc.get_objects():
@@ -100,9 +111,14 @@ def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int)
             lines.append(f"  {stat.size / 2**20:8.2f} MiB  "
                          f"{_short(stat.traceback[0].filename)}")
     lines += ["", "holders (deep size, each object counted once):"]
-    for name, count, size in holders(daemon):
+    cached_types: Counter[str] = Counter()
+    for name, count, size in holders(daemon, cached_types):
         per = f"{size / rollouts / 1024:6.2f} KiB/Rollout"
         lines.append(f"  {size / 2**20:8.2f} MiB {per}  {count:>7} items  {name}")
+    lines += ["", "informer caches by object type:"]
+    for name, size in cached_types.most_common(8):
+        lines.append(f"  {size / 2**20:8.2f} MiB {size / rollouts / 1024:6.2f} KiB/Rollout  "
+                     f"{name}")
     lines += ["", "object types (gc-tracked, shallow size):"]
     for name, count, size in type_breakdown():
         lines.append(f"  {size / 2**20:8.2f} MiB {count:>9}  {name}")

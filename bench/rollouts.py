@@ -349,7 +349,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
 
                 # Every pause ends at this instant.
                 emulator_cpu_before = (await control.usage())["cpu_seconds"]
-                profiler = cProfile.Profile() if args.profile else None
+                profiler = cProfile.Profile(time.process_time) if args.profile else None
                 cpu_before = cpu_seconds()
                 pause_end = time.monotonic()
                 if args.profile_emulator is not None:
@@ -537,8 +537,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-emulator", type=Path, default=None,
                         help="the same for the emulator process")
     parser.add_argument("--profile", type=Path, default=None,
-                        help="cProfile the daemon process from the pause end until every "
-                             "weight is written; pstats written here (slows the step)")
+                        help="cProfile the daemon process (CPU time, not wall: the machine "
+                             "may be shared) from the pause end until every weight is written; "
+                             "pstats written here (slows the step)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
                         help="talk HTTPS to the emulator (default) or plain HTTP")
     parser.add_argument("--memory-report", type=Path, default=None,
