@@ -20,7 +20,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from shiftd.controllers.rollout_inputs import analysis_specs, observe, references
+from shiftd.controllers.rollout_inputs import (
+    analysis_specs,
+    observe,
+    references,
+    service_as_read,
+)
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.rollout.actions import Plan
 from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
@@ -98,7 +103,7 @@ class RolloutController:
         caches.watch(ROLLOUT, on_change=lambda event, obj: (key_of(KIND, obj),))
         caches.watch(REPLICA_SET, index_owners=True, on_change=self._keys_of_replica_set)
         caches.watch(ANALYSIS_RUN, index_owners=True, on_change=self._keys_of_owned)
-        caches.watch(SERVICE)
+        caches.watch(SERVICE, keep=service_as_read)
         caches.watch(ANALYSIS_TEMPLATE)
         # A namespace-bound RoleBinding cannot list cluster-scoped kinds: readiness does not
         # wait for them (a Rollout naming a missing one is InvalidSpec until it is seen).
