@@ -14,6 +14,7 @@ Rollout is re-read and the key retried.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -66,6 +67,11 @@ def entry(kind: ResourceKind, obj: JsonObject) -> str:
     return f"{kind.plural}/{(obj.get('metadata') or {}).get('name', '')}@{resource_version(obj)}"
 
 
+def digest(fingerprint: tuple[str, ...]) -> bytes:
+    """16 bytes standing for a fingerprint (what ``_settled`` keeps per Rollout)."""
+    return hashlib.blake2b("\n".join(fingerprint).encode(), digest_size=16).digest()
+
+
 class RolloutController:
     def __init__(
         self,
@@ -90,10 +96,10 @@ class RolloutController:
         self._telemetry = telemetry
         self._instance_id = instance_id
         self._defaults = defaults
-        # per Rollout: the inputs as our last plan left them, and when that plan wants to be
-        # woken; a reconcile seeing the same inputs before then has nothing to do (our own
-        # writes' watch events, resyncs)
-        self._settled: dict[ObjectKey, tuple[tuple[str, ...], datetime | None]] = {}
+        # per Rollout: a digest of the inputs as our last plan left them, and when that plan
+        # wants to be woken; a reconcile seeing the same inputs before then has nothing to do
+        # (our own writes' watch events, resyncs)
+        self._settled: dict[ObjectKey, tuple[bytes, datetime | None]] = {}
         # per Rollout: the spec parsed at (uid, generation)
         self._parsed: dict[ObjectKey, tuple[tuple[str, Any], Rollout]] = {}
 
@@ -150,7 +156,7 @@ class RolloutController:
             return DONE
         inputs = self.fingerprint(key, obj)
         settled = self._settled.get(key)
-        if settled is not None and settled[0] == inputs and (
+        if settled is not None and settled[0] == digest(inputs) and (
                 settled[1] is None or self._clock.now() < settled[1]):
             # the same inputs as after our last plan's writes: a fixed point
             return Outcome(requeue_at=settled[1])
@@ -188,7 +194,7 @@ class RolloutController:
         after = self.fingerprint(key, self._caches.get(ROLLOUT, key.namespace, key.name) or obj)
         if set(after) - before <= ours:
             # nothing changed but what we wrote: planning again would find nothing to do
-            self._settled[key] = (after, plan.requeue_at)
+            self._settled[key] = (digest(after), plan.requeue_at)
         else:
             self._settled.pop(key, None)  # something else moved meanwhile: look again
 
