@@ -248,7 +248,9 @@ class RolloutController:
             return dataclasses.replace(cached[1], status=obj.get("status") or {},
                                        annotations=metadata.get("annotations") or {})
         rollout = parse_rollout(obj, self._defaults)
-        self._parsed[key] = (version, rollout)
+        # kept without the status and annotations, which a newer copy replaces anyway (kept,
+        # they would hold the whole status of an old copy alive)
+        self._parsed[key] = (version, dataclasses.replace(rollout, status={}, annotations={}))
         return rollout
 
     # -- bookkeeping ----------------------------------------------------------------------
