@@ -22,10 +22,11 @@ Callbacks run inline in the informer's task and must not block or raise.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import anyio
 from anyio.abc import TaskStatus
@@ -130,10 +131,42 @@ def strip_unread_fields(obj: JsonObject) -> JsonObject:
     return obj
 
 
+_SHARED_STRING_MAX = 64
+
+
+def share_strings(obj: JsonObject, *, skip: object = None) -> None:
+    """Replace every string value of ``obj`` (at any depth, except inside ``skip``) up to 64
+    characters by the interpreter's interned copy, in place. A parsed answer holds a new
+    string for every value, and most values repeat across objects and versions (namespaces,
+    names, labels, images, condition types, reasons, timestamps): in the benchmark's caches
+    the strings took 9.7 KiB per Rollout, and 1.3 KiB once shared. Interned strings are freed
+    with their last user."""
+    intern = sys.intern
+    stack: list[dict[str, Any] | list[Any]] = [obj]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if len(value) <= _SHARED_STRING_MAX:
+                    node[key] = intern(value)  # type: ignore[index]
+            elif isinstance(value, dict | list) and value is not skip:
+                stack.append(value)
+
+
 def _generation(obj: JsonObject) -> tuple[str, object] | None:
     metadata = obj.get("metadata") or {}
     generation = metadata.get("generation")
     return None if generation is None else (str(metadata.get("uid") or ""), generation)
+
+
+def compact(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
+    """``obj`` (transformed) made to cost less before it is cached: its spec shared with the
+    copy it replaces when unchanged, its strings shared (except in that spec: already done)."""
+    spec = share_unchanged_spec(obj, previous).get("spec")
+    shared = previous is not None and spec is not None and spec is previous.get("spec")
+    share_strings(obj, skip=spec if shared else None)
+    return obj
 
 
 def share_unchanged_spec(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
@@ -216,7 +249,7 @@ class Informer:
         cached = bucket.get(name)
         if cached is not None and _is_older(_resource_version(obj), _resource_version(cached)):
             return
-        bucket[name] = share_unchanged_spec(self._transform(obj), cached)
+        bucket[name] = compact(self._transform(obj), cached)
 
     def forget(self, namespace: str | None, name: str) -> None:
         """Drop an object a delete just removed (the watch confirms it later)."""
@@ -361,7 +394,7 @@ class Informer:
             if not bucket:
                 del self._cache[namespace]
         else:
-            obj = bucket[name] = share_unchanged_spec(self._transform(obj), cached)
+            obj = bucket[name] = compact(self._transform(obj), cached)
         self._on_change(event.type, obj)
 
     async def _relist(self, scope: _Scope) -> None:
@@ -372,7 +405,7 @@ class Informer:
         fresh: dict[str | None, dict[str, JsonObject]] = {}
         for obj in objects:
             namespace, name = _key(obj)
-            fresh.setdefault(namespace, {})[name] = share_unchanged_spec(
+            fresh.setdefault(namespace, {})[name] = compact(
                 self._transform(obj), self.get(namespace, name))
         if scope.namespace is None:
             previous, self._cache = self._cache, fresh

@@ -395,3 +395,16 @@ async def test_a_new_generation_or_a_new_object_keeps_its_own_spec() -> None:
     informer.remember(generation_copy(3, 2, {"replicas": 4}, uid="u2"))  # recreated
     recreated = informer.get("shop", "a")
     assert recreated is not None and recreated["spec"] == {"replicas": 4}
+
+
+async def test_equal_strings_of_cached_objects_are_one_string() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    for name in ("a", "b"):
+        found = obj(name, 1)
+        found["status"] = {"phase": "".join(["Hea", "lthy"]), "message": "x" * 65}
+        informer.remember(found)
+    a, b = informer.get("shop", "a"), informer.get("shop", "b")
+    assert a is not None and b is not None
+    assert a["status"]["phase"] is b["status"]["phase"]
+    assert a["status"]["message"] == b["status"]["message"]
