@@ -77,6 +77,29 @@ def holders(daemon: Any, by_type: Counter[str]) -> list[tuple[str, int, int]]:
     return rows
 
 
+def string_sharing(daemon: Any) -> tuple[int, int, int]:
+    """(strings, their bytes, bytes if equal strings were one object) in the informer caches."""
+    seen: set[int] = set()
+    total = 0
+    distinct: dict[str, int] = {}
+    stack: list[Any] = [registration.informer._cache
+                        for registration in daemon.parts.caches._kinds.values()]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            total += sys.getsizeof(obj)
+            distinct[obj] = sys.getsizeof(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple):
+            stack.extend(obj)
+    return len(seen), total, sum(distinct.values())
+
+
 def type_breakdown(top: int = 20) -> list[tuple[str, int, int]]:
     """(type, count, shallow bytes) of the objects the collector tracks, largest first (the
     daemon ``gc.freeze()``s when idle, so this unfreezes first; dicts holding only atoms and
@@ -119,6 +142,10 @@ def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int)
     for name, size in cached_types.most_common(8):
         lines.append(f"  {size / 2**20:8.2f} MiB {size / rollouts / 1024:6.2f} KiB/Rollout  "
                      f"{name}")
+    objects, strings, shared = string_sharing(daemon)
+    lines += ["", f"strings in the caches: {strings / 2**20:.2f} MiB; "
+                  f"{shared / 2**20:.2f} MiB if equal strings were shared "
+                  f"({objects} objects walked)"]
     lines += ["", "object types (gc-tracked, shallow size):"]
     for name, count, size in type_breakdown():
         lines.append(f"  {size / 2**20:8.2f} MiB {count:>9}  {name}")

@@ -31,7 +31,8 @@ Prints a table and exits 1 if a budget is missed (issue 13's):
   and nothing else but Events (this step changes no ReplicaSet's scale); no write when idle.
 
     .venv/bin/python bench/rollouts.py --rollouts 1000
-    .venv/bin/python bench/rollouts.py --rollouts 1000 --memory-report /tmp/memory.txt
+    .venv/bin/python bench/rollouts.py --rollouts 1000 --memory-report /tmp/memory.txt \
+        --tracemalloc
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
             control = Control(session, cluster.control, results)
             await control.seed(count=n, namespace=args.namespace, image="bench/app:blue")
             results.managed_fields = int((await control.summary())["managed_fields"])
-            if args.memory_report is not None:
+            if args.tracemalloc:
                 tracemalloc.start()
             settings = parse_settings({
                 "kubernetes": {"kubeconfig": str(cluster.kubeconfig), "qps": args.qps,
@@ -418,7 +419,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                     (results.rss_mib - results.rss_baseline_mib) * 1024 / n)
                 results.cpu_ms_per_rollout = results.step_daemon_cpu_seconds * 1000 / n
                 if args.memory_report is not None:
-                    snapshot = tracemalloc.take_snapshot()
+                    snapshot = tracemalloc.take_snapshot() if args.tracemalloc else None
                     tracemalloc.stop()
                     args.memory_report.write_text(
                         memory_report(daemon, snapshot, rollouts=n) + "\n", encoding="utf-8")
@@ -548,8 +549,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
                         help="talk HTTPS to the emulator (default) or plain HTTP")
     parser.add_argument("--memory-report", type=Path, default=None,
-                        help="trace allocations (tracemalloc, from the daemon's start; slows "
-                             "the run and adds to RSS) and write where memory goes here")
+                        help="write where memory goes here (what each part of the daemon "
+                             "holds, by kind and type)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="with --memory-report: also trace allocations (tracemalloc, from "
+                             "the daemon's start; slows the run and adds to RSS)")
     parser.add_argument("--budget-latency", type=float, default=None,
                         help="seconds; default 1 s up to 1,000 Rollouts, 6 s at 10,000")
     parser.add_argument("--budget-cpu-ms", type=float, default=0.5,
