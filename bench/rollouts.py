@@ -257,6 +257,8 @@ class Results:
     idle_writes: int = 0
     idle_requests: int = 0
     idle_seconds: float = 0.0
+    soak_rss_mib: list[float] = field(default_factory=list)  # one sample per --soak-every
+    soak_writes: int = 0
     rss_baseline_mib: float = 0.0
     kib_per_rollout: float = 0.0
     cpu_ms_per_rollout: float = 0.0
@@ -414,6 +416,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 results.idle_writes = len(writes(rows))
                 results.idle_requests = sum(1 for row in rows if not row[3])
 
+                await soak(args, clock, control, results, position)
                 results.rss_mib, results.rss_peak_mib = rss_mib()
                 results.kib_per_rollout = (
                     (results.rss_mib - results.rss_baseline_mib) * 1024 / n)
@@ -425,6 +428,22 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                         memory_report(daemon, snapshot, rollouts=n) + "\n", encoding="utf-8")
                 results.emulator_cpu_seconds = (await control.usage())["cpu_seconds"]
                 group.cancel_scope.cancel()
+
+
+async def soak(args: argparse.Namespace, clock: ManualClock, control: Control,
+               results: Results, position: int) -> None:
+    """Idle for ``--soak`` wall seconds, the clock moving as fast as the wall, sampling RSS
+    every ``--soak-every`` seconds; writes meanwhile are counted."""
+    if not args.soak:
+        return
+    started = time.monotonic()
+    results.soak_rss_mib.append(rss_mib()[0])
+    while time.monotonic() - started < args.soak:
+        await anyio.sleep(args.soak_every)
+        clock.advance(args.soak_every)
+        results.soak_rss_mib.append(rss_mib()[0])
+    rows, _ = await control.requests(position)
+    results.soak_writes = len(writes(rows))
 
 
 def first_write_delays(rows: Sequence[Row], marker: str, since: float,
@@ -466,8 +485,12 @@ def check_budgets(results: Results, args: argparse.Namespace) -> list[str]:
     if not results.step_gc_max_ms <= args.budget_gc_ms:
         missed.append(f"a GC pause of {results.step_gc_max_ms:.0f} ms during the step > "
                       f"{args.budget_gc_ms:g} ms")
-    if results.idle_writes:
-        missed.append(f"{results.idle_writes} writes while idle")
+    if results.idle_writes or results.soak_writes:
+        missed.append(f"{results.idle_writes + results.soak_writes} writes while idle")
+    if results.soak_rss_mib and not (
+            max(results.soak_rss_mib) <= results.soak_rss_mib[0] * (1 + args.soak_growth)):
+        missed.append(f"RSS grew while idle: {results.soak_rss_mib[0]:.0f} -> "
+                      f"{max(results.soak_rss_mib):.0f} MiB")
     beyond = {name: count for name, count in results.requests_per_step.items()
               if not name.startswith("create events") and not name.startswith("patch events")
               and count > FLOOR.get(name, 0.0)}
@@ -507,6 +530,10 @@ def render(results: Results, missed: Sequence[str]) -> str:
     lines.append(f"  daemon GC in that step: {r.step_gc}")
     row(f"writes while idle ({r.idle_seconds:.0f} s wall, 60 s clock)", f"{r.idle_writes}")
     row("requests while idle (non-watch)", f"{r.idle_requests}")
+    if r.soak_rss_mib:
+        row(f"idle soak RSS first/max/last, {len(r.soak_rss_mib)} samples",
+            f"{r.soak_rss_mib[0]:.0f}/{max(r.soak_rss_mib):.0f}/{r.soak_rss_mib[-1]:.0f} MiB")
+        row("idle soak: writes", f"{r.soak_writes}")
     row("daemon RSS before start", f"{r.rss_baseline_mib:.0f} MiB")
     row("daemon RSS at end", f"{r.rss_mib:.0f} MiB")
     row("daemon RSS peak", f"{r.rss_peak_mib:.0f} MiB")
@@ -561,6 +588,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budget-gc-ms", type=float, default=50.0)
     parser.add_argument("--budget-rss-mb", type=float, default=512.0)
     parser.add_argument("--budget-kib-per-rollout", type=float, default=40.0)
+    parser.add_argument("--soak", type=float, default=0.0,
+                        help="after the idle check, idle this many more wall seconds (the "
+                             "clock following) sampling RSS; it must not grow")
+    parser.add_argument("--soak-every", type=float, default=10.0)
+    parser.add_argument("--soak-growth", type=float, default=0.02,
+                        help="RSS growth over the soak's first sample tolerated (fraction)")
     return parser.parse_args(argv)
 
 
