@@ -26,9 +26,10 @@ Prints a table and exits 1 if a budget is missed (issue 13's):
 * CPU: at most ``--budget-cpu-ms`` (0.5) ms of the daemon process's CPU per Rollout for the
   step; every new weight written within ``--budget-latency`` seconds (default: 1 s up to
   1,000 Rollouts, rising linearly to 6 s at 10,000); no GC pause over ``--budget-gc-ms`` (50)
-  during the step;
+  of CPU time during the step;
 * writes at the floor: per Rollout and step one VirtualService patch and one status patch,
-  and nothing else but Events (this step changes no ReplicaSet's scale); no write when idle.
+  and nothing else but Events (this step changes no ReplicaSet's scale); no write when idle
+  (nor during ``--soak``, whose RSS must stay flat).
 
     .venv/bin/python bench/rollouts.py --rollouts 1000
     .venv/bin/python bench/rollouts.py --rollouts 1000 --memory-report /tmp/memory.txt \
