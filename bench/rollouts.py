@@ -161,14 +161,23 @@ class GcPauses:
     def __init__(self) -> None:
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self.longest_wall = 0.0
+        # (time.monotonic() at its start, CPU seconds) of every collection
+        self.timeline: list[tuple[float, float]] = []
         self._started = (0.0, 0.0)
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = (time.thread_time(), time.perf_counter())
         else:
-            self.pauses[info["generation"]].append(time.thread_time() - self._started[0])
-            self.longest_wall = max(self.longest_wall, time.perf_counter() - self._started[1])
+            cpu = time.thread_time() - self._started[0]
+            wall = time.perf_counter() - self._started[1]
+            self.pauses[info["generation"]].append(cpu)
+            self.longest_wall = max(self.longest_wall, wall)
+            self.timeline.append((time.monotonic() - wall, cpu))
+
+    def longest_before(self, moment: float) -> float:
+        """The longest collection (CPU) that started before ``moment`` (monotonic)."""
+        return max((cpu for started, cpu in self.timeline if started < moment), default=0.0)
 
     def __enter__(self) -> GcPauses:
         gc.callbacks.append(self._callback)
@@ -252,7 +261,7 @@ class Results:
     step_daemon_cpu_seconds: float = 0.0
     step_emulator_cpu_seconds: float = 0.0
     step_gc: str = ""
-    step_gc_max_ms: float = 0.0
+    step_gc_max_ms: float = 0.0  # the longest collection before the last weight was written
     requests_to_pause: dict[str, float] = field(default_factory=dict)
     requests_per_step: dict[str, float] = field(default_factory=dict)
     idle_writes: int = 0
@@ -380,7 +389,6 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                             if method == "PATCH" and status < 400 and (
                                 "/virtualservices/" in path or "/rollouts/" in path))
                 results.step_gc = collector.describe()
-                results.step_gc_max_ms = collector.longest * 1000
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(args.profile)
@@ -406,6 +414,10 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 results.latency_p50 = percentile(delays, 0.50)
                 results.latency_p99 = percentile(delays, 0.99)
                 results.latency_max = max(delays, default=math.nan)
+                # A collection after the last weight (the daemon collects when it goes idle)
+                # delays no weight.
+                results.step_gc_max_ms = collector.longest_before(
+                    pause_end + results.latency_max) * 1000
                 results.status_latency_max = max(status_delays, default=math.nan)
 
                 # Idle: everything paused indefinitely; clock and wall both move 60 s.
@@ -529,6 +541,7 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row("  per Rollout", f"{r.cpu_ms_per_rollout:.3f} ms")
     row("emulator CPU for that step", f"{r.step_emulator_cpu_seconds:.2f} s")
     lines.append(f"  daemon GC in that step: {r.step_gc}")
+    row("  longest GC before the last weight (CPU)", f"{r.step_gc_max_ms:.0f} ms")
     row(f"writes while idle ({r.idle_seconds:.0f} s wall, 60 s clock)", f"{r.idle_writes}")
     row("requests while idle (non-watch)", f"{r.idle_requests}")
     if r.soak_rss_mib:
