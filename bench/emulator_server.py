@@ -10,8 +10,14 @@ Control API (JSON in and out):
 
 * ``POST /seed {"count", "namespace", "image"}``: create ``count`` Rollouts shaped like the
   asm-host-split example (a canary and a stable Service, a VirtualService, one replica each)
-  directly in the store, so seeding costs the daemon nothing.
-* ``POST /set-image {"image"}``: change every Rollout's pod template image (a new revision).
+  directly in the store, so seeding costs the daemon nothing. They are written as
+  ``kubectl apply`` writes them: with the last-applied annotation, and with managedFields
+  owned by ``kubectl-client-side-apply`` (the store records them as a real server does).
+* ``POST /set-image {"image"}``: change every Rollout's pod template image (a new revision),
+  again as ``kubectl apply`` does (annotation and managedFields updated).
+
+The API is served over HTTPS (``--tls``, the default; ``--no-tls`` for plain HTTP): the
+kubeconfig carries the emulator's certificate authority, so the daemon verifies the server.
 * ``GET /summary``: how many Rollouts are in each phase / step / canary weight, the distinct
   pause start times, and the VirtualService weights.
 * ``GET /requests?since=I``: the request log from index ``I`` on, as
@@ -38,9 +44,22 @@ from kubernetes_asyncio.client import ApiClient
 
 from shiftd.sim import ApiEmulator, FakeKubelet, default_crd_files
 from shiftd.sim.kinds import ResourceType
+from shiftd.sim.managed import Manager
 from shiftd.sim.store import Store
 
 Obj = dict[str, Any]
+
+# Who seeds and edits the benchmark's objects: ``kubectl apply``, as a user would.
+KUBECTL = Manager("kubectl-client-side-apply")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def applied(body: Obj) -> Obj:
+    """``body`` as ``kubectl apply`` sends it: with itself in the last-applied annotation."""
+    annotations = body["metadata"].setdefault("annotations", {})
+    annotations.pop(LAST_APPLIED, None)
+    annotations[LAST_APPLIED] = orjson.dumps(body).decode() + "\n"
+    return body
 
 # The Rollout's steps: a timed pause the benchmark ends for every Rollout at once, then a
 # setWeight whose write is measured, then an indefinite pause to idle in.
@@ -151,9 +170,13 @@ class Control:
         for index in range(count):
             name = rollout_name(index)
             for suffix in ("canary", "stable"):
-                self._store.create(services, namespace, _service(f"{name}-{suffix}", name), "v1")
-            self._store.create(vss, namespace, _virtual_service(name), "v1beta1")
-            self._store.create(rollouts, namespace, _rollout(name, image), "v1alpha1")
+                self._store.create(services, namespace,
+                                   applied(_service(f"{name}-{suffix}", name)), "v1",
+                                   manager=KUBECTL)
+            self._store.create(vss, namespace, applied(_virtual_service(name)), "v1beta1",
+                               manager=KUBECTL)
+            self._store.create(rollouts, namespace, applied(_rollout(name, image)), "v1alpha1",
+                               manager=KUBECTL)
         return _json({"created": count})
 
     async def set_image(self, request: web.Request) -> web.Response:
@@ -164,8 +187,12 @@ class Control:
             meta = obj["metadata"]
             body = orjson.loads(orjson.dumps(obj))
             body["spec"]["template"]["spec"]["containers"][0]["image"] = image
+            configuration = orjson.loads(body["metadata"]["annotations"][LAST_APPLIED])
+            configuration["spec"]["template"]["spec"]["containers"][0]["image"] = image
+            body["metadata"]["annotations"][LAST_APPLIED] = \
+                orjson.dumps(configuration).decode() + "\n"
             self._store.update(rollouts, meta["namespace"], meta["name"], body,
-                               version="v1alpha1")
+                               version="v1alpha1", manager=KUBECTL)
         return _json({"updated": len(items)})
 
     async def summary(self, request: web.Request) -> web.Response:
@@ -176,6 +203,7 @@ class Control:
         pause_starts: set[str] = set()
         paused_at: Counter[str] = Counter()
         items, _ = self._store.list(rollouts, None, lambda obj: True)
+        managed = sum(1 for obj in items if obj["metadata"].get("managedFields"))
         for obj in items:
             status = obj.get("status") or {}
             phase = str(status.get("phase"))
@@ -192,7 +220,8 @@ class Control:
             route = vs["spec"]["http"][0]["route"]
             weights[str(route[1].get("weight", 0))] += 1
         return _json({
-            "rollouts": len(items), "phases": phases, "steps": steps, "paused_at": paused_at,
+            "rollouts": len(items), "managed_fields": managed, "phases": phases,
+            "steps": steps, "paused_at": paused_at,
             "pause_starts": sorted(pause_starts), "canary_weights": weights,
         })
 
@@ -228,12 +257,12 @@ async def _until_told_to_stop() -> None:
 
 
 async def serve(*, host: str, port: int, control_port: int, kubeconfig: Path,
-                namespace: str) -> None:
+                namespace: str, tls: bool) -> None:
     namespaces: tuple[str, ...] = ("default", "kube-system", "kube-public", "kube-node-lease")
     if namespace not in namespaces:
         namespaces = (*namespaces, namespace)
     async with ApiEmulator(default_crd_files(), host=host, port=port,
-                           namespaces=namespaces) as api:
+                           namespaces=namespaces, tls=tls) as api:
         api.write_kubeconfig(kubeconfig)
         runner = web.AppRunner(Control(api).app(), access_log=None)
         await runner.setup()
@@ -259,9 +288,12 @@ def main() -> None:
     parser.add_argument("--control-port", type=int, default=0)
     parser.add_argument("--kubeconfig", type=Path, required=True)
     parser.add_argument("--namespace", default="bench")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve the API over HTTPS (default) or plain HTTP")
     args = parser.parse_args()
     anyio.run(lambda: serve(host=args.host, port=args.port, control_port=args.control_port,
-                            kubeconfig=args.kubeconfig, namespace=args.namespace))
+                            kubeconfig=args.kubeconfig, namespace=args.namespace,
+                            tls=args.tls))
 
 
 if __name__ == "__main__":

@@ -16,13 +16,19 @@ was made from stale objects: the Rollout is re-read and the key retried.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from shiftd.controllers.rollout_inputs import analysis_specs, observe, references
+from shiftd.controllers.rollout_inputs import (
+    analysis_specs,
+    observe,
+    references,
+    service_as_read,
+)
 from shiftd.controllers.rollout_pods import RolloutPods
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.rollout.actions import Plan
@@ -69,6 +75,11 @@ def entry(kind: ResourceKind, obj: JsonObject) -> str:
     return f"{kind.plural}/{(obj.get('metadata') or {}).get('name', '')}@{resource_version(obj)}"
 
 
+def digest(fingerprint: tuple[str, ...]) -> bytes:
+    """16 bytes standing for a fingerprint (what ``_settled`` keeps per Rollout)."""
+    return hashlib.blake2b("\n".join(fingerprint).encode(), digest_size=16).digest()
+
+
 class RolloutController:
     def __init__(
         self,
@@ -94,10 +105,10 @@ class RolloutController:
         self._instance_id = instance_id
         self._defaults = defaults
         self._pods = RolloutPods(client)
-        # per Rollout: the inputs as our last plan left them, and when that plan wants to be
-        # woken; a reconcile seeing the same inputs before then has nothing to do (our own
-        # writes' watch events, resyncs)
-        self._settled: dict[ObjectKey, tuple[tuple[str, ...], datetime | None]] = {}
+        # per Rollout: a digest of the inputs as our last plan left them, and when that plan
+        # wants to be woken; a reconcile seeing the same inputs before then has nothing to do
+        # (our own writes' watch events, resyncs)
+        self._settled: dict[ObjectKey, tuple[bytes, datetime | None]] = {}
         # per Rollout: the spec parsed at (uid, generation)
         self._parsed: dict[ObjectKey, tuple[tuple[str, Any, Any], Rollout]] = {}
 
@@ -107,7 +118,7 @@ class RolloutController:
         caches.watch(ROLLOUT, on_change=lambda event, obj: (key_of(KIND, obj),))
         caches.watch(REPLICA_SET, index_owners=True, on_change=self._keys_of_replica_set)
         caches.watch(ANALYSIS_RUN, index_owners=True, on_change=self._keys_of_owned)
-        caches.watch(SERVICE)
+        caches.watch(SERVICE, keep=service_as_read)
         # the Deployments workloadRefs name (woken through the reference index); another
         # controller may watch them too: the registrations merge
         caches.watch(DEPLOYMENT)
@@ -157,7 +168,7 @@ class RolloutController:
             return DONE
         inputs = self.fingerprint(key, obj)
         settled = self._settled.get(key)
-        if settled is not None and settled[0] == inputs and (
+        if settled is not None and settled[0] == digest(inputs) and (
                 settled[1] is None or self._clock.now() < settled[1]):
             # the same inputs as after our last plan's writes: a fixed point
             return Outcome(requeue_at=settled[1])
@@ -195,7 +206,7 @@ class RolloutController:
         after = self.fingerprint(key, self._caches.get(ROLLOUT, key.namespace, key.name) or obj)
         if set(after) - before <= ours:
             # nothing changed but what we wrote: planning again would find nothing to do
-            self._settled[key] = (after, plan.requeue_at)
+            self._settled[key] = (digest(after), plan.requeue_at)
         else:
             self._settled.pop(key, None)  # something else moved meanwhile: look again
 
@@ -272,7 +283,9 @@ class RolloutController:
             return dataclasses.replace(cached[1], status=obj.get("status") or {},
                                        annotations=metadata.get("annotations") or {})
         rollout = parse_rollout(obj, self._defaults, workload=workload)
-        self._parsed[key] = (version, rollout)
+        # kept without the status and annotations, which a newer copy replaces anyway (kept,
+        # they would hold the whole status of an old copy alive)
+        self._parsed[key] = (version, dataclasses.replace(rollout, status={}, annotations={}))
         return rollout
 
     # -- bookkeeping ----------------------------------------------------------------------

@@ -35,6 +35,17 @@ class CacheReader(Protocol):
     def orphans(self, kind: ResourceKind, *, namespace: str) -> list[JsonObject]: ...
 
 
+def service_as_read(obj: JsonObject) -> JsonObject:
+    """What a Rollout reads of a Service (``ServiceView``: its metadata and selector): the
+    cache keeps only that (the spec's ports, cluster IPs and policies, the status are
+    dropped)."""
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        obj["spec"] = {"selector": spec["selector"]} if "selector" in spec else {}
+    obj.pop("status", None)
+    return obj
+
+
 def _services(rollout: Rollout) -> list[str]:
     return [name for name in (rollout.canary.canary_service, rollout.canary.stable_service)
             if name]

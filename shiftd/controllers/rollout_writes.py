@@ -1,6 +1,7 @@
 """Applying a Rollout's plan: each write handed to the writer task that owns it, in the
 plan's order, its answer put into the caches at once (write-through), and the plan's Events
-posted to the events writer in the background.
+added to a backlog (folded per Rollout) that the events writer drains in the background,
+after the reconciles that route traffic.
 
 A traffic write goes to the Rollout's router, which says what it wrote, so nothing here knows
 which mesh objects a router touches. Pod writes (``EvictPods``, and a ``PatchReplicaSet``'s
@@ -13,8 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-import anyio
 
 from shiftd.controllers.rollout_pods import RolloutPods
 from shiftd.decide.rollout.actions import (
@@ -36,7 +35,7 @@ from shiftd.decide.rollout.actions import (
 )
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
-from shiftd.kube.events import EventRecorder
+from shiftd.kube.events import EventBacklog, EventRecorder, PlannedEvent
 from shiftd.kube.resources import (
     ANALYSIS_RUN,
     DEPLOYMENT,
@@ -55,6 +54,7 @@ from shiftd.traffic.registry import TrafficRouters
 logger = logging.getLogger(__name__)
 
 EVENT_DEFER_SECONDS = 10.0
+EVENT_CONCURRENCY = 4  # Events written at once (each Rollout's in the order planned)
 JsonObject = dict[str, Any]
 
 
@@ -66,8 +66,9 @@ class RolloutWrites:
         self._caches = caches
         self._writers = writers
         self._routers = routers
-        self._recorder = recorder
-        self._wait_idle = wait_idle
+        self._events = EventBacklog(recorder, concurrency=EVENT_CONCURRENCY,
+                                    may_start=wait_idle, max_delay=EVENT_DEFER_SECONDS,
+                                    log=_log_event)
         self._pods = RolloutPods(client)
 
     async def apply(self, obj: JsonObject, rollout: Rollout | None,
@@ -85,20 +86,15 @@ class RolloutWrites:
     def _post_events(self, obj: JsonObject, events: tuple[EventSpec, ...], *,
                      key: str) -> None:
         """Recorded (and logged) by the events writer in the background: the reconcile does
-        not wait for them (the recorder never raises and nothing plans from Events)."""
-        recorder, wait_idle = self._recorder, self._wait_idle
-
-        async def record() -> None:
-            # Events are informational: let the reconciles that move traffic go first (a
-            # burst of due steps), but never hold an Event back more than ten seconds.
-            with anyio.move_on_after(EVENT_DEFER_SECONDS):
-                await wait_idle()
-            for event in events:
-                logger.info("%s", event.message, extra={"rollout": key, "reason": event.reason})
-                await recorder.record(obj, type=event.type, reason=event.reason,
-                                      message=event.message)
-
-        self._writers.events.post(record)
+        not wait for them (the recorder never raises and nothing plans from Events). Events
+        are informational: the backlog lets the reconciles that move traffic go first (a
+        burst of due steps), but never holds an Event back more than ten seconds."""
+        self._events.add(key, obj, [PlannedEvent(event.type, event.reason, event.message)
+                                    for event in events])
+        # An idle writer runs no drain (one asked for in an earlier term was dropped).
+        if not self._events.scheduled or self._writers.events.idle:
+            self._events.scheduled = True
+            self._writers.events.post(self._events.drain)
 
     async def _apply_one(self, namespace: str, name: str, rollout: Rollout | None,
                          action: Action) -> list[Written]:
@@ -190,3 +186,7 @@ class RolloutWrites:
         except KubeError:
             return
         self._caches.remember(ROLLOUT, fresh)
+
+
+def _log_event(key: str, event: PlannedEvent) -> None:
+    logger.info("%s", event.message, extra={"rollout": key, "reason": event.reason})

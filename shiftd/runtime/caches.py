@@ -2,8 +2,9 @@
 
 Controllers register the kinds they read (``watch``): whether the daemon can run without it
 (``optional``: readiness does not wait for it, and a kind the API server does not serve is
-simply absent), whether its objects are indexed by their controlling owner, and a handler
-that maps a change to the keys it concerns. Two indexes are generic:
+simply absent), whether its objects are indexed by their controlling owner, a handler that
+maps a change to the keys it concerns, and what of an object it reads (``keep``: the cache
+holds only that, unless another registration of the kind wants more). Two indexes are generic:
 
 * the owner index: objects of a kind by the uid of their controlling owner, plus the orphans
   of each namespace (ReplicaSets a Rollout may adopt, the AnalysisRuns it controls);
@@ -26,7 +27,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.kube.errors import KubeError
-from shiftd.kube.informer import Informer, ListWatchClient
+from shiftd.kube.informer import Informer, ListWatchClient, strip_unread_fields
 from shiftd.kube.resources import ResourceKind
 from shiftd.runtime.keys import ObjectKey
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 JsonObject = dict[str, Any]
 Handler = Callable[[str, JsonObject], Iterable[ObjectKey]]
+Keep = Callable[[JsonObject], JsonObject]  # the part of an object a controller reads
 Ref = tuple[ResourceKind, str, str]  # kind, namespace ("" when cluster-scoped), name
 Where = tuple[str, str]  # namespace, name
 
@@ -107,6 +109,10 @@ class _Registration:
     # watched only once this kind is served too (e.g. Deployments for Flagger's Canaries);
     # None as soon as one registration asks for the kind unconditionally
     requires: ResourceKind | None = None
+    # what the cache keeps of each object: every registration's ``keep`` when they all
+    # agree, else everything (a registration without one reads the whole object)
+    keep: Keep | None = None
+    keeps: set[Keep | None] = field(default_factory=set)
 
 
 class Caches:
@@ -132,25 +138,40 @@ class Caches:
 
     # -- registering ----------------------------------------------------------------------
     def watch(self, kind: ResourceKind, *, optional: bool = False, index_owners: bool = False,
-              on_change: Handler | None = None, requires: ResourceKind | None = None) -> None:
+              on_change: Handler | None = None, requires: ResourceKind | None = None,
+              keep: Keep | None = None) -> None:
         """Cache ``kind``; registering a kind twice merges the registrations (it is optional
-        only if every registration says so). An optional kind with ``requires`` is watched
+        only if every registration says so; it keeps a part of each object only if every
+        registration keeps that same part). An optional kind with ``requires`` is watched
         only once that kind is served too (unless another registration asks for it
-        without)."""
+        without). ``keep`` returns the part of an object (already without managedFields and
+        the last-applied annotation) the registering controller reads; it may change the
+        object in place."""
         found = self._kinds.get(kind.plural)
         if found is None:
             found = self._kinds[kind.plural] = _Registration(
                 informer=Informer(self._client, kind, namespaces=self._namespaces,
                                   on_change=self._dispatcher(kind.plural),
-                                  on_restart=self._restart_reporter(kind.plural)),
+                                  on_restart=self._restart_reporter(kind.plural),
+                                  transform=self._transformer(kind.plural)),
                 optional=optional, handlers=[], owners=None, requires=requires)
         elif found.requires != requires:
             found.requires = None
         found.optional = found.optional and optional
+        found.keeps.add(keep)
+        found.keep = keep if len(found.keeps) == 1 else None
         if index_owners and found.owners is None:
             found.owners = _OwnerIndex()
         if on_change is not None:
             found.handlers.append(on_change)
+
+    def _transformer(self, plural: str) -> Keep:
+        def transform(obj: JsonObject) -> JsonObject:
+            keep = self._kinds[plural].keep
+            obj = strip_unread_fields(obj)
+            return keep(obj) if keep is not None else obj
+
+        return transform
 
     def _dispatcher(self, plural: str) -> Callable[[str, JsonObject], None]:
         def on_change(event_type: str, obj: JsonObject) -> None:

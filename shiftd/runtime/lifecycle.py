@@ -34,6 +34,9 @@ from shiftd.runtime.writers import Writers
 
 logger = logging.getLogger(__name__)
 
+# generation-1 collections between two full ones (CPython's default is 10)
+FULL_COLLECTION_THRESHOLD = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class Parts:
@@ -155,7 +158,14 @@ class Lifecycle:
         permanent generation (a constant-time splice), so a full collection never has to scan
         it in the middle of a burst of due steps. Cached objects are plain JSON (no reference
         cycles), so reference counting still frees them when they are replaced."""
+        # Full collections wait for the idle moment too: a burst of due steps replaces most
+        # cached objects, and a full collection in its middle would scan them all (hundreds of
+        # ms at 10,000 Rollouts). The threshold only bounds how long a never-idle daemon
+        # goes without one.
+        young, middle, _ = gc.get_threshold()
+        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
         while not engine.closed:
             await engine.wait_idle()
+            gc.collect()  # the cycles left by the burst, before they are frozen for good
             gc.freeze()
             await engine.wait_busy()

@@ -363,3 +363,48 @@ async def test_the_informer_caches_listed_watched_and_remembered_objects_transfo
     for name in ("a", "b", "c"):
         cached = informer.get("shop", name)
         assert cached is not None and "managedFields" not in cached["metadata"]
+
+
+def generation_copy(version: int, generation: int, spec: Obj, *, uid: str = "u1") -> Obj:
+    found = obj("a", version)
+    found["metadata"].update(uid=uid, generation=generation)
+    found["spec"] = copy.deepcopy(spec)
+    found["status"] = {"observed": version}
+    return found
+
+
+async def test_a_newer_copy_of_the_same_generation_shares_the_cached_spec() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    informer.remember(generation_copy(1, 1, {"replicas": 2}))
+    first = informer.get("shop", "a")
+    informer.remember(generation_copy(2, 1, {"replicas": 2}))
+    second = informer.get("shop", "a")
+    assert first is not None and second is not None
+    assert second["status"] == {"observed": 2}
+    assert second["spec"] is first["spec"]
+
+
+async def test_a_new_generation_or_a_new_object_keeps_its_own_spec() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    informer.remember(generation_copy(1, 1, {"replicas": 2}))
+    informer.remember(generation_copy(2, 2, {"replicas": 3}))
+    changed = informer.get("shop", "a")
+    assert changed is not None and changed["spec"] == {"replicas": 3}
+    informer.remember(generation_copy(3, 2, {"replicas": 4}, uid="u2"))  # recreated
+    recreated = informer.get("shop", "a")
+    assert recreated is not None and recreated["spec"] == {"replicas": 4}
+
+
+async def test_equal_strings_of_cached_objects_are_one_string() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    for name in ("a", "b"):
+        found = obj(name, 1)
+        found["status"] = {"phase": "".join(["Hea", "lthy"]), "message": "x" * 65}
+        informer.remember(found)
+    a, b = informer.get("shop", "a"), informer.get("shop", "b")
+    assert a is not None and b is not None
+    assert a["status"]["phase"] is b["status"]["phase"]
+    assert a["status"]["message"] == b["status"]["message"]

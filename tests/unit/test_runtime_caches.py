@@ -225,3 +225,45 @@ async def test_a_kind_counts_as_listed_once_its_first_list_arrived() -> None:
         await group.start(caches.run)
         assert caches.listed(ANALYSIS_RUN)
         group.cancel_scope.cancel()
+class NoWatches:
+    """A client the tests never let the caches call (nothing is run)."""
+
+    async def list(self, kind: ResourceKind, namespace: str | None = None, *,
+                   label_selector: str | None = None,
+                   field_selector: str | None = None) -> tuple[list[Obj], str]:
+        raise AssertionError("not listed")
+
+    def watch(self, kind: ResourceKind, namespace: str | None = None, *,
+              resource_version: str, label_selector: str | None = None,
+              timeout_seconds: int | None = None,
+              allow_bookmarks: bool = True) -> AsyncGenerator[WatchEvent, None]:
+        raise AssertionError("not watched")
+
+
+def selector_only(obj: Obj) -> Obj:
+    obj["spec"] = {"selector": obj["spec"]["selector"]}
+    return obj
+
+
+def service(version: int) -> Obj:
+    return {"metadata": {"name": "web", "namespace": "shop", "resourceVersion": str(version),
+                         "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"selector": {"app": "web"}, "clusterIP": "10.0.0.1"}}
+
+
+async def test_a_kind_registered_with_keep_is_cached_as_kept_and_stripped() -> None:
+    caches = Caches(NoWatches(), namespaces=None, enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN, keep=selector_only)
+    caches.remember(ANALYSIS_RUN, service(1))
+    assert caches.get(ANALYSIS_RUN, "shop", "web") == {
+        "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "1"},
+        "spec": {"selector": {"app": "web"}}}
+
+
+async def test_a_second_registration_reading_everything_keeps_the_whole_object() -> None:
+    caches = Caches(NoWatches(), namespaces=None, enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN, keep=selector_only)
+    caches.watch(ANALYSIS_RUN)
+    caches.remember(ANALYSIS_RUN, service(1))
+    cached = caches.get(ANALYSIS_RUN, "shop", "web")
+    assert cached is not None and cached["spec"]["clusterIP"] == "10.0.0.1"

@@ -9,7 +9,7 @@ exactly as Argo falls back to comparing templates.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 from typing import Any
 
 import orjson
@@ -22,14 +22,39 @@ _FNV32_OFFSET = 0x811C9DC5
 _FNV32_PRIME = 0x01000193
 
 
-@functools.lru_cache(maxsize=4096)
-def fnv1a_32(data: bytes) -> int:
-    """FNV-1a (32 bit); cached, since every reconcile hashes the same templates and steps."""
+def _fnv1a_32(data: bytes) -> int:
     value = _FNV32_OFFSET
     for byte in data:
         value ^= byte
         value = (value * _FNV32_PRIME) & 0xFFFFFFFF
     return value
+
+
+class _FnvMemo:
+    """FNV-1a values remembered by a 16-byte BLAKE2b digest of their data.
+
+    Every reconcile hashes its Rollout's template and steps, and FNV-1a in Python costs about
+    1 us per byte (a few ms per template), so values are remembered. Keyed by a digest, an
+    entry costs ~150 bytes instead of the template's JSON, so the memo can hold every
+    template of a large cluster (an lru_cache of 4096 keyed by the JSON thrashed beyond
+    ~2,000 Rollouts); beyond ``size`` entries the oldest leaves first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._values: dict[bytes, int] = {}
+
+    def __call__(self, data: bytes) -> int:
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        value = self._values.get(digest)
+        if value is None:
+            value = _fnv1a_32(data)
+            if len(self._values) >= self._size:
+                del self._values[next(iter(self._values))]
+            self._values[digest] = value
+        return value
+
+
+fnv1a_32 = _FnvMemo(1 << 17)  # FNV-1a (32 bit), remembered
 
 
 def safe_encode(text: str) -> str:
