@@ -6,13 +6,12 @@ the requested ``apiVersion``, paged ``<Kind>List`` documents (``limit``, ``conti
 ``remainingItemCount``), discovery documents, ``Status`` errors and delete results, the plain
 text 404 of a path no API serves, server-side apply with its field-ownership conflicts
 (``managed``), and watch streams (``watching``). It also keeps the test hooks' state: the
-request log and injected failures.
+request log, and the ``faults`` injector (``faults``) consulted before each request.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from shiftd.sim.errors import (
     not_found,
     status_body,
 )
+from shiftd.sim.faults import FaultInjector
 from shiftd.sim.kinds import ResourceType
 from shiftd.sim.managed import (
     Manager,
@@ -81,13 +81,6 @@ class LoggedRequest:
     at: float = field(default_factory=time.monotonic)
 
 
-@dataclass(slots=True)
-class _InjectedFailure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-
-
 @dataclass(frozen=True, slots=True)
 class _Target:
     """What a resource URL addresses."""
@@ -117,12 +110,12 @@ class ApiServer:
     """The aiohttp application serving one ``Store``."""
 
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0,
-                 authorizer: Authorizer | None = None) -> None:
+                 authorizer: Authorizer | None = None, fault_seed: int = 0) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
         self.authorizer = authorizer
         self.request_log: list[LoggedRequest] = []
-        self._failures: list[_InjectedFailure] = []
+        self.faults = FaultInjector(seed=fault_seed)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
@@ -133,9 +126,6 @@ class ApiServer:
         app.router.add_route("*", "/apis/{group}{rest:(/.*)?}", self._named)
         return app
 
-    def fail_next(self, method: str, path_regex: str, status: int) -> None:
-        self._failures.append(_InjectedFailure(method.upper(), re.compile(path_regex), status))
-
     # --- middleware: errors, logging, injected failures --------------------------------------
 
     @web.middleware
@@ -143,8 +133,8 @@ class ApiServer:
         watch = request.query.get("watch", "").lower() in _TRUE
         try:
             self._authorize(request, watch=watch)
-            self._maybe_fail(request)
-            response = await handler(request)
+            response = (await self.faults.intercept(request, watch=watch)
+                        or await handler(request))
         except ApiStatusError as error:
             response = _json(error.body, error.code)
         except web.HTTPNotFound:
@@ -167,12 +157,6 @@ class ApiServer:
         attributes = request_attributes(request.method, request.path, watch=watch)
         if attributes is not None:
             self.authorizer.authorize(user, attributes)
-
-    def _maybe_fail(self, request: web.Request) -> None:
-        for failure in self._failures:
-            if failure.method == request.method and failure.path.search(request.path):
-                self._failures.remove(failure)
-                raise ApiStatusError(failure.status, "injected failure for a test")
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -469,7 +453,7 @@ class ApiServer:
             store=self.store, rtype=target.rtype, version=target.version, namespace=namespace,
             predicate=self._predicate(request, target),
             render=lambda obj: self._render(obj, target),
-            bookmark_interval=self.bookmark_interval,
+            bookmark_interval=self.bookmark_interval, faults=self.faults.watch_plan(request),
         ))
 
 
