@@ -47,7 +47,8 @@ class RequestFaults:
 
     ``verbs`` are Kubernetes verbs (get, list, watch, create, update, patch, delete); empty
     means every verb but watch. ``resources`` are plurals, ``plural/subresource`` for a
-    subresource; empty means every resource.
+    subresource; empty means every resource. ``users`` names the authenticated users whose
+    requests fail ("" is the administrator); empty means everyone's.
     """
 
     share: float
@@ -56,13 +57,16 @@ class RequestFaults:
     resources: frozenset[str] = frozenset()
     retry_after: int = 1
     hang_seconds: float = 60.0
+    users: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.errors) - set(ERRORS)
         if unknown:
             raise ValueError(f"unknown injected errors {sorted(unknown)}; known: {ERRORS}")
 
-    def matches(self, attributes: RequestAttributes) -> bool:
+    def matches(self, attributes: RequestAttributes, user: str) -> bool:
+        if self.users and user not in self.users:
+            return False
         verb_ok = (attributes.verb in self.verbs if self.verbs
                    else attributes.verb != "watch")
         resource = attributes.resource
@@ -78,7 +82,7 @@ class WatchFaults:
     ``cut_share`` of watches break in the middle of an event line after fewer than
     ``cut_within`` events; with ``close_after`` every watch ends cleanly after that many
     events; ``expire_share`` of watches resumed from a resourceVersion get 410 Expired;
-    ``withhold_bookmarks`` sends none.
+    ``withhold_bookmarks`` sends none. ``users`` as for ``RequestFaults``.
     """
 
     cut_share: float = 0.0
@@ -87,6 +91,7 @@ class WatchFaults:
     expire_share: float = 0.0
     withhold_bookmarks: bool = False
     resources: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +166,10 @@ class FaultInjector:
 
     # --- the request path -------------------------------------------------------------------
 
-    async def intercept(self, request: web.Request, *, watch: bool) -> web.Response | None:
-        """The injected answer to ``request``, or None to handle it normally."""
+    async def intercept(self, request: web.Request, *, watch: bool,
+                        user: str = "") -> web.Response | None:
+        """The injected answer to ``request`` (from ``user``, "" for the administrator), or
+        None to handle it normally."""
         for once in self._once:
             if once.method == request.method and once.path.search(request.path):
                 self._once.remove(once)
@@ -172,7 +179,7 @@ class FaultInjector:
         attributes = request_attributes(request.method, request.path, watch=watch)
         if attributes is None:
             return None
-        rule = next((r for r in self._rules if r.matches(attributes)), None)
+        rule = next((r for r in self._rules if r.matches(attributes, user)), None)
         if rule is None or self._random.random() >= rule.share:
             return None
         choices = [e for e in rule.errors if e != "409" or attributes.verb not in _READS]
@@ -187,10 +194,11 @@ class FaultInjector:
             return _status_response(status_body(504, "injected hang"))
         return _error(kind, attributes, retry_after=rule.retry_after)
 
-    def watch_plan(self, request: web.Request) -> WatchPlan | None:
-        """What the watch ``request`` will suffer, or None when it runs normally."""
+    def watch_plan(self, request: web.Request, *, user: str = "") -> WatchPlan | None:
+        """What the watch ``request`` (from ``user``) will suffer, or None when it runs
+        normally."""
         faults = self._watches
-        if faults is None:
+        if faults is None or (faults.users and user not in faults.users):
             return None
         attributes = request_attributes(request.method, request.path, watch=True)
         if attributes is None or (faults.resources

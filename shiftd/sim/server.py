@@ -132,8 +132,8 @@ class ApiServer:
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
         try:
-            self._authorize(request, watch=watch)
-            response = (await self.faults.intercept(request, watch=watch)
+            user = self._authorize(request, watch=watch)
+            response = (await self.faults.intercept(request, watch=watch, user=user)
                         or await handler(request))
         except ApiStatusError as error:
             response = _json(error.body, error.code)
@@ -148,15 +148,17 @@ class ApiServer:
         ))
         return response
 
-    def _authorize(self, request: web.Request, *, watch: bool) -> None:
+    def _authorize(self, request: web.Request, *, watch: bool) -> str:
+        """The authenticated user's name ("" for the administrator, or without RBAC)."""
         if self.authorizer is None:
-            return
+            return ""
         user = self.authorizer.authenticate(request.headers.get("Authorization"))
         if user is None:
-            return  # the administrator
+            return ""  # the administrator
         attributes = request_attributes(request.method, request.path, watch=watch)
         if attributes is not None:
             self.authorizer.authorize(user, attributes)
+        return user.name
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -453,7 +455,8 @@ class ApiServer:
             store=self.store, rtype=target.rtype, version=target.version, namespace=namespace,
             predicate=self._predicate(request, target),
             render=lambda obj: self._render(obj, target),
-            bookmark_interval=self.bookmark_interval, faults=self.faults.watch_plan(request),
+            bookmark_interval=self.bookmark_interval,
+            faults=self.faults.watch_plan(request, user=self._authorize(request, watch=True)),
         ))
 
 
