@@ -179,6 +179,7 @@ class Daemon:
             kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
             context=kube.context, in_cluster=kube.in_cluster, qps=kube.qps, burst=kube.burst,
             on_request=self.telemetry.count_request, user_agent=self._user_agent(),
+            request_timeout=kube.request_timeout,
         )
 
     def _user_agent(self) -> str:

@@ -2,7 +2,7 @@
 breaks one of shiftd's safety promises.
 
 At each watch event (informers on VirtualServices, DestinationRules, Services, ReplicaSets,
-Pods and Rollouts) the monitor checks the namespace as it now stands:
+Pods, Rollouts and AnalysisRuns) the monitor checks the namespace as it now stands:
 
 1. **Weights add up.** Every http/tls/tcp route of a VirtualService that gives any destination
    a weight has weights summing to 100.
@@ -15,6 +15,10 @@ Pods and Rollouts) the monitor checks the namespace as it now stands:
    while another destination of the same route does, is a violation.
 3. **One ReplicaSet per template.** No Rollout controls two ReplicaSets whose pod templates
    are equal once the ``rollouts-pod-template-hash`` label is ignored.
+
+and, against what it saw before (``tests.support.progress``): 4. steps and canary weights
+only move forward (except on abort or completion), 5. no ``setWeight`` step is skipped,
+6. no AnalysisRun metric is measured twice for one instant or more often than its count.
 
 Use it as ``async with InvariantMonitor.watching(client, namespace) as monitor:``; leaving
 the block raises ``AssertionError`` listing the violations (each with the event that exposed
@@ -33,6 +37,7 @@ import anyio
 
 from shiftd.kube.informer import Informer, ListWatchClient
 from shiftd.kube.resources import (
+    ANALYSIS_RUN,
     DESTINATION_RULE,
     POD,
     REPLICA_SET,
@@ -41,10 +46,11 @@ from shiftd.kube.resources import (
     VIRTUAL_SERVICE,
     ResourceKind,
 )
+from tests.support.progress import ProgressJudge
 
 Obj = dict[str, Any]
 HASH_LABEL = "rollouts-pod-template-hash"
-WATCHED = (VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE, REPLICA_SET, POD, ROLLOUT)
+WATCHED = (VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE, REPLICA_SET, POD, ROLLOUT, ANALYSIS_RUN)
 
 
 def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -144,6 +150,7 @@ class InvariantMonitor:
     _served: set[str] = field(default_factory=set)  # routes that have had an available pod
     _expected: bool = False
     _informers: dict[str, Informer] = field(default_factory=dict)
+    _progress: ProgressJudge = field(default_factory=ProgressJudge)
 
     def expect_violations(self) -> None:
         """This test breaks the invariants on purpose: do not fail it for that."""
@@ -159,6 +166,11 @@ class InvariantMonitor:
     def judge(self, snapshot: Snapshot, *, cause: str) -> None:
         """Record the violations ``snapshot`` shows (each once)."""
         found = [*self._check_routes(snapshot), *self._check_replica_sets(snapshot)]
+        objects = snapshot.objects
+        found += self._progress.judge(
+            objects.get(ROLLOUT.plural, []),
+            {vs["metadata"]["name"]: vs for vs in objects.get(VIRTUAL_SERVICE.plural, [])},
+            objects.get(ANALYSIS_RUN.plural, []))
         for violation in found:
             message = f"{violation} (after {cause})"
             if message not in self.violations:
@@ -222,7 +234,8 @@ class InvariantMonitor:
             return
         for kind in kinds:
             monitor._informers[kind.plural] = Informer(
-                client, kind, namespaces=[namespace], on_change=monitor._on_change(kind))
+                client, kind, namespaces=[namespace], on_change=monitor._on_change(kind),
+                on_restart=monitor._progress.gap)
         async with anyio.create_task_group() as group:
             for informer in monitor._informers.values():
                 await group.start(informer.run)
@@ -230,6 +243,7 @@ class InvariantMonitor:
                 yield monitor
             finally:
                 group.cancel_scope.cancel()
+        monitor.violations.extend(monitor._progress.unresolved())
         if monitor.violations and not monitor._expected:
             listed = "\n  ".join(monitor.violations)
             raise AssertionError(f"invariants broken in namespace {namespace}:\n  {listed}")
