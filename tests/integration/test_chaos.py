@@ -64,19 +64,20 @@ async def test_rollouts_finish_through_api_server_restarts_one_losing_the_watch_
 
 
 async def test_rollouts_finish_with_a_tenth_of_the_daemons_requests_failing() -> None:
-    report = await chaos(ChaosPlan(seed=seed(1202), failing=(2,), request_faults=0.1))
-    assert sum(report.faults.values()) > 0
+    report = await chaos(ChaosPlan(seed=seed(1202), failing=(2,), request_faults=0.1,
+                                   watch_faults=0.5, fault_seconds=4))
     assert report.faulted_writes > 0
+    assert report.faults["watch-cut"] + report.faults["watch-expired"] > 0
 
 
 async def test_rollouts_finish_through_sigkills_of_the_daemon_at_random_moments() -> None:
-    report = await chaos(ChaosPlan(seed=seed(1203), failing=(0,), kills=3))
-    assert sum(n for kind, n in report.faults.items() if kind.startswith("sigkill")) == 3
+    report = await chaos(ChaosPlan(seed=seed(1203), failing=(0,), kills=2))
+    assert sum(n for kind, n in report.faults.items() if kind.startswith("sigkill")) == 2
 
 
 async def test_rollouts_finish_after_prometheus_is_down_for_a_while() -> None:
     report = await chaos(ChaosPlan(seed=seed(1204), failing=(1,), prometheus_outages=1,
-                                   outage_seconds=5, fault_seconds=3))
+                                   outage_seconds=3, fault_seconds=1))
     assert report.faults["prometheus-down"] == 1
 
 

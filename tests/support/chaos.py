@@ -58,11 +58,13 @@ class ChaosPlan:
     api_restarts: int = 0
     lost_history_at: int | None = None
     request_faults: float = 0.0
+    watch_faults: float | None = None  # share of watches cut, and of resumes expired
     kills: int = 0
     prometheus_outages: int = 0
     outage_seconds: float = 5.0
     fault_seconds: float = 5.0  # faults are spread over this long
     settle_seconds: float = 60.0
+    deploy_seconds: float = 60.0  # for every first revision to be Healthy
     request_timeout: float = 2.0
     qps: float = 100.0
     error_limit: int = 30
@@ -188,12 +190,17 @@ class FaultDriver:
         outages = self._instants(plan.prometheus_outages)
         if plan.request_faults:
             users = frozenset({self._user})
+            watch_share = plan.request_faults if plan.watch_faults is None else plan.watch_faults
             self.api.faults.configure(
                 RequestFaults(plan.request_faults, verbs=frozenset(), users=users,
                               hang_seconds=plan.request_timeout * 3),
-                watches=WatchFaults(cut_share=plan.request_faults, close_after=None,
-                                    expire_share=plan.request_faults, users=users),
+                watches=WatchFaults(cut_share=watch_share, expire_share=watch_share,
+                                    users=users),
                 seed=plan.seed)
+            # watches opened before now follow no plan: break them, so that the daemon's
+            # new ones do (the monitor's reconnect too, unharmed)
+            self.api.drop_watches()
+            self.counts["watches-dropped"] += 1
         async with anyio.create_task_group() as group:
             group.start_soon(self._restarts, restarts)
             group.start_soon(self._kills, kills)
@@ -262,7 +269,7 @@ async def run_scenario(*, api: ApiEmulator, fleet: Fleet, daemon_kubeconfig: Pat
     async with daemon_process(kubeconfig=daemon_kubeconfig, namespace=fleet.namespace,
                               plan=plan) as daemon:
         try:
-            await wait_until(fleet.all_deployed, seconds=60,
+            await wait_until(fleet.all_deployed, seconds=plan.deploy_seconds,
                              what="every first revision Healthy", seed=plan.seed)
         except AssertionError as failure:
             raise AssertionError(f"{failure}\ndaemon log:\n{daemon.log_tail()}") from None
