@@ -9,6 +9,8 @@ Pods, Rollouts and AnalysisRuns) the monitor checks the namespace as it now stan
 2. **No traffic to pods that are not available.** A destination (a Service by its selector, or
    a DestinationRule subset by its labels) with weight > 0 must select an available pod — a
    Ready Pod, or a ReplicaSet with ``availableReplicas > 0`` whose template labels match —
+   judged once the Pod and ReplicaSet caches have caught up with the routing objects' version
+   (each kind has its own watch, and after a restart one may lag), and
    once the route has served at all: a route that has never had an available pod behind it
    (a cold start, nothing deployed yet) cannot be blamed, but a route that served and then
    points at nothing available, or a weighted destination that selects nothing available
@@ -72,10 +74,17 @@ def _host_service(host: str, namespace: str) -> str:
 
 @dataclass
 class Snapshot:
-    """The namespace as the informers hold it now."""
+    """The namespace as the informers hold it now; ``versions`` is the resourceVersion each
+    kind's cache is at (absent: taken as current)."""
 
     namespace: str
     objects: dict[str, list[Obj]]
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def lags_behind(self, kinds: Iterable[ResourceKind], version: int) -> bool:
+        """Whether the cache of one of ``kinds`` is older than ``version``: its informer has
+        not yet seen everything written before it (each kind is watched separately)."""
+        return any(self.versions.get(kind.plural, version) < version for kind in kinds)
 
     def named(self, kind: ResourceKind, name: str) -> Obj | None:
         return next((o for o in self.objects.get(kind.plural, [])
@@ -121,6 +130,22 @@ class Snapshot:
         return None
 
 
+def _object_version(obj: Obj) -> int:
+    raw = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return int(raw) if raw.isdigit() else 0
+
+
+def _version_of(informer: Informer) -> int:
+    """How far an informer's cache has come (0 while it must list again); a version that is
+    not a number is taken as current."""
+    versions = informer.resource_versions
+    if any(not v for v in versions):
+        return 0
+    if not all(v.isdigit() for v in versions):
+        return 2**63
+    return min(int(v) for v in versions)
+
+
 def _routes(vs: Obj) -> Iterable[tuple[str, list[Obj]]]:
     spec = vs.get("spec") or {}
     for section in ("http", "tls", "tcp"):
@@ -158,7 +183,9 @@ class InvariantMonitor:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.namespace, {plural: informer.items(self.namespace)
-                                         for plural, informer in self._informers.items()})
+                                         for plural, informer in self._informers.items()},
+                        {plural: _version_of(informer)
+                         for plural, informer in self._informers.items()})
 
     def check(self, cause: str) -> None:
         self.judge(self.snapshot(), cause=cause)
@@ -177,12 +204,18 @@ class InvariantMonitor:
                 self.violations.append(message)
 
     def _check_routes(self, snapshot: Snapshot) -> Iterable[str]:
+        # Availability is judged only when the pods' and ReplicaSets' caches have caught up
+        # with the routing objects: a lagging watch would show pods older than the route.
+        selectors = [*snapshot.objects.get(SERVICE.plural, []),
+                     *snapshot.objects.get(DESTINATION_RULE.plural, [])]
         for vs in snapshot.objects.get(VIRTUAL_SERVICE.plural, []):
+            horizon = max((_object_version(o) for o in [vs, *selectors]), default=0)
+            current = not snapshot.lags_behind((REPLICA_SET, POD), horizon)
             for where, destinations in _routes(vs):
-                yield from self._check_route(snapshot, where, destinations)
+                yield from self._check_route(snapshot, where, destinations, current=current)
 
-    def _check_route(self, snapshot: Snapshot, where: str,
-                     destinations: list[Obj]) -> Iterable[str]:
+    def _check_route(self, snapshot: Snapshot, where: str, destinations: list[Obj], *,
+                     current: bool = True) -> Iterable[str]:
         weighted = [d for d in destinations if "weight" in d]
         if weighted and sum(int(d.get("weight") or 0) for d in destinations) != 100:
             yield f"{where}: weights {[d.get('weight') for d in destinations]} do not add " \
@@ -195,8 +228,8 @@ class InvariantMonitor:
                 judged.append((entry, snapshot.available(selector)))
         if any(ok for _, ok in judged):
             self._served.add(where)
-        if where not in self._served:
-            return  # a cold start: nothing has ever been available behind this route
+        if where not in self._served or not current:
+            return  # a cold start (nothing ever available behind it), or pods not seen yet
         for entry, ok in judged:
             if not ok:
                 destination = entry.get("destination") or {}
