@@ -18,8 +18,8 @@ Pods, Rollouts and AnalysisRuns) the monitor checks the namespace as it now stan
 3. **One ReplicaSet per template.** No Rollout controls two ReplicaSets whose pod templates
    are equal once the ``rollouts-pod-template-hash`` label is ignored.
 
-and, against what it saw before (``tests.support.progress``): 4. steps and canary weights
-only move forward (except on abort or completion), 5. no ``setWeight`` step is skipped,
+and, against what it saw before (``tests.support.progress``): 4. steps and the traffic to the
+new revision only move forward (except on abort), 5. no ``setWeight`` step is skipped,
 6. no AnalysisRun metric is measured twice for one instant or more often than its count.
 
 Use it as ``async with InvariantMonitor.watching(client, namespace) as monitor:``; leaving
@@ -194,10 +194,11 @@ class InvariantMonitor:
         """Record the violations ``snapshot`` shows (each once)."""
         found = [*self._check_routes(snapshot), *self._check_replica_sets(snapshot)]
         objects = snapshot.objects
-        found += self._progress.judge(
-            objects.get(ROLLOUT.plural, []),
-            {vs["metadata"]["name"]: vs for vs in objects.get(VIRTUAL_SERVICE.plural, [])},
-            objects.get(ANALYSIS_RUN.plural, []))
+        by_name = {kind.plural: {o["metadata"]["name"]: o for o in objects.get(kind.plural, [])}
+                   for kind in (VIRTUAL_SERVICE, SERVICE, DESTINATION_RULE)}
+        found += self._progress.judge(objects.get(ROLLOUT.plural, []), by_name,
+                                      objects.get(ANALYSIS_RUN.plural, []),
+                                      caught_up=snapshot.versions)
         for violation in found:
             message = f"{violation} (after {cause})"
             if message not in self.violations:
