@@ -78,7 +78,11 @@ def canary_weight(rollout: Obj, virtual_services: Mapping[str, Obj]) -> int | No
     if vs is None:
         return None
     canary_host = canary.get("canaryService")
-    subset = (istio.get("destinationRule") or {}).get("canarySubsetName")
+    rule = istio.get("destinationRule") or {}
+    subset = rule.get("canarySubsetName")
+    if (subset and subset == rule.get("stableSubsetName")) or (
+            not subset and canary_host == canary.get("stableService")):
+        return None  # an invalid spec: no destination is the canary's alone
     for route in (vs.get("spec") or {}).get("http") or []:
         for entry in route.get("route") or []:
             destination = entry.get("destination") or {}
