@@ -222,6 +222,7 @@ class Daemon:
             kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
             context=kube.context, in_cluster=kube.in_cluster, qps=kube.qps, burst=kube.burst,
             on_request=self.telemetry.request_hook("main"), user_agent=self._user_agent(),
+            request_timeout=kube.request_timeout,
         )
 
     async def _make_mesh_client(self) -> KubeClient | None:
@@ -235,6 +236,7 @@ class Daemon:
                 kubeconfig=str(mesh.kubeconfig) if mesh.kubeconfig else None,
                 context=mesh.context, in_cluster=False, qps=kube.qps, burst=kube.burst,
                 on_request=self.telemetry.request_hook("mesh"), user_agent=self._user_agent(),
+                request_timeout=kube.request_timeout,
             )
         except (ConfigException, OSError, ValueError) as error:
             key = "mesh.kubeconfig" if mesh.kubeconfig else "mesh.context"

@@ -85,6 +85,8 @@ class KubernetesSettings(_Section):
     # allowed above it.
     qps: float = Field(default=50.0, gt=0)
     burst: int = Field(default=100, ge=1)
+    # Seconds a request (not a watch) may take before it is abandoned as unanswered.
+    request_timeout: float = Field(default=30.0, gt=0)
 
     @field_validator("kubeconfig")
     @classmethod

@@ -8,12 +8,13 @@ fields they do not know (Argo and Istio custom resources are all unknown fields)
 
 Every request has a timeout, takes a token from the QPS/burst bucket (watches excepted), and
 is reported once to ``on_request(verb, status_code)`` (0 when no HTTP answer came). Failures
-raise the exceptions of :mod:`shiftd.kube.errors`. The client does not retry writes; retrying
-is the caller's policy. Idempotent reads (get, list) are retried a few times, quickly, when
-the connection fails. A response abandoned before its end (a cancelled request, a watch
-closed early, or still open at ``close()``) has its connection aborted, so no TLS socket
-outlives the client. Watch-stream decoding lives in :mod:`shiftd.kube.watchstream`, the
-aiohttp plumbing in :mod:`shiftd.kube.transport`; their public names are re-exported here.
+raise the exceptions of :mod:`shiftd.kube.errors`. Failed requests are sent again as
+:mod:`shiftd.kube.retrying` allows (reads on any transport failure, 429 or 5xx; writes on 429,
+5xx or no connection; never a 409), each attempt reported and rate-limited. A response
+abandoned before its end (a cancelled request, a watch closed early, or still open at
+``close()``) has its connection aborted, so no TLS socket outlives the client. Watch-stream
+decoding lives in :mod:`shiftd.kube.watchstream`, the aiohttp plumbing in
+:mod:`shiftd.kube.transport`; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,17 +26,9 @@ from typing import Any, Literal, Self, TypeAlias
 from urllib.parse import urlencode
 
 import aiohttp
-import anyio
 import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from shiftd.kube.errors import (
     CannotConnect,
@@ -47,6 +40,7 @@ from shiftd.kube.errors import (
 )
 from shiftd.kube.ratelimit import TokenBucket
 from shiftd.kube.resources import POD, ResourceKind
+from shiftd.kube.retrying import RetryPolicy, retrying
 from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
 from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
 
@@ -101,11 +95,12 @@ class KubeClient:
         request_timeout: float = 30.0,
         watch_timeout: int = 290,
         field_manager: str = "shiftd",
-        read_attempts: int = 3,
+        retry_policy: RetryPolicy | None = None,
         user_agent: str = "shiftd",
     ) -> None:
         """``request_timeout`` bounds each non-watch request (and a watch's connect);
-        ``watch_timeout`` is the server-side timeoutSeconds of a watch that gives none."""
+        ``watch_timeout`` is the server-side timeoutSeconds of a watch that gives none;
+        ``retry_policy`` how often and how long apart failed requests are sent again."""
         self._api = k8s_client.ApiClient(configuration)
         self._api.user_agent = user_agent
         rest = self._api.rest_client
@@ -127,7 +122,7 @@ class KubeClient:
         self._request_timeout = request_timeout
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
-        self._read_attempts = max(1, read_attempts)
+        self._retry_policy = retry_policy or RetryPolicy()
         self._streams: set[aiohttp.ClientResponse] = set()  # open watch responses
 
     @classmethod
@@ -293,7 +288,7 @@ class KubeClient:
     async def create(
         self, kind: ResourceKind, namespace: str | None, body: JsonObject
     ) -> JsonObject:
-        return await self._request(
+        return await self._write(
             "create",
             "POST",
             kind.collection_path(namespace),
@@ -311,7 +306,7 @@ class KubeClient:
         subresource: str | None = None,
     ) -> JsonObject:
         """PUT; guarded by ``metadata.resourceVersion`` when the body carries one."""
-        return await self._request(
+        return await self._write(
             "update",
             "PUT",
             kind.object_path(namespace, name, subresource),
@@ -338,7 +333,7 @@ class KubeClient:
         query = self._write_query()
         if patch_type == "apply":
             query.append(("force", "true"))
-        return await self._request(
+        return await self._write(
             "patch",
             "PATCH",
             kind.object_path(namespace, name, subresource),
@@ -356,7 +351,7 @@ class KubeClient:
         propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
     ) -> None:
         query = [("propagationPolicy", propagation_policy)] if propagation_policy else []
-        await self._request("delete", "DELETE", kind.object_path(namespace, name), query=query)
+        await self._write("delete", "DELETE", kind.object_path(namespace, name), query=query)
 
     async def evict(self, namespace: str, name: str) -> None:
         """POST a policy/v1 Eviction to ``pods/NAME/eviction``: the pod is deleted unless a
@@ -384,17 +379,27 @@ class KubeClient:
     async def _read(
         self, verb: Verb, path: str, *, query: Sequence[tuple[str, str]] = ()
     ) -> JsonObject:
-        """A GET, retried a few times if the connection fails (it is idempotent)."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(ConnectionFailed),
-            stop=stop_after_attempt(self._read_attempts),
-            wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
-            sleep=anyio.sleep,
-            reraise=True,
-        )
-        async for attempt in retrying:
+        """A GET, retried as reads may be (it is idempotent)."""
+        async for attempt in retrying(self._retry_policy, write=False):
             with attempt:
                 return await self._request(verb, "GET", path, query=query)
+        raise AssertionError("unreachable: tenacity reraises the last failure")
+
+    async def _write(
+        self,
+        verb: Verb,
+        method: str,
+        path: str,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        body: JsonObject | ObjectList | None = None,
+        content_type: str = "application/json",
+    ) -> JsonObject:
+        """A write, retried only as writes may be (never on a 409: the caller replans)."""
+        async for attempt in retrying(self._retry_policy, write=True):
+            with attempt:
+                return await self._request(verb, method, path, query=query, body=body,
+                                           content_type=content_type)
         raise AssertionError("unreachable: tenacity reraises the last failure")
 
     async def _request(
@@ -426,7 +431,8 @@ class KubeClient:
             raise
         response.release()
         if response.status >= 400:
-            raise error_from_response(response.status, data, http_reason=response.reason or "")
+            raise error_from_response(response.status, data, http_reason=response.reason or "",
+                                      retry_after=response.headers.get("Retry-After"))
         if not data:
             return {}
         try:

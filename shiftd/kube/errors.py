@@ -14,10 +14,11 @@ kubernetes_asyncio exceptions::
         ├── Conflict            409: stale resourceVersion, or the object already exists
         ├── Gone                410: a watch/list resourceVersion is too old; relist
         ├── UnsupportedMediaType 415: e.g. strategic-merge patch on a custom resource
-        └── Invalid             422: the object failed validation
+        ├── Invalid             422: the object failed validation
+        ├── TooManyRequests     429: throttled; ``retry_after`` says when to try again
+        └── ServerError         5xx: the server failed (``retry_after`` when it says)
 
-Retrying is the caller's policy; the only retries inside the client are a few quick ones
-for ``ConnectionFailed`` on idempotent reads.
+The client retries what is safe to send again (see ``shiftd.kube.retrying``): never a 409.
 """
 
 from __future__ import annotations
@@ -56,11 +57,13 @@ class RequestTimeout(TransportError):
 class ApiError(KubeError):
     """The API server answered with an error; ``reason`` is the Status reason (e.g. "NotFound")."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, *,
+                 retry_after: float | None = None) -> None:
         super().__init__(status, reason, message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.retry_after = retry_after  # seconds, from Retry-After or retryAfterSeconds
 
     def __str__(self) -> str:
         return f"{self.status} {self.reason}: {self.message}"
@@ -86,17 +89,39 @@ class Invalid(ApiError):
     """422: the object was rejected by validation."""
 
 
+class TooManyRequests(ApiError):
+    """429: the server throttled the request; try again after ``retry_after`` seconds."""
+
+
+class ServerError(ApiError):
+    """5xx: the server could not handle the request (internal error, unavailable, ...)."""
+
+
 _BY_STATUS: dict[int, type[ApiError]] = {
     404: NotFound,
     409: Conflict,
     410: Gone,
     415: UnsupportedMediaType,
     422: Invalid,
+    429: TooManyRequests,
 }
 
 
+def _error_class(code: int) -> type[ApiError]:
+    return ServerError if code >= 500 else _BY_STATUS.get(code, ApiError)
+
+
+def _seconds(value: Any) -> float | None:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None  # an HTTP date, or nothing: the client's own back-off decides
+    return seconds if seconds >= 0 else None
+
+
 def error_from_status(
-    status: dict[str, Any], *, http_status: int = 0, http_reason: str = ""
+    status: dict[str, Any], *, http_status: int = 0, http_reason: str = "",
+    retry_after: str | None = None,
 ) -> ApiError:
     """The exception for a ``Status`` object (from an error response or a watch ERROR event).
 
@@ -107,16 +132,24 @@ def error_from_status(
     code = code if isinstance(code, int) and code > 0 else http_status
     reason = str(status.get("reason") or http_reason)
     message = str(status.get("message") or "")
-    return _BY_STATUS.get(code, ApiError)(code, reason, message)
+    details = status.get("details")
+    asked = _seconds(retry_after) if retry_after is not None else None
+    if asked is None and isinstance(details, dict):
+        asked = _seconds(details.get("retryAfterSeconds"))
+    return _error_class(code)(code, reason, message, retry_after=asked)
 
 
-def error_from_response(http_status: int, body: bytes, *, http_reason: str = "") -> ApiError:
-    """The exception for an HTTP error response, whose body is normally a ``Status``."""
+def error_from_response(http_status: int, body: bytes, *, http_reason: str = "",
+                        retry_after: str | None = None) -> ApiError:
+    """The exception for an HTTP error response, whose body is normally a ``Status``;
+    ``retry_after`` is the response's ``Retry-After`` header."""
     try:
         parsed = orjson.loads(body) if body else None
     except orjson.JSONDecodeError:
         parsed = None
     if isinstance(parsed, dict) and parsed.get("kind") == "Status":
-        return error_from_status(parsed, http_status=http_status, http_reason=http_reason)
+        return error_from_status(parsed, http_status=http_status, http_reason=http_reason,
+                                 retry_after=retry_after)
     text = body.decode("utf-8", errors="replace").strip()
-    return _BY_STATUS.get(http_status, ApiError)(http_status, http_reason, text)
+    asked = _seconds(retry_after) if retry_after is not None else None
+    return _error_class(http_status)(http_status, http_reason, text, retry_after=asked)

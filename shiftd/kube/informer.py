@@ -231,6 +231,12 @@ class Informer:
     def kind(self) -> ResourceKind:
         return self._kind
 
+    @property
+    def resource_versions(self) -> list[str]:
+        """The version each watched scope's cache is at: its last list, event or bookmark
+        ("" while it must list again). Tests use it to tell a lagging cache."""
+        return [scope.resource_version for scope in self._scopes]
+
     def get(self, namespace: str | None, name: str) -> JsonObject | None:
         return self._cache.get(namespace, {}).get(name)
 

@@ -9,6 +9,7 @@ difference.
   (kubeconfigs per user), test hooks.
 - ``server``: HTTP routes, verbs, paged lists, patches, server-side apply, discovery (aiohttp).
 - ``watching``: watch streams, bookmarks, the 410 of a compacted resourceVersion.
+- ``faults``: fault injection (errors, unanswered requests, broken watches), seeded.
 - ``store``: objects, resourceVersions, write semantics, watch history and watchers.
 - ``admission``: schema, defaults, validation and managedFields between request and store.
 - ``kinds``: built-in and CRD-defined resource types, discovery documents, the CRD files.
@@ -46,10 +47,12 @@ Where it still differs from a real server, and why that cannot matter to the dae
 
 from shiftd.sim.deployments import FakeDeployments
 from shiftd.sim.emulator import ApiEmulator
+from shiftd.sim.faults import FaultInjector, RequestFaults, WatchFaults
 from shiftd.sim.kinds import default_crd_files, flagger_crd_files, load_crd_documents
 from shiftd.sim.kubelet import FakeKubelet
 from shiftd.sim.rbac import EmulatedUser
 from shiftd.sim.server import LoggedRequest
 
-__all__ = ["ApiEmulator", "EmulatedUser", "FakeDeployments", "FakeKubelet", "LoggedRequest",
-           "default_crd_files", "flagger_crd_files", "load_crd_documents"]
+__all__ = ["ApiEmulator", "EmulatedUser", "FakeDeployments", "FakeKubelet", "FaultInjector",
+           "LoggedRequest", "RequestFaults", "WatchFaults", "default_crd_files",
+           "flagger_crd_files", "load_crd_documents"]

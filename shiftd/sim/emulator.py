@@ -23,6 +23,7 @@ import yaml
 from aiohttp import web
 from kubernetes_asyncio.client import Configuration
 
+from shiftd.sim.faults import FaultInjector
 from shiftd.sim.kinds import Registry, builtin_types, load_crd_documents
 from shiftd.sim.rbac import Authorizer, EmulatedUser, rbac_documents
 from shiftd.sim.server import ApiServer, LoggedRequest
@@ -47,7 +48,8 @@ class ApiEmulator:
     documents: ClusterRoles, ClusterRoleBindings, Roles, RoleBindings) decides what they may do;
     with either given, every request must carry a known token, and ``token`` is the
     administrator's, which RBAC does not restrict. ``clock`` (RFC 3339 text) gives the
-    timestamps the server writes; the system clock by default.
+    timestamps the server writes; the system clock by default. ``fault_seed`` seeds the
+    fault injector's draws (``faults``).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class ApiEmulator:
         users: Mapping[str, EmulatedUser] | None = None,
         rbac: str | Iterable[Mapping[str, Any]] = (),
         clock: Callable[[], str] | None = None,
+        fault_seed: int = 0,
     ) -> None:
         self._crd_files = tuple(crd_files)
         self._crds = tuple(crds)
@@ -80,7 +83,7 @@ class ApiEmulator:
             authorizer = Authorizer.build(admin_token=token, users=users or {},
                                           documents=documents)
         self._server = ApiServer(self.store, bookmark_interval=bookmark_interval,
-                                 authorizer=authorizer)
+                                 authorizer=authorizer, fault_seed=fault_seed)
         self._tls = tls
         self._certificate: ServingCertificate | None = None
         self._files: tempfile.TemporaryDirectory[str] | None = None
@@ -249,7 +252,14 @@ class ApiEmulator:
 
     def fail_next(self, method: str, path_regex: str, status: int) -> None:
         """Answer the next ``method`` request whose path matches with an error ``status``."""
-        self._server.fail_next(method, path_regex, status)
+        self._server.faults.fail_next(method, path_regex, status)
+
+    @property
+    def faults(self) -> FaultInjector:
+        """The fault-injection control: ``api.faults.configure(RequestFaults(0.1), ...)``
+        answers a share of requests with errors and breaks watches (see ``sim.faults``);
+        ``api.faults.clear()`` stops; ``api.faults.injected`` records what was done."""
+        return self._server.faults
 
     @property
     def request_log(self) -> list[LoggedRequest]:

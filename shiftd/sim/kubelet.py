@@ -288,6 +288,10 @@ class FakeKubelet:
                         logger.warning("fake kubelet: updating %s/%s failed: %s",
                                        state.namespace, state.name, error)
                         wake_at = min(wake_at, now + self._retry_after)
+                except (aiohttp.ClientError, OSError) as error:  # the API server went away
+                    logger.warning("fake kubelet: updating %s/%s failed: %s",
+                                   state.namespace, state.name, error)
+                    wake_at = min(wake_at, now + self._retry_after)
             with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                 await wake.wait()
 

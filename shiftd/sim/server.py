@@ -6,13 +6,12 @@ the requested ``apiVersion``, paged ``<Kind>List`` documents (``limit``, ``conti
 ``remainingItemCount``), discovery documents, ``Status`` errors and delete results, the plain
 text 404 of a path no API serves, server-side apply with its field-ownership conflicts
 (``managed``), and watch streams (``watching``). It also keeps the test hooks' state: the
-request log and injected failures.
+request log, and the ``faults`` injector (``faults``) consulted before each request.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,14 @@ import yaml
 from aiohttp import web
 
 from shiftd.sim import eviction, patching
-from shiftd.sim.errors import ApiStatusError, bad_request, deleted, not_found, status_body
+from shiftd.sim.errors import (
+    ApiStatusError,
+    bad_request,
+    deleted,
+    not_found,
+    status_body,
+)
+from shiftd.sim.faults import FaultInjector
 from shiftd.sim.kinds import ResourceType
 from shiftd.sim.managed import (
     Manager,
@@ -75,13 +81,6 @@ class LoggedRequest:
     at: float = field(default_factory=time.monotonic)
 
 
-@dataclass(slots=True)
-class _InjectedFailure:
-    method: str
-    path: re.Pattern[str]
-    status: int
-
-
 @dataclass(frozen=True, slots=True)
 class _Target:
     """What a resource URL addresses."""
@@ -111,12 +110,12 @@ class ApiServer:
     """The aiohttp application serving one ``Store``."""
 
     def __init__(self, store: Store, *, bookmark_interval: float = 1.0,
-                 authorizer: Authorizer | None = None) -> None:
+                 authorizer: Authorizer | None = None, fault_seed: int = 0) -> None:
         self.store = store
         self.bookmark_interval = bookmark_interval
         self.authorizer = authorizer
         self.request_log: list[LoggedRequest] = []
-        self._failures: list[_InjectedFailure] = []
+        self.faults = FaultInjector(seed=fault_seed)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware], client_max_size=64 * 1024**2)
@@ -127,18 +126,15 @@ class ApiServer:
         app.router.add_route("*", "/apis/{group}{rest:(/.*)?}", self._named)
         return app
 
-    def fail_next(self, method: str, path_regex: str, status: int) -> None:
-        self._failures.append(_InjectedFailure(method.upper(), re.compile(path_regex), status))
-
     # --- middleware: errors, logging, injected failures --------------------------------------
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         watch = request.query.get("watch", "").lower() in _TRUE
         try:
-            self._authorize(request, watch=watch)
-            self._maybe_fail(request)
-            response = await handler(request)
+            user = self._authorize(request, watch=watch)
+            response = (await self.faults.intercept(request, watch=watch, user=user)
+                        or await handler(request))
         except ApiStatusError as error:
             response = _json(error.body, error.code)
         except web.HTTPNotFound:
@@ -152,21 +148,17 @@ class ApiServer:
         ))
         return response
 
-    def _authorize(self, request: web.Request, *, watch: bool) -> None:
+    def _authorize(self, request: web.Request, *, watch: bool) -> str:
+        """The authenticated user's name ("" for the administrator, or without RBAC)."""
         if self.authorizer is None:
-            return
+            return ""
         user = self.authorizer.authenticate(request.headers.get("Authorization"))
         if user is None:
-            return  # the administrator
+            return ""  # the administrator
         attributes = request_attributes(request.method, request.path, watch=watch)
         if attributes is not None:
             self.authorizer.authorize(user, attributes)
-
-    def _maybe_fail(self, request: web.Request) -> None:
-        for failure in self._failures:
-            if failure.method == request.method and failure.path.search(request.path):
-                self._failures.remove(failure)
-                raise ApiStatusError(failure.status, "injected failure for a test")
+        return user.name
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -470,6 +462,7 @@ class ApiServer:
             predicate=self._predicate(request, target),
             render=lambda obj: self._render(obj, target),
             bookmark_interval=self.bookmark_interval,
+            faults=self.faults.watch_plan(request, user=self._authorize(request, watch=True)),
         ))
 
 

@@ -20,7 +20,13 @@ from kubernetes_asyncio.client import ApiClient, ApiException
 from shiftd.kube.client import KubeClient
 from shiftd.kube.informer import Informer
 from shiftd.kube.resources import SERVICE
-from shiftd.sim import ApiEmulator, EmulatedUser, default_crd_files, load_crd_documents
+from shiftd.sim import (
+    ApiEmulator,
+    EmulatedUser,
+    FakeKubelet,
+    default_crd_files,
+    load_crd_documents,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -196,3 +202,35 @@ async def test_an_informer_reconnects_after_a_restart_and_misses_nothing(
             assert sorted(o["metadata"]["name"] for o in informer.items()) == ["new", "stays"]
             assert changes.restarts >= 1
             tg.cancel_scope.cancel()
+
+
+async def test_the_fake_kubelet_rides_out_a_restart_with_a_status_write_due_meanwhile(
+    api: ApiEmulator,
+) -> None:
+    replica_set = {
+        "metadata": {"name": "web-1", "labels": {"app": "web"}},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": "nginx"}]}}},
+    }
+    async with ApiClient(api.configuration()) as admin:
+        apps = client.AppsV1Api(admin)
+        kubelet = FakeKubelet(admin, namespaces=["default"], ready_after=1.5)
+        async with anyio.create_task_group() as tg:
+            await tg.start(kubelet.run)
+            await apps.create_namespaced_replica_set("default", replica_set)
+            # down (for good, after at most 1 s of shutdown) when the kubelet's write is due,
+            # 1.5 s after it saw the ReplicaSet
+            await api.restart(downtime=3.0)
+            await until_ready(apps)
+            tg.cancel_scope.cancel()
+
+
+async def until_ready(apps: client.AppsV1Api) -> None:
+    """Poll the API under a deadline until both replicas are ready."""
+    with anyio.fail_after(15):
+        while True:
+            stored = await apps.read_namespaced_replica_set("web-1", "default")
+            if stored.status.ready_replicas == 2:
+                return
+            await anyio.sleep(0.05)

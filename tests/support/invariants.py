@@ -2,19 +2,25 @@
 breaks one of shiftd's safety promises.
 
 At each watch event (informers on VirtualServices, DestinationRules, Services, ReplicaSets,
-Pods and Rollouts) the monitor checks the namespace as it now stands:
+Pods, Rollouts and AnalysisRuns) the monitor checks the namespace as it now stands:
 
 1. **Weights add up.** Every http/tls/tcp route of a VirtualService that gives any destination
    a weight has weights summing to 100.
 2. **No traffic to pods that are not available.** A destination (a Service by its selector, or
    a DestinationRule subset by its labels) with weight > 0 must select an available pod — a
    Ready Pod, or a ReplicaSet with ``availableReplicas > 0`` whose template labels match —
+   judged once the Pod and ReplicaSet caches have caught up with the routing objects' version
+   (each kind has its own watch, and after a restart one may lag), and
    once the route has served at all: a route that has never had an available pod behind it
    (a cold start, nothing deployed yet) cannot be blamed, but a route that served and then
    points at nothing available, or a weighted destination that selects nothing available
    while another destination of the same route does, is a violation.
 3. **One ReplicaSet per template.** No Rollout controls two ReplicaSets whose pod templates
    are equal once the ``rollouts-pod-template-hash`` label is ignored.
+
+and, against what it saw before (``tests.support.progress``): 4. steps and the traffic to the
+new revision only move forward (except on abort), 5. no ``setWeight`` step is skipped,
+6. no AnalysisRun metric is measured twice for one instant or more often than its count.
 
 Use it as ``async with InvariantMonitor.watching(client, namespace) as monitor:``; leaving
 the block raises ``AssertionError`` listing the violations (each with the event that exposed
@@ -33,6 +39,7 @@ import anyio
 
 from shiftd.kube.informer import Informer, ListWatchClient
 from shiftd.kube.resources import (
+    ANALYSIS_RUN,
     DESTINATION_RULE,
     POD,
     REPLICA_SET,
@@ -41,10 +48,11 @@ from shiftd.kube.resources import (
     VIRTUAL_SERVICE,
     ResourceKind,
 )
+from tests.support.progress import ProgressJudge
 
 Obj = dict[str, Any]
 HASH_LABEL = "rollouts-pod-template-hash"
-WATCHED = (VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE, REPLICA_SET, POD, ROLLOUT)
+WATCHED = (VIRTUAL_SERVICE, DESTINATION_RULE, SERVICE, REPLICA_SET, POD, ROLLOUT, ANALYSIS_RUN)
 
 
 def _matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
@@ -66,10 +74,17 @@ def _host_service(host: str, namespace: str) -> str:
 
 @dataclass
 class Snapshot:
-    """The namespace as the informers hold it now."""
+    """The namespace as the informers hold it now; ``versions`` is the resourceVersion each
+    kind's cache is at (absent: taken as current)."""
 
     namespace: str
     objects: dict[str, list[Obj]]
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def lags_behind(self, kinds: Iterable[ResourceKind], version: int) -> bool:
+        """Whether the cache of one of ``kinds`` is older than ``version``: its informer has
+        not yet seen everything written before it (each kind is watched separately)."""
+        return any(self.versions.get(kind.plural, version) < version for kind in kinds)
 
     def named(self, kind: ResourceKind, name: str) -> Obj | None:
         return next((o for o in self.objects.get(kind.plural, [])
@@ -115,6 +130,22 @@ class Snapshot:
         return None
 
 
+def _object_version(obj: Obj) -> int:
+    raw = str((obj.get("metadata") or {}).get("resourceVersion", ""))
+    return int(raw) if raw.isdigit() else 0
+
+
+def _version_of(informer: Informer) -> int:
+    """How far an informer's cache has come (0 while it must list again); a version that is
+    not a number is taken as current."""
+    versions = informer.resource_versions
+    if any(not v for v in versions):
+        return 0
+    if not all(v.isdigit() for v in versions):
+        return 2**63
+    return min(int(v) for v in versions)
+
+
 def _routes(vs: Obj) -> Iterable[tuple[str, list[Obj]]]:
     spec = vs.get("spec") or {}
     for section in ("http", "tls", "tcp"):
@@ -144,6 +175,7 @@ class InvariantMonitor:
     _served: set[str] = field(default_factory=set)  # routes that have had an available pod
     _expected: bool = False
     _informers: dict[str, Informer] = field(default_factory=dict)
+    _progress: ProgressJudge = field(default_factory=ProgressJudge)
 
     def expect_violations(self) -> None:
         """This test breaks the invariants on purpose: do not fail it for that."""
@@ -151,7 +183,9 @@ class InvariantMonitor:
 
     def snapshot(self) -> Snapshot:
         return Snapshot(self.namespace, {plural: informer.items(self.namespace)
-                                         for plural, informer in self._informers.items()})
+                                         for plural, informer in self._informers.items()},
+                        {plural: _version_of(informer)
+                         for plural, informer in self._informers.items()})
 
     def check(self, cause: str) -> None:
         self.judge(self.snapshot(), cause=cause)
@@ -159,18 +193,30 @@ class InvariantMonitor:
     def judge(self, snapshot: Snapshot, *, cause: str) -> None:
         """Record the violations ``snapshot`` shows (each once)."""
         found = [*self._check_routes(snapshot), *self._check_replica_sets(snapshot)]
+        objects = snapshot.objects
+        by_name = {kind.plural: {o["metadata"]["name"]: o for o in objects.get(kind.plural, [])}
+                   for kind in (VIRTUAL_SERVICE, SERVICE, DESTINATION_RULE)}
+        found += self._progress.judge(objects.get(ROLLOUT.plural, []), by_name,
+                                      objects.get(ANALYSIS_RUN.plural, []),
+                                      caught_up=snapshot.versions)
         for violation in found:
             message = f"{violation} (after {cause})"
             if message not in self.violations:
                 self.violations.append(message)
 
     def _check_routes(self, snapshot: Snapshot) -> Iterable[str]:
+        # Availability is judged only when the pods' and ReplicaSets' caches have caught up
+        # with the routing objects: a lagging watch would show pods older than the route.
+        selectors = [*snapshot.objects.get(SERVICE.plural, []),
+                     *snapshot.objects.get(DESTINATION_RULE.plural, [])]
         for vs in snapshot.objects.get(VIRTUAL_SERVICE.plural, []):
+            horizon = max((_object_version(o) for o in [vs, *selectors]), default=0)
+            current = not snapshot.lags_behind((REPLICA_SET, POD), horizon)
             for where, destinations in _routes(vs):
-                yield from self._check_route(snapshot, where, destinations)
+                yield from self._check_route(snapshot, where, destinations, current=current)
 
-    def _check_route(self, snapshot: Snapshot, where: str,
-                     destinations: list[Obj]) -> Iterable[str]:
+    def _check_route(self, snapshot: Snapshot, where: str, destinations: list[Obj], *,
+                     current: bool = True) -> Iterable[str]:
         weighted = [d for d in destinations if "weight" in d]
         if weighted and sum(int(d.get("weight") or 0) for d in destinations) != 100:
             yield f"{where}: weights {[d.get('weight') for d in destinations]} do not add " \
@@ -183,8 +229,8 @@ class InvariantMonitor:
                 judged.append((entry, snapshot.available(selector)))
         if any(ok for _, ok in judged):
             self._served.add(where)
-        if where not in self._served:
-            return  # a cold start: nothing has ever been available behind this route
+        if where not in self._served or not current:
+            return  # a cold start (nothing ever available behind it), or pods not seen yet
         for entry, ok in judged:
             if not ok:
                 destination = entry.get("destination") or {}
@@ -222,7 +268,8 @@ class InvariantMonitor:
             return
         for kind in kinds:
             monitor._informers[kind.plural] = Informer(
-                client, kind, namespaces=[namespace], on_change=monitor._on_change(kind))
+                client, kind, namespaces=[namespace], on_change=monitor._on_change(kind),
+                on_restart=monitor._progress.gap)
         async with anyio.create_task_group() as group:
             for informer in monitor._informers.values():
                 await group.start(informer.run)
@@ -230,6 +277,7 @@ class InvariantMonitor:
                 yield monitor
             finally:
                 group.cancel_scope.cancel()
+        monitor.violations.extend(monitor._progress.unresolved())
         if monitor.violations and not monitor._expected:
             listed = "\n  ".join(monitor.violations)
             raise AssertionError(f"invariants broken in namespace {namespace}:\n  {listed}")

@@ -14,7 +14,8 @@ waits until the exporter target is up and its first sample is queryable, and on 
 Prometheus with SIGTERM (SIGKILL after 10 s) and removes its files. Waiting for state is
 ``prometheus.wait_for(query, predicate)``: polling the query API under a deadline, never a
 bare sleep. Everything is an async context manager the test enters itself, so no task group
-spans a pytest fixture's ``yield``.
+spans a pytest fixture's ``yield``. ``stoppable_istio_prometheus()`` is the same pair with a
+Prometheus that chaos tests stop and start again on its port and storage.
 
 ``serve(app)`` (used for the exporter) is also how unit tests stand up fake HTTP servers.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "prometheus_binary",
     "run_prometheus",
     "serve",
+    "stoppable_istio_prometheus",
 ]
 
 PROMETHEUS_ENV = "SHIFTD_TEST_PROMETHEUS"  # path of the binary, when not /usr/bin/prometheus
@@ -377,3 +379,66 @@ async def istio_prometheus(
         target = url.removeprefix("http://")
         async with run_prometheus(targets=[target], scrape_interval=scrape_interval) as server:
             yield server, exporter
+
+
+class StoppablePrometheus:
+    """A Prometheus that a chaos test stops and starts again on the same port and storage
+    (so queries fail while it is down, and its data is there when it is back)."""
+
+    def __init__(self, binary: str, server: PrometheusServer, config_path: Path,
+                 directory: Path) -> None:
+        self.server = server
+        self._arguments = (binary, server, config_path, directory)
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    async def start(self) -> None:
+        """Run it again (on the same port), until it answers /-/ready."""
+        if self._stack is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        started = await stack.enter_async_context(_process(*self._arguments))
+        if not started:
+            await stack.aclose()
+            raise RuntimeError(f"Prometheus could not bind {self.server.url} again")
+        self._stack = stack
+
+    async def stop(self) -> None:
+        """Stop it (SIGTERM, SIGKILL after 10 s); its storage stays."""
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+
+
+@asynccontextmanager
+async def stoppable_istio_prometheus(
+    *, scrape_interval: str = "1s"
+) -> AsyncIterator[tuple[StoppablePrometheus, IstioExporter]]:
+    """``istio_prometheus`` whose Prometheus the test can ``stop()`` and ``start()``."""
+    binary = prometheus_binary()
+    if binary is None:
+        raise RuntimeError("prometheus is not installed (apt-get install prometheus)")
+    exporter = IstioExporter()
+    directory = Path(tempfile.mkdtemp(prefix="shiftd-prometheus-"))
+    try:
+        async with serve(exporter.app()) as url:
+            exporter.url = url
+            config_path = directory / "prometheus.yml"
+            config_path.write_text(_config(targets=[url.removeprefix("http://")],
+                                           job="exporter", scrape_interval=scrape_interval),
+                                   encoding="utf-8")
+            server = PrometheusServer(url=f"http://127.0.0.1:{free_port()}",
+                                      log_path=directory / "prometheus.log", job="exporter")
+            prometheus = StoppablePrometheus(binary, server, config_path, directory)
+            await prometheus.start()
+            try:
+                await server.wait_for('up{job="exporter"}', lambda values: values == [1.0],
+                                      what="Prometheus to scrape the exporter")
+                yield prometheus, exporter
+            finally:
+                await prometheus.stop()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

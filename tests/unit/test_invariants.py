@@ -108,3 +108,18 @@ def test_subset_destinations_are_judged_by_their_subset_labels() -> None:
                      replica_set("rs-2", available=0, image="v2", app="a", h="2")]))
     assert found == ["vs.http[0]: weight 50 to svc/canary, which selects no available pod "
                      "(after state 0)"]
+
+
+def test_availability_is_judged_only_once_the_replica_set_cache_caught_up_with_the_route(
+) -> None:
+    route = vs(("stable", 90), ("canary", 10))
+    route["metadata"]["resourceVersion"] = "50"
+    objects: dict[str, list[Obj]] = {
+        "virtualservices": [route], "services": SERVICES,
+        "replicasets": [replica_set("rs-1", available=2, app="a", h="1"),
+                        replica_set("rs-2", available=0, image="v2", app="a", h="2")]}
+    lagging = Snapshot(NS, objects, {"replicasets": 40, "pods": 60})
+    caught_up = Snapshot(NS, objects, {"replicasets": 50, "pods": 60})
+    assert judged(lagging) == []
+    assert judged(lagging, caught_up) == [
+        "vs.http[0]: weight 10 to canary, which selects no available pod (after state 1)"]

@@ -14,6 +14,8 @@ from shiftd.kube.errors import (
     KubeError,
     NotFound,
     RequestTimeout,
+    ServerError,
+    TooManyRequests,
     TransportError,
     UnsupportedMediaType,
     error_from_response,
@@ -31,7 +33,9 @@ from shiftd.kube.errors import (
         (410, Gone),
         (415, UnsupportedMediaType),
         (422, Invalid),
-        (500, ApiError),
+        (429, TooManyRequests),
+        (500, ServerError),
+        (503, ServerError),
     ],
 )
 def test_a_status_body_maps_to_the_exception_for_its_code(
