@@ -58,6 +58,16 @@ def _steps(rollout: Obj) -> list[Obj]:
     return list(_canary(rollout).get("steps") or [])
 
 
+def _weighted_routes(rollout: Obj, vs: Obj) -> list[Obj]:
+    """The VirtualService's http routes other than the managed ones (setHeaderRoute /
+    setMirrorRoute routes, named as in ``trafficRouting.managedRoutes``), which send a share
+    of requests to the canary apart from its weight."""
+    managed = {str(entry.get("name")) for entry in
+               (_canary(rollout).get("trafficRouting") or {}).get("managedRoutes") or []}
+    return [route for route in (vs.get("spec") or {}).get("http") or []
+            if route.get("name") not in managed]
+
+
 def _virtual_service(rollout: Obj, virtual_services: Mapping[str, Obj]) -> Obj | None:
     istio = (_canary(rollout).get("trafficRouting") or {}).get("istio") or {}
     reference = istio.get("virtualService") or next(iter(istio.get("virtualServices") or []),
@@ -83,7 +93,7 @@ def canary_weight(rollout: Obj, virtual_services: Mapping[str, Obj]) -> int | No
     if (subset and subset == rule.get("stableSubsetName")) or (
             not subset and canary_host == canary.get("stableService")):
         return None  # an invalid spec: no destination is the canary's alone
-    for route in (vs.get("spec") or {}).get("http") or []:
+    for route in _weighted_routes(rollout, vs):
         for entry in route.get("route") or []:
             destination = entry.get("destination") or {}
             host = str(destination.get("host", "")).split(".")[0]
@@ -128,7 +138,7 @@ def revision_share(rollout: Obj, revision: str,
     vs = _virtual_service(rollout, objects["virtualservices"])
     if vs is None:
         return None
-    route = next(iter((vs.get("spec") or {}).get("http") or []), {})
+    route = next(iter(_weighted_routes(rollout, vs)), {})
     return sum(int(entry.get("weight") or 0) for entry in route.get("route") or []
                if _selected_hash(entry.get("destination") or {}, rollout, objects) == revision)
 
