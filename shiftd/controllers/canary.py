@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from shiftd.controllers.canary_checks import CanaryChecks
 from shiftd.controllers.canary_writes import CanaryWrites
 from shiftd.decide.flagger import status as st
@@ -68,6 +70,9 @@ class CanaryController:
         self._clock = clock
         self._metrics = metrics
         self._targets: dict[ObjectKey, str] = {}  # the target each Canary's metrics name
+        # checks answered for a step whose writes then conflicted: reused when the step is
+        # decided again from the same Canary (no webhook called twice for one step)
+        self._answered: dict[ObjectKey, tuple[str, dict[str, Verdict]]] = {}
 
     # -- registration ------------------------------------------------------------------------
     def register(self, caches: Caches) -> None:
@@ -108,6 +113,7 @@ class CanaryController:
         obj = self._caches.get(CANARY, key.namespace, key.name)
         if obj is None:
             self._caches.set_references(key, ())
+            self._answered.pop(key, None)
             target = self._targets.pop(key, None)
             if target is not None:
                 self._metrics.forget(target=target, namespace=key.namespace)
@@ -124,8 +130,10 @@ class CanaryController:
             # not listed yet, so a missing target would be no news: look again shortly
             return Outcome(failed=True)
         started = time.perf_counter()
+        point, (asked_at, answers) = _decision_point(obj), self._answered.pop(key, ("", {}))
+        answers = answers if asked_at == point else {}
         try:
-            step = await self._decide(canary)
+            step = await self._decide(canary, answers)
             await self._writes.apply(obj, canary, step)
             await self._after(obj, canary, step)
             self._observe_metrics(key, canary, step, seconds=time.perf_counter() - started)
@@ -134,6 +142,7 @@ class CanaryController:
                 CanaryEvent(str(error), warning=True),)))
             return DONE
         except (Conflict, NotFound, Invalid) as error:
+            self._answered[key] = (point, answers)
             logger.info("canary %s: replanning after a conflict: %s", key.path, error,
                         extra={"canary": key.path})
             return Outcome(failed=True, retry_now=True)
@@ -143,14 +152,15 @@ class CanaryController:
             return Outcome(failed=True)
         return Outcome(requeue_at=step.requeue_at, again=step.again)
 
-    async def _decide(self, canary: Canary) -> Step:
+    async def _decide(self, canary: Canary, answers: dict[str, Verdict]) -> Step:
+        """The step, asking the checks it needs (``answers``: those already given for this
+        step, filled with those asked now)."""
         now = self._clock.now()
         observed = self._observe(canary)
         if canary.deleting:
             return finalize(canary, observed, now=now)
         membership = finalizer_change(canary)
-        step = advance(canary, observed, now=now)
-        answers: dict[str, Verdict] = {}
+        step = advance(canary, dataclasses.replace(observed, checks=dict(answers)), now=now)
         while step.needs_checks is not None and step.needs_checks not in answers:
             answers[step.needs_checks] = await self._checks.run(canary, step.needs_checks)
             step = advance(canary, dataclasses.replace(observed, checks=dict(answers)),
@@ -227,6 +237,14 @@ class CanaryController:
                 refs.append((METRIC_TEMPLATE, metric.template_ref.namespace or namespace,
                              metric.template_ref.name))
         return refs
+
+
+def _decision_point(obj: JsonObject) -> str:
+    """What a step's checks were asked about: the Canary's spec generation and status (the
+    same after a conflict on another object or on the Canary's metadata alone)."""
+    meta = obj.get("metadata") or {}
+    return orjson.dumps([meta.get("generation"), obj.get("status")],
+                        option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _placeholder(obj: JsonObject) -> Canary:

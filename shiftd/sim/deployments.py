@@ -8,7 +8,10 @@ and every replica updated, ready and available; until then the status is left as
 with kubernetes_asyncio, so it works the same against the emulator and a real API server,
 where it writes ``deployments/status`` (no pods are run; a real cluster's own controller
 would fight it, so use it only where no Deployment controller runs). ``hold`` keeps one
-Deployment unready until ``release``.
+Deployment unready until ``release``; ``exceed_deadline`` makes one report, from its next
+change on, what the controller reports once ``progressDeadlineSeconds`` passed without its
+pods becoming available. Statuses carry the controller's ``Available`` and ``Progressing``
+conditions (type, status, reason, message as Kubernetes writes them).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -42,6 +46,7 @@ class _Deployment:
     replicas: int
     changed_at: float  # anyio time when the generation last changed
     status: Obj
+    changed_wall: str  # the same moment, as the conditions' RFC 3339 timestamps
 
 
 class FakeDeployments:
@@ -56,6 +61,7 @@ class FakeDeployments:
         self._retry_after = retry_after
         self._known: dict[tuple[str, str], _Deployment] = {}
         self._held: set[tuple[str, str]] = set()
+        self._stalled: set[tuple[str, str]] = set()
         self._wake: anyio.Event | None = None
 
     def hold(self, namespace: str, name: str) -> None:
@@ -64,6 +70,12 @@ class FakeDeployments:
 
     def release(self, namespace: str, name: str) -> None:
         self._held.discard((namespace, name))
+        self._poke()
+
+    def exceed_deadline(self, namespace: str, name: str) -> None:
+        """From now on this Deployment's pods never become available and its progress
+        deadline is reported exceeded (Progressing False, ProgressDeadlineExceeded)."""
+        self._stalled.add((namespace, name))
         self._poke()
 
     def _poke(self) -> None:
@@ -123,14 +135,28 @@ class FakeDeployments:
             known = self._known[key] = _Deployment(
                 namespace=key[0], name=key[1], generation=generation,
                 replicas=int(spec.get("replicas", 1)), changed_at=anyio.current_time(),
-                status=dict(obj.get("status") or {}))
+                status=dict(obj.get("status") or {}),
+                changed_wall=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         known.status = dict(obj.get("status") or {})
         self._poke()
 
     def _desired(self, state: _Deployment) -> Obj:
-        ready = state.replicas
-        return {"observedGeneration": state.generation, "replicas": ready,
-                "updatedReplicas": ready, "readyReplicas": ready, "availableReplicas": ready}
+        count = state.replicas
+        if (state.namespace, state.name) in self._stalled:
+            return {"observedGeneration": state.generation, "replicas": count,
+                    "updatedReplicas": count, "readyReplicas": 0, "availableReplicas": 0,
+                    "unavailableReplicas": count, "conditions": [
+                        _condition(state, "Available", "False", "MinimumReplicasUnavailable",
+                                   "Deployment does not have minimum availability."),
+                        _condition(state, "Progressing", "False", "ProgressDeadlineExceeded",
+                                   f'ReplicaSet "{state.name}" has timed out progressing.')]}
+        return {"observedGeneration": state.generation, "replicas": count,
+                "updatedReplicas": count, "readyReplicas": count, "availableReplicas": count,
+                "conditions": [
+                    _condition(state, "Available", "True", "MinimumReplicasAvailable",
+                               "Deployment has minimum availability."),
+                    _condition(state, "Progressing", "True", "NewReplicaSetAvailable",
+                               f'ReplicaSet "{state.name}" has successfully progressed.')]}
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -164,3 +190,9 @@ class FakeDeployments:
         updated = await self._http.call("PATCH", path, body={"status": desired},
                                         content_type=_MERGE_PATCH)
         state.status = dict(updated.get("status") or desired)
+
+
+def _condition(state: _Deployment, kind: str, status: str, reason: str, message: str) -> Obj:
+    """One of the Deployment controller's status conditions, dated at the last change."""
+    return {"type": kind, "status": status, "lastUpdateTime": state.changed_wall,
+            "lastTransitionTime": state.changed_wall, "reason": reason, "message": message}

@@ -136,3 +136,15 @@ async def test_a_template_secret_ref_sends_its_bearer_token() -> None:
                                              "templateRef": {"name": "guarded"}}]), "analysis")
     assert verdict.passed
     assert prometheus.authorizations == ["Bearer s3cret"]
+
+
+async def test_post_rollout_hooks_are_called_in_order_and_stop_at_the_first_failure() -> None:
+    async with checks(1.0) as (subject, _, url):
+        ended = canary([], [
+            {"name": "notify", "type": "post-rollout", "url": url + "/ok"},
+            {"name": "gate", "type": "confirm-rollout", "url": url + "/gate"},
+            {"name": "cleanup", "type": "post-rollout", "url": url + "/gate"},
+            {"name": "never", "type": "post-rollout", "url": url + "/ok"}])
+        events = await subject.post_rollout(ended, "Succeeded")
+    assert [(e.message.split(" failed")[0], e.warning) for e in events] == [
+        ("Post-rollout check notify passed", False), ("Post-rollout hook cleanup", True)]

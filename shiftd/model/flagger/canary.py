@@ -158,6 +158,9 @@ def parse_canary(obj: Mapping[str, Any]) -> Canary:
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         raise InvalidCanaryError(f"spec.{where}: {first['msg']}") from None
+    if spec.provider not in (None, "", "istio"):
+        raise InvalidCanaryError(
+            f"spec.provider: {spec.provider} is not supported (istio only)")
     if spec.target_ref.kind != "Deployment":
         raise InvalidCanaryError(
             f"spec.targetRef.kind: {spec.target_ref.kind} is not supported (Deployment only)")
