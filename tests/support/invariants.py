@@ -217,13 +217,15 @@ class InvariantMonitor:
 
     def _check_route(self, snapshot: Snapshot, where: str, destinations: list[Obj], *,
                      current: bool = True) -> Iterable[str]:
-        weighted = [d for d in destinations if "weight" in d]
+        # Istio sends all of a route's traffic to a lone destination, whatever its weight
+        # (Flagger's A/B default route names the primary with weight 0)
+        weighted = [d for d in destinations if "weight" in d and len(destinations) > 1]
         if weighted and sum(int(d.get("weight") or 0) for d in destinations) != 100:
             yield f"{where}: weights {[d.get('weight') for d in destinations]} do not add " \
                   "up to 100"
         judged: list[tuple[Obj, bool]] = []
         for entry in destinations:
-            weight = int(entry.get("weight", 100 if len(destinations) == 1 else 0) or 0)
+            weight = 100 if len(destinations) == 1 else int(entry.get("weight") or 0)
             selector = snapshot.destination_selector(entry.get("destination") or {})
             if weight > 0 and selector is not None:
                 judged.append((entry, snapshot.available(selector)))

@@ -7,7 +7,10 @@ Services: ``<name>`` (the apex) and ``<name>-primary`` select the primary's pods
 routes its hosts (the apex name added unless ``*`` or it is listed) to the primary and canary
 Services by weight, through the named gateways (``mesh`` when none); with ``analysis.match``
 (A/B testing) a first route sends matching requests by the weights and every other request
-to the primary. Mirroring adds ``mirror`` (and ``mirrorPercentage`` with ``mirrorWeight``).
+to the primary (by the primary's weight, 0 while the A/B test runs, as Flagger writes it; a
+lone destination takes all traffic in Istio). Mirroring adds ``mirror`` (and
+``mirrorPercentage`` with ``mirrorWeight``) to the weighted route, never with A/B testing.
+Every destination carries its weight, 0 included (Flagger's Weight field has no omitempty).
 A VirtualService that existed before the Canary keeps its original spec in an annotation,
 restored when the Canary is deleted with ``revertOnDeletion``.
 """
@@ -87,10 +90,8 @@ def _destination(canary: Canary, host: str, weight: int) -> JsonObject:
     if service.port_discovery and (
             (service.gateways and service.gateways[0] != "mesh") or service.delegation):
         destination["port"] = {"number": service.port}
-    entry: JsonObject = {"destination": destination}
-    if weight:
-        entry["weight"] = weight  # Go's omitempty: a zero weight is left out
-    return entry
+    # Flagger's HTTPRouteDestination.Weight has no omitempty: a zero weight is written
+    return {"destination": destination, "weight": weight}
 
 
 def _http_options(canary: Canary) -> JsonObject:
@@ -134,7 +135,8 @@ def virtual_service_spec(canary: Canary, routes: Routes) -> JsonObject:
     weighted: JsonObject = {**_http_options(canary), "route": [
         _destination(canary, primary, routes.primary),
         _destination(canary, canary_name, routes.canary)]}
-    if routes.mirrored:
+    if routes.mirrored and not canary.spec.analysis.match:
+        # A/B testing replaces the routes whole (Flagger's SetRoutes): no mirror with a match
         weighted["mirror"] = {"host": canary_name}
         if canary.spec.analysis.mirror_weight:
             weighted["mirrorPercentage"] = {"value": canary.spec.analysis.mirror_weight}
