@@ -183,7 +183,7 @@ def assert_no_idle_writes(cluster: Cluster) -> None:
 async def primary_awaited(cluster: Cluster, deployments: FakeDeployments) -> None:
     """Until the primary is ready, the user's VirtualService keeps routing as it did."""
     waiting = (f"podinfo-primary.{cluster.namespace} not ready: waiting for rollout to "
-               f"finish: observed deployment generation less then desired generation")
+               f"finish: observed deployment generation less than desired generation")
 
     async def warned() -> bool:
         return waiting in await canary_events(cluster)

@@ -338,7 +338,7 @@ def test_going_back_to_the_promoted_template_starts_nothing() -> None:
 
 
 @pytest.mark.parametrize(("status", "expected"), [
-    ({"observedGeneration": 1}, "observed deployment generation less then desired generation"),
+    ({"observedGeneration": 1}, "observed deployment generation less than desired generation"),
     ({"observedGeneration": 2, "updatedReplicas": 1}, "1 out of 2 new replicas"),
     ({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 3}, "1 old replicas"),
     ({"observedGeneration": 2, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1},

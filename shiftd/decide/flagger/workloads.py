@@ -14,6 +14,7 @@ Flagger's isDeploymentReady, word for word in its messages.
 from __future__ import annotations
 
 import copy
+import struct
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -152,17 +153,28 @@ def _parse_time(text: Any) -> datetime | None:
         return None
 
 
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def ready_replicas_needed(updated: int, threshold_percent: int) -> int:
+    """Flagger's readyThresholdUpdatedReplicas: the updated replicas times the threshold as a
+    ratio, computed in float32 and truncated, as Go does (so 21 % of 300 needs 62, not 63)."""
+    ratio = _float32(threshold_percent / 100)
+    return int(_float32(_float32(updated) * ratio))
+
+
 def not_ready(deployment: Mapping[str, Any], *, threshold_percent: int) -> str | None:
     """Why a Deployment is not ready, in Flagger's words; ``None`` when it is."""
     meta, status = deployment.get("metadata") or {}, deployment.get("status") or {}
     if int(meta.get("generation") or 0) > int(status.get("observedGeneration") or 0):
-        return ("waiting for rollout to finish: observed deployment generation less then "
+        return ("waiting for rollout to finish: observed deployment generation less than "
                 "desired generation")
     desired = replicas(deployment)
     updated = int(status.get("updatedReplicas") or 0)
     total = int(status.get("replicas") or 0)
     available = int(status.get("availableReplicas") or 0)
-    needed = int(updated * threshold_percent / 100)
+    needed = ready_replicas_needed(updated, threshold_percent)
     if updated < desired:
         return (f"waiting for rollout to finish: {updated} out of {desired} new replicas "
                 f"have been updated")
