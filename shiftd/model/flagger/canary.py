@@ -5,7 +5,10 @@ field is kept as written (``extra="allow"``), so nothing a Flagger user wrote is
 being unknown. Flagger's defaults are applied where Flagger applies them (interval 60 s,
 threshold 1 failed check, maxWeight 100, ready thresholds 100 %, progress deadline 600 s,
 port name ``http``). ``parse_canary`` turns a validation error into ``InvalidCanaryError``
-naming the field, which the controller shows as a Warning Event.
+naming the field, which the controller shows as a Warning Event. No status is written for it
+(no phase, no condition; not Failed), as in Flagger: its CRD schema refuses a Canary without
+``targetRef`` or ``analysis``, and what its controller's verifyCanary refuses is only logged
+("invalid canary spec: ...") and retried, the Canary's status left as it was.
 """
 
 from __future__ import annotations
