@@ -83,7 +83,9 @@ async def test_an_ab_test_routes_matching_requests_to_the_canary_each_iteration_
                 assert found["canaryWeight"] == 0  # Flagger's runAB leaves the status weight
                 assert await http_routes(cluster) == [
                     {"match": AB_MATCH, "route": weighted(0, 100)},
-                    {"route": [{"destination": PRIMARY, "weight": 0}]}]
+                    # a lone destination: 100, so every route adds up to 100 (Flagger writes
+                    # the primary's 0 here, which Istio ignores for a lone destination)
+                    {"route": [{"destination": PRIMARY, "weight": 100}]}]
             await promoted(cluster, clock)
             assert await http_routes(cluster) == [
                 {"match": AB_MATCH, "route": weighted(100, 0)},

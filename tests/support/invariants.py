@@ -217,9 +217,7 @@ class InvariantMonitor:
 
     def _check_route(self, snapshot: Snapshot, where: str, destinations: list[Obj], *,
                      current: bool = True) -> Iterable[str]:
-        # Istio sends all of a route's traffic to a lone destination, whatever its weight
-        # (Flagger's A/B default route names the primary with weight 0)
-        weighted = [d for d in destinations if "weight" in d and len(destinations) > 1]
+        weighted = [d for d in destinations if "weight" in d]
         if weighted and sum(int(d.get("weight") or 0) for d in destinations) != 100:
             yield f"{where}: weights {[d.get('weight') for d in destinations]} do not add " \
                   "up to 100"

@@ -7,8 +7,10 @@ Services: ``<name>`` (the apex) and ``<name>-primary`` select the primary's pods
 routes its hosts (the apex name added unless ``*`` or it is listed) to the primary and canary
 Services by weight, through the named gateways (``mesh`` when none); with ``analysis.match``
 (A/B testing) a first route sends matching requests by the weights and every other request
-to the primary (by the primary's weight, 0 while the A/B test runs, as Flagger writes it; a
-lone destination takes all traffic in Istio). Mirroring adds ``mirror`` (and
+to the primary, its lone destination at weight 100 (Flagger writes the primary's weight
+there, 0 while the A/B test runs; Istio sends a lone destination everything whatever its
+weight, so routing is the same, and shiftd keeps its rule that a route's weights add up to
+100). Mirroring adds ``mirror`` (and
 ``mirrorPercentage`` with ``mirrorWeight``) to the weighted route, never with A/B testing.
 Every destination carries its weight, 0 included (Flagger's Weight field has no omitempty).
 A VirtualService that existed before the Canary keeps its original spec in an annotation,
@@ -148,7 +150,7 @@ def virtual_service_spec(canary: Canary, routes: Routes) -> JsonObject:
     if canary.spec.analysis.match:
         spec["http"] = [{**_match(_merged_match(canary)), **weighted},
                         {**_match(canary.spec.service.match), **_http_options(canary),
-                         "route": [_destination(canary, primary, routes.primary)]}]
+                         "route": [_destination(canary, primary, 100)]}]
     else:
         spec["http"] = [{**_match(canary.spec.service.match), **weighted}]
     return spec
