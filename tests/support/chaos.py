@@ -82,6 +82,7 @@ class ChaosReport:
     faulted_writes: int = 0  # write attempts answered with an injected fault (then retried)
     completed: int = 0
     promoted_unmeasured: list[str] = field(default_factory=list)  # see Fleet
+    aborted_healthy: list[str] = field(default_factory=list)  # see Fleet
     daemon_log: str = ""
 
 
@@ -295,6 +296,7 @@ async def run_scenario(*, api: ApiEmulator, fleet: Fleet, daemon_kubeconfig: Pat
             report.healthz_failures.append(f"{daemon.healthz} did not answer 200")
         report.completed = len(fleet.members) - len(report.unfinished)
         report.promoted_unmeasured = list(fleet.promoted_unmeasured)
+        report.aborted_healthy = list(fleet.aborted_healthy)
         if report.unfinished or report.healthz_failures:
             report.daemon_log = daemon.log_tail()
         log = api.request_log[logged:]

@@ -18,7 +18,8 @@ Where a Rollout ends is judged by Argo's semantics for what its analysis actuall
 (``expected_phase``): a run of the new revision that ended Failed or Error (past its
 ``consecutiveErrorLimit``, a provider down) aborts it, whatever its traffic; a failing canary
 whose analysis never measured anything (background analysis while the provider was down, its
-steps done first) is promoted, as Argo would, and named in ``promoted_unmeasured``.
+steps done first) is promoted, as Argo would, and named in ``promoted_unmeasured``; a healthy
+canary aborted by an Error run is named in ``aborted_healthy``.
 """
 
 from __future__ import annotations
@@ -167,6 +168,7 @@ class Fleet:
                                index in failing) for index in range(count)]
         self.first_hashes: dict[str, str] = {}
         self.promoted_unmeasured: list[str] = []  # failing canaries promoted, never measured
+        self.aborted_healthy: list[str] = []  # healthy canaries aborted by an analysis Error
 
     def canary_host(self, member: Member) -> str:
         return f"{member.name}-canary.{self.namespace}.svc.cluster.local"
@@ -232,9 +234,12 @@ class Fleet:
             return None
         unfinished = [m for m in self.members
                       if not self.outcome(m, statuses.get(m.name, {}), runs)]
-        self.promoted_unmeasured = [
-            m.name for m in self.members if m.failing and m not in unfinished
-            and statuses.get(m.name, {}).get("phase") == "Healthy"]
+        ended = {m.name: statuses.get(m.name, {}).get("phase") for m in self.members
+                 if m not in unfinished}
+        self.promoted_unmeasured = [m.name for m in self.members
+                                    if m.failing and ended.get(m.name) == "Healthy"]
+        self.aborted_healthy = [m.name for m in self.members
+                                if not m.failing and ended.get(m.name) == "Degraded"]
         return [f"{m.name} ({m.shape}{', failing' if m.failing else ''}): "
                 f"{statuses.get(m.name, {}).get('phase')} "
                 f"{statuses.get(m.name, {}).get('message', '')}".strip()
