@@ -14,6 +14,7 @@ the provider comes back. The daemon neither crashes nor hangs: every Rollout end
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -170,7 +171,9 @@ def ended(case: Case, rollout: Obj) -> bool:
     return status.get("phase") == "Degraded" and bool(status.get("abort"))
 
 
-async def test_provider_faults_end_each_analysis_and_rollout_as_argo_would() -> None:
+async def test_provider_faults_end_each_analysis_and_rollout_as_argo_would(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="shiftd")
     clock = ManualClock()
     async with servers() as faulty, test_cluster() as cluster, cluster.kubelet():
         for case in CASES:
@@ -186,6 +189,8 @@ async def test_provider_faults_end_each_analysis_and_rollout_as_argo_would() -> 
             driver = Driver(cluster, clock, faulty)
             await cluster.wait_for(driver.settled, timeout=60,
                                    what="every Rollout where Argo would end it")
+    crashes = [r.getMessage() for r in caplog.records if "crashed" in r.getMessage()]
+    assert crashes == []
     # what each run ended as, and whether its last measurement says why
     recorded = {case.name: (run["status"]["phase"],
                             case.message in measurements(run)[-1].get("message", ""))
