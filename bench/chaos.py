@@ -112,7 +112,7 @@ def describe(name: str, plan: ChaosPlan, report: ChaosReport, violations: list[s
         f"  stuck Rollouts:       {len(report.unfinished)}",
         f"  failing canaries promoted unmeasured (as Argo would): "
         f"{len(report.promoted_unmeasured)} {' '.join(report.promoted_unmeasured)}".rstrip(),
-        f"  healthy canaries aborted by an analysis Error (provider down past the limit): "
+        f"  healthy canaries aborted by their analysis (a run ended Error or Failed): "
         f"{len(report.aborted_healthy)}",
         f"  daemon writes:        {report.daemon_writes} "
         f"(extra, answered with an injected fault and retried or replanned: "

@@ -19,7 +19,7 @@ Where a Rollout ends is judged by Argo's semantics for what its analysis actuall
 ``consecutiveErrorLimit``, a provider down) aborts it, whatever its traffic; a failing canary
 whose analysis never measured anything (background analysis while the provider was down, its
 steps done first) is promoted, as Argo would, and named in ``promoted_unmeasured``; a healthy
-canary aborted by an Error run is named in ``aborted_healthy``.
+canary aborted by a run that ended Error or Failed is named in ``aborted_healthy``.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ class Fleet:
                                index in failing) for index in range(count)]
         self.first_hashes: dict[str, str] = {}
         self.promoted_unmeasured: list[str] = []  # failing canaries promoted, never measured
-        self.aborted_healthy: list[str] = []  # healthy canaries aborted by an analysis Error
+        self.aborted_healthy: list[str] = []  # healthy canaries a run (Error, Failed) aborted
 
     def canary_host(self, member: Member) -> str:
         return f"{member.name}-canary.{self.namespace}.svc.cluster.local"
