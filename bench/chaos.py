@@ -14,7 +14,9 @@ hits (or, with ``--scenario combined``, all at once):
 The API server is the in-process emulator (TLS, RBAC, the daemon bound to deploy/rbac.yaml)
 with the invariant monitor of the integration tests watching. For each scenario it prints the
 Rollouts completed, the faults injected by kind, the invariant violations, the stuck Rollouts
-and the extra write requests the faults caused; it exits 1 on any violation or stuck Rollout.
+(not in the phase Argo gives them for what their analysis measured: ``Fleet``), the failing
+canaries promoted because their analysis could not measure, and the extra write requests
+the faults caused; it exits 1 on any violation or stuck Rollout.
 
     .venv/bin/python bench/chaos.py --rollouts 100 --api-restarts 10 --request-faults 0.1 \\
         --kills 20 --prometheus-outages 2 --outage-seconds 60
@@ -55,6 +57,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--fault-seconds", type=float, default=120.0,
                         help="the faults of a scenario are spread over this long")
     parser.add_argument("--settle-seconds", type=float, default=300.0)
+    parser.add_argument("--error-limit", type=int, default=None,
+                        help="the templates' consecutiveErrorLimit (default: Argo's, 4)")
     parser.add_argument("--seed", type=int, default=12)
     return parser.parse_args()
 
@@ -65,7 +69,8 @@ def plans(options: argparse.Namespace) -> list[tuple[str, ChaosPlan]]:
     base = ChaosPlan(seed=options.seed, rollouts=options.rollouts, failing=failing,
                      fault_seconds=options.fault_seconds,
                      settle_seconds=options.settle_seconds,
-                     outage_seconds=options.outage_seconds, error_limit=1000, qps=200,
+                     outage_seconds=options.outage_seconds,
+                     error_limit=options.error_limit, qps=200,
                      deploy_seconds=max(60.0, options.rollouts * 3.0))
     faults = {
         "restarts": {"api_restarts": options.api_restarts, "lost_history_at": 1},
@@ -105,6 +110,10 @@ def describe(name: str, plan: ChaosPlan, report: ChaosReport, violations: list[s
         f"  faults injected:      {faults or 'none'}",
         f"  invariant violations: {len(violations)}",
         f"  stuck Rollouts:       {len(report.unfinished)}",
+        f"  failing canaries promoted unmeasured (as Argo would): "
+        f"{len(report.promoted_unmeasured)} {' '.join(report.promoted_unmeasured)}".rstrip(),
+        f"  healthy canaries aborted by their analysis (a run ended Error or Failed): "
+        f"{len(report.aborted_healthy)}",
         f"  daemon writes:        {report.daemon_writes} "
         f"(extra, answered with an injected fault and retried or replanned: "
         f"{report.faulted_writes})",

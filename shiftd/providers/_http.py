@@ -210,8 +210,14 @@ def basic_authorization(username: str, password: str) -> str:
 
 
 def load_json(body: bytes) -> Any:
-    """Parse JSON as Go's ``json.Unmarshal`` into ``any`` does: every number is a float."""
-    return json.loads(body, parse_int=float)
+    """Parse JSON as Go's ``json.Unmarshal`` into ``any`` does: every number is a float, and
+    the bare ``NaN``/``Infinity`` tokens Python's ``json.dumps`` writes are not JSON (Go
+    refuses them; accepting them made an unreadable answer an unencodable value)."""
+    return json.loads(body, parse_int=float, parse_constant=_not_json)
+
+
+def _not_json(token: str) -> Any:
+    raise ValueError(f"invalid character {token[0]!r} looking for beginning of value")
 
 
 def go_float(value: float) -> str:

@@ -67,7 +67,7 @@ class ChaosPlan:
     deploy_seconds: float = 60.0  # for every first revision to be Healthy
     request_timeout: float = 2.0
     qps: float = 100.0
-    error_limit: int = 30
+    error_limit: int | None = 30  # the templates' consecutiveErrorLimit (None: Argo's 4)
 
 
 @dataclass(slots=True)
@@ -81,6 +81,8 @@ class ChaosReport:
     daemon_writes: int = 0
     faulted_writes: int = 0  # write attempts answered with an injected fault (then retried)
     completed: int = 0
+    promoted_unmeasured: list[str] = field(default_factory=list)  # see Fleet
+    aborted_healthy: list[str] = field(default_factory=list)  # see Fleet
     daemon_log: str = ""
 
 
@@ -293,6 +295,8 @@ async def run_scenario(*, api: ApiEmulator, fleet: Fleet, daemon_kubeconfig: Pat
         if not await daemon.healthy():
             report.healthz_failures.append(f"{daemon.healthz} did not answer 200")
         report.completed = len(fleet.members) - len(report.unfinished)
+        report.promoted_unmeasured = list(fleet.promoted_unmeasured)
+        report.aborted_healthy = list(fleet.aborted_healthy)
         if report.unfinished or report.healthz_failures:
             report.daemon_log = daemon.log_tail()
         log = api.request_log[logged:]

@@ -13,6 +13,13 @@ Every analysis asks Prometheus for the canary's success rate (seed 000's query o
 exporter's ``istio_requests_total``); the Rollouts ``failing`` names get 65 % errors, so
 their analysis fails and they are aborted (Degraded); the others end Healthy on the new
 revision. Steps pause for a second, so a fleet finishes in seconds of wall time.
+
+Where a Rollout ends is judged by Argo's semantics for what its analysis actually measured
+(``expected_phase``): a run of the new revision that ended Failed or Error (past its
+``consecutiveErrorLimit``, a provider down) aborts it, whatever its traffic; a failing canary
+whose analysis never measured anything (background analysis while the provider was down, its
+steps done first) is promoted, as Argo would, and named in ``promoted_unmeasured``; a healthy
+canary aborted by a run that ended Error or Failed is named in ``aborted_healthy``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import KubeError
 from shiftd.kube.resources import (
+    ANALYSIS_RUN,
     ANALYSIS_TEMPLATE,
     DESTINATION_RULE,
     ROLLOUT,
@@ -41,6 +49,7 @@ FIRST_IMAGE, NEXT_IMAGE = "argoproj/rollouts-demo:blue", "argoproj/rollouts-demo
 TEMPLATE = "success-rate"  # background analysis: measured every second until the end
 STEP_TEMPLATE = "success-rate-twice"  # an analysis step: measured twice, a second apart
 STEP_COUNT = 2
+HASH_LABEL = "rollouts-pod-template-hash"
 _QUERY = (
     'sum(irate(istio_requests_total{{reporter="source",destination_service=~"{host}",'
     'response_code!~"5.*"}}[10s])) / sum(irate(istio_requests_total{{reporter="source",'
@@ -48,19 +57,21 @@ _QUERY = (
 )
 
 
-def analysis_template(name: str, prometheus_url: str, *, error_limit: int,
+def analysis_template(name: str, prometheus_url: str, *, error_limit: int | None,
                       count: int | None = None) -> Obj:
     """One metric, measured every second (``count`` times, or until the Rollout ends);
-    ``error_limit`` consecutive errors (Prometheus down) are tolerated before it gives up."""
+    ``error_limit`` consecutive errors (Prometheus down) are tolerated before it gives up
+    (None: Argo's default, 4)."""
     host = "{{args.service}}.{{args.namespace}}.svc.cluster.local"
     metric: Obj = {
         "name": "success-rate", "interval": "1s", "successCondition": "result[0] > 0.90",
-        "consecutiveErrorLimit": error_limit,
         "provider": {"prometheus": {"address": prometheus_url,
                                     "query": _QUERY.format(host=host)}},
     }
     if count is not None:
         metric["count"] = count
+    if error_limit is not None:
+        metric["consecutiveErrorLimit"] = error_limit
     return {
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate",
         "metadata": {"name": name},
@@ -156,11 +167,13 @@ class Fleet:
         self.members = [Member(f"chaos-{index:03d}", SHAPES[index % len(SHAPES)],
                                index in failing) for index in range(count)]
         self.first_hashes: dict[str, str] = {}
+        self.promoted_unmeasured: list[str] = []  # failing canaries promoted, never measured
+        self.aborted_healthy: list[str] = []  # healthy canaries a run (Error, Failed) aborted
 
     def canary_host(self, member: Member) -> str:
         return f"{member.name}-canary.{self.namespace}.svc.cluster.local"
 
-    async def create(self, prometheus_url: str, *, error_limit: int) -> None:
+    async def create(self, prometheus_url: str, *, error_limit: int | None) -> None:
         for template in (
                 analysis_template(TEMPLATE, prometheus_url, error_limit=error_limit),
                 analysis_template(STEP_TEMPLATE, prometheus_url, error_limit=error_limit,
@@ -201,21 +214,54 @@ class Fleet:
                 "spec": {"containers": [{"name": "app", "image": NEXT_IMAGE}]}}}},
                 patch_type="merge")
 
-    def outcome(self, member: Member, status: Obj) -> bool:
-        """Whether ``member`` ended as its scenario expects."""
+    def outcome(self, member: Member, status: Obj, runs: list[Obj]) -> bool:
+        """Whether ``member`` ended in the phase Argo gives it for what was measured."""
         revision = status.get("currentPodHash")
         if not revision or revision == self.first_hashes.get(member.name):
             return False
-        if member.failing:
+        if expected_phase(member, revision_runs(runs, member.name, revision)) == "Degraded":
             return status.get("phase") == "Degraded" and bool(status.get("abort"))
         return status.get("phase") == "Healthy" and status.get("stableRS") == revision
 
     async def unfinished(self) -> list[str] | None:
         """The Rollouts not (yet) where they are expected to end; None if unreadable."""
         statuses = await self.statuses()
+        try:
+            runs, _ = await self.client.list(ANALYSIS_RUN, self.namespace)
+        except KubeError:
+            return None
         if statuses is None:
             return None
+        unfinished = [m for m in self.members
+                      if not self.outcome(m, statuses.get(m.name, {}), runs)]
+        ended = {m.name: statuses.get(m.name, {}).get("phase") for m in self.members
+                 if m not in unfinished}
+        self.promoted_unmeasured = [m.name for m in self.members
+                                    if m.failing and ended.get(m.name) == "Healthy"]
+        self.aborted_healthy = [m.name for m in self.members
+                                if not m.failing and ended.get(m.name) == "Degraded"]
         return [f"{m.name} ({m.shape}{', failing' if m.failing else ''}): "
                 f"{statuses.get(m.name, {}).get('phase')} "
                 f"{statuses.get(m.name, {}).get('message', '')}".strip()
-                for m in self.members if not self.outcome(m, statuses.get(m.name, {}))]
+                for m in unfinished]
+
+
+def revision_runs(runs: list[Obj], rollout: str, revision: str) -> list[Obj]:
+    """The AnalysisRuns ``rollout`` started for its pod-template hash ``revision``."""
+    return [run for run in runs
+            if (run["metadata"].get("labels") or {}).get(HASH_LABEL) == revision
+            and any(owner.get("name") == rollout
+                    for owner in run["metadata"].get("ownerReferences") or [])]
+
+
+def expected_phase(member: Member, runs: list[Obj]) -> str:
+    """Argo's outcome for what the analysis measured: a run that ended Failed or Error aborts
+    the Rollout (Degraded); a failing canary is aborted only once a measurement judged it (an
+    analysis that could not measure before the steps ran out does not hold it back)."""
+    phases = {str((run.get("status") or {}).get("phase")) for run in runs}
+    if phases & {"Failed", "Error"}:
+        return "Degraded"
+    measured = any(m.get("phase") in ("Successful", "Failed")
+                   for run in runs for result in (run.get("status") or {}).get(
+                       "metricResults") or [] for m in result.get("measurements") or [])
+    return "Degraded" if member.failing and measured else "Healthy"

@@ -10,7 +10,7 @@ import pytest
 
 from shiftd.model.argo.analysis import SUPPORTED_PROVIDERS as model_supported
 from shiftd.providers import ProviderError, ProviderSettings, UnsupportedProvider, provider_for
-from shiftd.providers._http import go_float, go_json
+from shiftd.providers._http import go_float, go_json, load_json
 from shiftd.providers.prometheus import PrometheusProvider
 from shiftd.providers.registry import SUPPORTED_PROVIDERS, provider_as_of
 from shiftd.providers.skywalking import SkyWalkingProvider
@@ -118,3 +118,13 @@ def test_only_prometheus_can_measure_as_of_a_past_moment() -> None:
     assert isinstance(provider, PrometheusProvider)
     with pytest.raises(UnsupportedProvider, match="the web provider cannot measure the past"):
         provider_as_of(metric({"web": {}}), settings=ProviderSettings(), now=now)
+
+
+@pytest.mark.parametrize("body", [b'{"value": NaN}', b"[Infinity]", b"-Infinity"])
+def test_bare_nan_and_infinity_tokens_are_not_json_as_for_go(body: bytes) -> None:
+    with pytest.raises(ValueError, match="invalid character"):
+        load_json(body)
+
+
+def test_json_numbers_are_read_as_floats_and_nan_strings_stay_strings() -> None:
+    assert load_json(b'{"n": 3, "s": "NaN"}') == {"n": 3.0, "s": "NaN"}
