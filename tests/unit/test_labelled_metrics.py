@@ -1,10 +1,10 @@
-"""The compact per-label-set histogram exposes what prometheus_client's Histogram does."""
+"""The compact per-label-set gauge and histogram expose what prometheus_client's do."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-from shiftd.runtime.labelled_histogram import LabelledHistogram
+from shiftd.runtime.labelled_metrics import LabelledGauge, LabelledHistogram
 
 BUCKETS = (0.005, 0.01, 0.025, 0.1, 1.0, 10.0)
 OBSERVED = [("shop", "web", 0.004), ("shop", "web", 0.005), ("shop", "web", 0.3),
@@ -41,3 +41,19 @@ def test_the_family_is_described_without_series() -> None:
     families = list(registry.collect())
     assert [(family.name, family.type, family.samples) for family in families] == [
         ("rollout_reconcile", "histogram", [])]
+
+
+def test_the_gauge_samples_are_those_of_the_client_gauge() -> None:
+    reference, compact = CollectorRegistry(), CollectorRegistry()
+    client = Gauge("rollout_info", "help", ["namespace", "name", "phase"], registry=reference)
+    ours = LabelledGauge("rollout_info", "help", labelnames=["namespace", "name", "phase"],
+                         registry=compact)
+    for phase, value in (("Progressing", 1), ("Paused", 2.5), ("Progressing", 3)):
+        client.labels("shop", "web", phase).set(value)
+        ours.set("shop", "web", phase, value=value)
+    assert _samples(compact) == _samples(reference)
+    assert ("rollout_info", (("name", "web"), ("namespace", "shop"), ("phase", "Progressing")),
+            3.0) in _samples(compact)
+    client.remove("shop", "web", "Paused")
+    ours.remove("shop", "web", "Paused")
+    assert _samples(compact) == _samples(reference)
