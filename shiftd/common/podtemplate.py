@@ -15,7 +15,10 @@ into the objects it stores (``shiftd.sim.defaults``), and a real server's agree 
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any
+
+import orjson
 
 Obj = dict[str, Any]
 
@@ -121,3 +124,44 @@ def semantic_form(template: Obj, *, ignore_labels: tuple[str, ...] = ()) -> Any:
         for label in ignore_labels:
             labels.pop(label, None)
     return _without_empty(defaulted)
+
+
+# Where a cached ReplicaSet's template keeps the digest of its spec's semantic form, in place
+# of the spec (``without_spec``): a key no pod template has.
+SPEC_DIGEST_KEY = "shiftd.io/spec-digest"
+
+
+def spec_digest(template: Obj) -> str:
+    """A 16-byte BLAKE2b digest (hex) of the semantic form of ``template``'s spec: two
+    templates' specs are semantically equal when their digests are."""
+    form = semantic_form({"spec": template.get("spec") or {}})
+    data = orjson.dumps(form, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def without_spec(template: Obj) -> Obj:
+    """``template`` with its spec replaced by ``spec_digest`` (under ``SPEC_DIGEST_KEY``): what
+    a cache keeps of a template it only compares (``semantic_equal`` still tells)."""
+    if SPEC_DIGEST_KEY in template:
+        return template
+    kept = {key: value for key, value in template.items() if key != "spec"}
+    kept[SPEC_DIGEST_KEY] = spec_digest(template)
+    return kept
+
+
+def semantic_equal(live: Obj, desired: Obj, *, ignore_labels: tuple[str, ...] = ()) -> bool:
+    """Whether two templates are semantically equal (``semantic_form``), either of which may
+    hold its spec as a digest (``without_spec``)."""
+    if SPEC_DIGEST_KEY not in live and SPEC_DIGEST_KEY not in desired:
+        return bool(semantic_form(live, ignore_labels=ignore_labels)
+                    == semantic_form(desired, ignore_labels=ignore_labels))
+
+    def rest(template: Obj) -> Any:
+        return semantic_form({key: value for key, value in template.items()
+                              if key not in ("spec", SPEC_DIGEST_KEY)},
+                             ignore_labels=ignore_labels)
+
+    def digest(template: Obj) -> str:
+        return str(template.get(SPEC_DIGEST_KEY) or spec_digest(template))
+
+    return bool(rest(live) == rest(desired) and digest(live) == digest(desired))

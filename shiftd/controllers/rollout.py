@@ -27,6 +27,7 @@ from shiftd.controllers.rollout_inputs import (
     analysis_specs,
     observe,
     references,
+    replica_set_as_read,
     service_as_read,
 )
 from shiftd.controllers.rollout_pods import RolloutPods
@@ -116,7 +117,8 @@ class RolloutController:
     def register(self, caches: Caches) -> None:
         """Declare the kinds this controller reads and how their changes map to Rollouts."""
         caches.watch(ROLLOUT, on_change=lambda event, obj: (key_of(KIND, obj),))
-        caches.watch(REPLICA_SET, index_owners=True, on_change=self._keys_of_replica_set)
+        caches.watch(REPLICA_SET, index_owners=True, on_change=self._keys_of_replica_set,
+                     keep=replica_set_as_read)
         caches.watch(ANALYSIS_RUN, index_owners=True, on_change=self._keys_of_owned)
         caches.watch(SERVICE, keep=service_as_read)
         # the Deployments workloadRefs name (woken through the reference index); another

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from shiftd.common.podtemplate import without_spec
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.analysis import background_key, step_key
 from shiftd.decide.rollout.observed import Observed, ReplicaSetView, ServiceView, WorkloadView
@@ -43,6 +44,17 @@ def service_as_read(obj: JsonObject) -> JsonObject:
     if isinstance(spec, dict):
         obj["spec"] = {"selector": spec["selector"]} if "selector" in spec else {}
     obj.pop("status", None)
+    return obj
+
+
+def replica_set_as_read(obj: JsonObject) -> JsonObject:
+    """What a Rollout reads of a ReplicaSet (``ReplicaSetView``): everything but its pod
+    template's spec, which the cache keeps as a digest of its semantic form (``templates_equal``
+    compares it with the Rollout's template; the labels and annotations stay as they are).
+    ``undo`` reads the template it restores from the API server, not from this cache."""
+    spec = obj.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict):
+        spec["template"] = without_spec(spec["template"])
     return obj
 
 

@@ -249,12 +249,16 @@ class Informer:
     def remember(self, obj: JsonObject) -> None:
         """Put an object a write just returned into the cache (write-through), so the next
         reconcile does not plan from a copy older than its own write. Older copies are
-        ignored; the watch event for the same version later changes nothing."""
+        ignored, and so is the very version already cached (the watch event often overtakes
+        the write's answer: transforming and compacting it again would cost as much as the
+        event did); the watch event for the same version later changes nothing."""
         namespace, name = _key(obj)
         bucket = self._cache.setdefault(namespace, {})
         cached = bucket.get(name)
-        if cached is not None and _is_older(_resource_version(obj), _resource_version(cached)):
-            return
+        if cached is not None:
+            version, known = _resource_version(obj), _resource_version(cached)
+            if _is_older(version, known) or (version and version == known):
+                return
         bucket[name] = compact(self._transform(obj), cached)
 
     def forget(self, namespace: str | None, name: str) -> None:

@@ -38,6 +38,7 @@ from prometheus_client import (
 )
 
 from shiftd import __version__
+from shiftd.runtime.labelled_metrics import LabelledGauge, LabelledHistogram
 
 __all__ = ["Telemetry"]
 
@@ -83,36 +84,37 @@ class Telemetry:
     # -- the metrics ---------------------------------------------------------------------
 
     def _rollout_metrics(self) -> None:
-        """Argo Rollouts' names, so existing dashboards keep working."""
+        """Argo Rollouts' names, so existing dashboards keep working. Each has a series per
+        Rollout, so they are compact collectors (``shiftd.runtime.labelled_metrics``)."""
         registry = self.registry
-        self.rollout_info = Gauge(
+        self.rollout_info = LabelledGauge(
             "rollout_info",
             "Information about a Rollout; always 1.",
-            ["namespace", "name", "phase", "strategy"],
+            labelnames=["namespace", "name", "phase", "strategy"],
             registry=registry,
         )
-        self.replicas_desired = Gauge(
+        self.replicas_desired = LabelledGauge(
             "rollout_info_replicas_desired",
             "Desired replicas of a Rollout (spec.replicas).",
-            ["namespace", "name"],
+            labelnames=["namespace", "name"],
             registry=registry,
         )
-        self.replicas_available = Gauge(
+        self.replicas_available = LabelledGauge(
             "rollout_info_replicas_available",
             "Available replicas of a Rollout, stable and canary together.",
-            ["namespace", "name"],
+            labelnames=["namespace", "name"],
             registry=registry,
         )
-        self.canary_weight = Gauge(
+        self.canary_weight = LabelledGauge(
             "shiftd_rollout_canary_weight",
             "Percentage of traffic currently routed to the canary.",
-            ["namespace", "name"],
+            labelnames=["namespace", "name"],
             registry=registry,
         )
-        self.reconcile_duration = Histogram(
+        self.reconcile_duration = LabelledHistogram(
             "rollout_reconcile",
             "Time taken by one reconcile of a Rollout, in seconds.",
-            ["namespace", "name"],
+            labelnames=["namespace", "name"],
             buckets=_RECONCILE_BUCKETS,
             registry=registry,
         )
@@ -199,10 +201,10 @@ class Telemetry:
         if previous is not None and previous != labels:
             self.rollout_info.remove(namespace, name, *previous)
         self._info_labels[key] = labels
-        self.rollout_info.labels(namespace, name, phase, strategy).set(1)
-        self.replicas_desired.labels(namespace, name).set(desired)
-        self.replicas_available.labels(namespace, name).set(available)
-        self.canary_weight.labels(namespace, name).set(weight)
+        self.rollout_info.set(namespace, name, phase, strategy, value=1)
+        self.replicas_desired.set(namespace, name, value=desired)
+        self.replicas_available.set(namespace, name, value=available)
+        self.canary_weight.set(namespace, name, value=weight)
 
     def forget_rollout(self, namespace: str, name: str) -> None:
         """Drop every series of a Rollout that was deleted or is no longer ours."""
@@ -244,7 +246,7 @@ class Telemetry:
         self.provider_errors.labels(provider).inc()
 
     def observe_reconcile(self, *, namespace: str, name: str, seconds: float) -> None:
-        self.reconcile_duration.labels(namespace, name).observe(seconds)
+        self.reconcile_duration.observe(namespace, name, value=seconds)
 
     def count_reconcile_error(self, namespace: str, name: str) -> None:
         self.reconcile_errors.labels(namespace, name).inc()

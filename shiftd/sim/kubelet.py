@@ -115,7 +115,7 @@ class FakeKubelet:
     ) -> None:
         self._http = _Http(api_client)
         self._namespaces = tuple(namespaces)
-        self.ready_after = ready_after
+        self._ready_after = ready_after
         self._create_pods = create_pods
         self._retry_after = retry_after
         self._sets: dict[tuple[str, str], _ReplicaSet] = {}
@@ -123,8 +123,27 @@ class FakeKubelet:
         # Set whenever something may change a desired status; created in ``run`` because an
         # anyio Event needs a running event loop.
         self._wake: anyio.Event | None = None
+        # What the next pass looks at: the ReplicaSets something happened to (``None``: all of
+        # them), plus those due to change by then (``_due``: when each next changes). A pass
+        # over every ReplicaSet at each event made thousands of them quadratic.
+        self._dirty: set[tuple[str, str]] | None = None
+        self._due: dict[tuple[str, str], float] = {}
 
-    def _poke(self) -> None:
+    @property
+    def ready_after(self) -> float:
+        return self._ready_after
+
+    @ready_after.setter
+    def ready_after(self, seconds: float) -> None:
+        self._ready_after = seconds
+        self._poke()
+
+    def _poke(self, key: tuple[str, str] | None = None) -> None:
+        """Something changed for ReplicaSet ``key`` (``None``: for any of them)."""
+        if key is None:
+            self._dirty = None
+        elif self._dirty is not None:
+            self._dirty.add(key)
         if self._wake is not None:
             self._wake.set()
 
@@ -241,7 +260,7 @@ class FakeKubelet:
         known.generation = int(meta.get("generation", known.generation))
         known.status = dict(obj.get("status") or {})
         known.template = spec.get("template") or known.template
-        self._poke()
+        self._poke(key)
 
     def _forget(self, obj: Obj) -> None:
         meta = obj.get("metadata") or {}
@@ -277,23 +296,35 @@ class FakeKubelet:
         while True:
             wake = self._wake = anyio.Event()
             now = anyio.current_time()
-            wake_at = math.inf
-            for state in list(self._sets.values()):
-                try:
-                    wake_at = min(wake_at, await self._reconcile_one(state, now))
-                except ApiException as error:
-                    if error.status == 404:
-                        self._sets.pop((state.namespace, state.name), None)
-                    else:
-                        logger.warning("fake kubelet: updating %s/%s failed: %s",
-                                       state.namespace, state.name, error)
-                        wake_at = min(wake_at, now + self._retry_after)
-                except (aiohttp.ClientError, OSError) as error:  # the API server went away
-                    logger.warning("fake kubelet: updating %s/%s failed: %s",
-                                   state.namespace, state.name, error)
-                    wake_at = min(wake_at, now + self._retry_after)
+            dirty, self._dirty = self._dirty, set()
+            keys = list(self._sets) if dirty is None else [
+                *dirty, *(key for key, at in self._due.items() if at <= now)]
+            for key in dict.fromkeys(keys):
+                state = self._sets.get(key)
+                next_change = math.inf if state is None else await self._next_change(state, now)
+                if next_change < math.inf:
+                    self._due[key] = next_change
+                else:
+                    self._due.pop(key, None)
+            wake_at = min(self._due.values(), default=math.inf)
             with anyio.move_on_after(max(0.0, wake_at - anyio.current_time())):
                 await wake.wait()
+
+    async def _next_change(self, state: _ReplicaSet, now: float) -> float:
+        """Reconcile one ReplicaSet; when it next changes (a failed update is retried)."""
+        try:
+            return await self._reconcile_one(state, now)
+        except ApiException as error:
+            if error.status == 404:
+                self._sets.pop((state.namespace, state.name), None)
+                return math.inf
+            logger.warning("fake kubelet: updating %s/%s failed: %s",
+                           state.namespace, state.name, error)
+            return now + self._retry_after
+        except (aiohttp.ClientError, OSError) as error:  # the API server went away
+            logger.warning("fake kubelet: updating %s/%s failed: %s",
+                           state.namespace, state.name, error)
+            return now + self._retry_after
 
     async def _reconcile_one(self, state: _ReplicaSet, now: float) -> float:
         """One ReplicaSet's pods, then its status (counted from them, as the ReplicaSet
@@ -371,7 +402,7 @@ class FakeKubelet:
         state = self._sets.get((meta.get("namespace", ""), owner))
         if state is not None and meta.get("name") in state.pods:
             self._drop_pod(state, meta["name"])
-            self._poke()
+            self._poke((state.namespace, state.name))
 
     def _pod(self, state: _ReplicaSet, name: str) -> Obj:
         template_meta = state.template.get("metadata") or {}

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from shiftd.controllers.rollout_inputs import replica_set_as_read
 from shiftd.decide.analysis.runs import AnalysisRunView, merge_run_spec
 from shiftd.decide.rollout.actions import (
     AnnotateRollout,
@@ -170,8 +171,10 @@ class World:
             analysis_runs=tuple(AnalysisRunView.from_object(run)
                                 for run in self.analysis_runs.values()),
             analysis_specs=specs,
-            replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid="uid-1")
-                               for rs in self.replica_sets.values()),
+            # as the daemon's cache keeps them: the template's spec as a digest
+            replica_sets=tuple(ReplicaSetView.from_object(
+                replica_set_as_read(copy.deepcopy(rs)), rollout_uid="uid-1")
+                for rs in self.replica_sets.values()),
             services={name: (ServiceView.from_object(svc) if svc else None)
                       for name, svc in self.services.items()}
             | {n: None for n in (parsed.canary.canary_service, parsed.canary.stable_service)

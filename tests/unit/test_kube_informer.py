@@ -408,3 +408,18 @@ async def test_equal_strings_of_cached_objects_are_one_string() -> None:
     assert a is not None and b is not None
     assert a["status"]["phase"] is b["status"]["phase"]
     assert a["status"]["message"] == b["status"]["message"]
+
+
+async def test_a_write_answer_of_the_version_already_cached_is_not_cached_again() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    informer.remember(obj("a", 4))
+    first = informer.get("shop", "a")
+    informer.remember(obj("a", 4))
+    assert informer.get("shop", "a") is first
+    informer.remember(obj("a", 3))
+    assert informer.get("shop", "a") is first
+    informer.remember(obj("a", 5))
+    newer = informer.get("shop", "a")
+    assert newer is not first and newer is not None
+    assert newer["metadata"]["resourceVersion"] == "5"

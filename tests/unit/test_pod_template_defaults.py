@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from shiftd.common.podtemplate import default_pod_template, image_pull_policy
+from shiftd.common.podtemplate import (
+    SPEC_DIGEST_KEY,
+    default_pod_template,
+    image_pull_policy,
+    without_spec,
+)
 from shiftd.decide.rollout.actions import CreateReplicaSet, PatchReplicaSet
 from shiftd.decide.rollout.hashing import templates_equal
 from tests.support.world import World
@@ -59,6 +64,27 @@ def test_a_real_difference_is_still_a_difference() -> None:
     pulled_always = copy.deepcopy(ROLLOUT_TEMPLATE)
     pulled_always["spec"]["containers"][0]["imagePullPolicy"] = "Always"
     assert not templates_equal(SERVER_STORED, pulled_always)
+
+
+def test_a_template_cached_without_its_spec_compares_as_the_whole_template() -> None:
+    cached = without_spec(SERVER_STORED)
+    assert "spec" not in cached and SPEC_DIGEST_KEY in cached
+    assert cached["metadata"] == SERVER_STORED["metadata"]
+    assert templates_equal(cached, ROLLOUT_TEMPLATE)
+    assert templates_equal(ROLLOUT_TEMPLATE, cached)
+    assert templates_equal(cached, without_spec(ROLLOUT_TEMPLATE))
+    assert without_spec(cached) is cached
+
+
+def test_a_template_cached_without_its_spec_still_tells_a_difference() -> None:
+    cached = without_spec(SERVER_STORED)
+    changed = copy.deepcopy(ROLLOUT_TEMPLATE)
+    changed["spec"]["containers"][0]["image"] = "argoproj/rollouts-demo:yellow"
+    assert not templates_equal(cached, changed)
+    relabelled = copy.deepcopy(ROLLOUT_TEMPLATE)
+    relabelled["metadata"]["labels"]["tier"] = "web"
+    assert not templates_equal(cached, relabelled)
+    assert not templates_equal(cached, {"metadata": ROLLOUT_TEMPLATE["metadata"]})
 
 
 @pytest.mark.parametrize(("image", "policy"), [

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from shiftd.common.podtemplate import semantic_form
+from shiftd.common.podtemplate import semantic_equal
 from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
 
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -87,11 +87,9 @@ def templates_equal(live: dict[str, Any], desired: dict[str, Any]) -> bool:
     """Argo's ``PodTemplateEqualIgnoreHash``: a ReplicaSet's template (as the API server
     stores it, defaults filled in) equals a Rollout's (a custom resource's, without them) when
     they are semantically equal once the server's defaults are applied to both and the hash
-    label is ignored."""
-    ignored = (POD_TEMPLATE_HASH_LABEL,)
-    same: bool = semantic_form(live, ignore_labels=ignored) == semantic_form(
-        desired, ignore_labels=ignored)
-    return same
+    label is ignored. Either may hold its spec as a digest (a cached ReplicaSet's template:
+    ``shiftd.common.podtemplate.without_spec``)."""
+    return semantic_equal(live, desired, ignore_labels=(POD_TEMPLATE_HASH_LABEL,))
 
 
 def steps_hash(steps: tuple[dict[str, Any], ...]) -> str:
