@@ -317,8 +317,8 @@ def parse_metric_template(obj: Mapping[str, Any]) -> MetricTemplate:
     """A ``flagger.app/v1beta1`` MetricTemplate object, checked as Flagger's client does."""
     metadata = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
-    provider = spec.get("provider") or {}
-    if not isinstance(spec, Mapping) or not isinstance(provider, Mapping):
+    provider = (spec.get("provider") or {}) if isinstance(spec, Mapping) else None
+    if not isinstance(provider, Mapping):
         raise MetricTemplateError("spec.provider must be an object")
     kind = str(provider.get("type") or "")
     address = str(provider.get("address") or "")
@@ -326,18 +326,27 @@ def parse_metric_template(obj: Mapping[str, Any]) -> MetricTemplate:
         type=kind,
         address=address,
         headers=_headers(provider.get("headers")),
-        secret_ref=(provider.get("secretRef") or {}).get("name") or None,
+        secret_ref=_secret_name(provider.get("secretRef")),
         region=str(provider.get("region") or ""),
         insecure_skip_verify=bool(provider.get("insecureSkipVerify", False)),
     )
     if parsed.effective_type == "prometheus" and not address.strip():
-        raise MetricTemplateError(f"{kind or 'prometheus'} address {address} is not a valid URL")
+        raise MetricTemplateError(  # Flagger's words, then the field
+            f"{kind or 'prometheus'} address {address} is not a valid URL (spec.provider.address)")
     return MetricTemplate(
         namespace=str(metadata.get("namespace") or ""),
         name=str(metadata.get("name") or ""),
         provider=parsed,
         query=str(spec.get("query") or ""),
     )
+
+
+def _secret_name(raw: Any) -> str | None:
+    if not raw:
+        return None
+    if not isinstance(raw, Mapping):
+        raise MetricTemplateError("spec.provider.secretRef must be an object with a name")
+    return str(raw.get("name") or "") or None
 
 
 def _headers(raw: Any) -> dict[str, tuple[str, ...]]:
