@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.support.prometheus import PrometheusServer, run_prometheus, serve
+from tests.support.prometheus import PrometheusServer, scraped_by_prometheus
 
 __all__ = ["ISTIO_DURATION_BUCKETS_MS", "IstioTelemetryExporter", "istio_telemetry_prometheus"]
 
@@ -139,8 +139,5 @@ async def istio_telemetry_prometheus(
 ) -> AsyncIterator[tuple[PrometheusServer, IstioTelemetryExporter]]:
     """An :class:`IstioTelemetryExporter` and a real Prometheus scraping it."""
     exporter = IstioTelemetryExporter()
-    async with serve(exporter.app()) as url:
-        exporter.url = url
-        target = url.removeprefix("http://")
-        async with run_prometheus(targets=[target], scrape_interval=scrape_interval) as server:
-            yield server, exporter
+    async with scraped_by_prometheus(exporter, scrape_interval=scrape_interval) as server:
+        yield server, exporter

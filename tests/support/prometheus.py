@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -45,6 +45,7 @@ __all__ = [
     "istio_prometheus",
     "prometheus_binary",
     "run_prometheus",
+    "scraped_by_prometheus",
     "serve",
     "stoppable_istio_prometheus",
 ]
@@ -374,11 +375,28 @@ async def istio_prometheus(
 ) -> AsyncIterator[tuple[PrometheusServer, IstioExporter]]:
     """An :class:`IstioExporter` and a Prometheus scraping it (see the module docstring)."""
     exporter = IstioExporter()
+    async with scraped_by_prometheus(exporter, scrape_interval=scrape_interval) as server:
+        yield server, exporter
+
+
+class ScrapedExporter(Protocol):
+    """A test exporter: an aiohttp app serving ``/metrics``, told the address it is served at."""
+
+    url: str
+
+    def app(self) -> web.Application: ...
+
+
+@asynccontextmanager
+async def scraped_by_prometheus(
+    exporter: ScrapedExporter, *, scrape_interval: str = "1s"
+) -> AsyncIterator[PrometheusServer]:
+    """``exporter`` served on a free port and a real Prometheus scraping it."""
     async with serve(exporter.app()) as url:
         exporter.url = url
         target = url.removeprefix("http://")
         async with run_prometheus(targets=[target], scrape_interval=scrape_interval) as server:
-            yield server, exporter
+            yield server
 
 
 class StoppablePrometheus:
