@@ -43,7 +43,9 @@ import cProfile
 import gc
 import json
 import math
+import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -213,6 +215,23 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def start_spy(output: Path | None) -> subprocess.Popen[bytes] | None:
+    """py-spy (on PATH) sampling this process into ``output`` (collapsed stacks)."""
+    if output is None:
+        return None
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--rate", "1000",
+                            "--nonblocking", "--format", "raw", "-o", str(output)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches before the step starts
+    return spy
+
+
+def stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
@@ -374,6 +393,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                     await control.profile(dump=None)
                 if profiler is not None:
                     profiler.enable()
+                spy = start_spy(args.spy)
                 clock.advance(PAUSE_SECONDS)
                 results.stage = "waiting for every Rollout to reach weight 20"
                 with anyio.fail_after(timeout), GcPauses() as collector:
@@ -389,6 +409,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                             if method == "PATCH" and status < 400 and (
                                 "/virtualservices/" in path or "/rollouts/" in path))
                 results.step_gc = collector.describe()
+                stop_spy(spy)
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(args.profile)
@@ -587,6 +608,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="cProfile the daemon process (CPU time, not wall: the machine "
                              "may be shared) from the pause end until every weight is written; "
                              "pstats written here (slows the step)")
+    parser.add_argument("--spy", type=Path, default=None,
+                        help="sample the daemon process with py-spy (on PATH) over the step; "
+                             "collapsed stacks written here (barely slows the step)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
                         help="talk HTTPS to the emulator (default) or plain HTTP")
     parser.add_argument("--memory-report", type=Path, default=None,
