@@ -219,8 +219,8 @@ def start_spy(output: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy (on PATH) sampling this process into ``output`` (collapsed stacks)."""
     if output is None:
         return None
-    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--rate", "1000",
-                            "--nonblocking", "--format", "raw", "-o", str(output)],
+    spy = subprocess.Popen(["py-spy", "record", "--pid", str(os.getpid()), "--rate", "500",
+                            "--format", "raw", "-o", str(output)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # py-spy attaches before the step starts
     return spy
@@ -610,7 +610,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "pstats written here (slows the step)")
     parser.add_argument("--spy", type=Path, default=None,
                         help="sample the daemon process with py-spy (on PATH) over the step; "
-                             "collapsed stacks written here (barely slows the step)")
+                             "collapsed stacks written here (pausing it to sample: slows the step)")
+    parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=False,
+                        help="run the daemon on uvloop's event loop (if installed)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
                         help="talk HTTPS to the emulator (default) or plain HTTP")
     parser.add_argument("--memory-report", type=Path, default=None,
@@ -645,7 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(log_path, "w", encoding="utf-8") as log_stream:
             timed_out = False
             try:
-                anyio.run(run, args, results, workdir, log_stream)
+                anyio.run(run, args, results, workdir, log_stream,
+                          backend_options={"use_uvloop": args.uvloop})
             except* TimeoutError:
                 timed_out = True
             if timed_out:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -23,19 +23,24 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 logger = logging.getLogger(__name__)
 
 
-@dataclass(eq=False)  # identity: a job is its own CapacityLimiter borrower
+@dataclass(eq=False, slots=True)
 class _Job:
     work: Callable[[], Awaitable[Any]]
-    done: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event | None = None  # set when the job ends; None for a posted job
     result: Any = None
     error: BaseException | None = None
-    awaited: bool = True
 
 
 class Writer:
+    """A queue of writes and ``concurrency`` worker tasks taking them in order.
+
+    The workers are started once (in ``run``) and live as long as it: a write costs no task
+    of its own, only a place in the queue and, when awaited, an Event.
+    """
+
     def __init__(self, name: str, *, concurrency: int) -> None:
         self.name = name
-        self._limiter = anyio.CapacityLimiter(concurrency)
+        self._concurrency = max(1, concurrency)
         self._pending = 0  # jobs handed over and not yet finished
         self._ran = False
         self._open()
@@ -55,10 +60,11 @@ class Writer:
 
     async def submit(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` in this writer's task and return its result (or raise its error)."""
-        job = _Job(work)
+        done = anyio.Event()
+        job = _Job(work, done=done)
         self._pending += 1
-        await self._send.send(job)
-        await job.done.wait()
+        self._send.send_nowait(job)
+        await done.wait()
         if job.error is not None:
             raise job.error
         return job.result
@@ -66,7 +72,7 @@ class Writer:
     def post(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Queue ``work`` without waiting for it; jobs start in the order they were posted."""
         self._pending += 1
-        self._send.send_nowait(_Job(work, awaited=False))
+        self._send.send_nowait(_Job(work))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         if self._ran:
@@ -74,22 +80,30 @@ class Writer:
         self._ran = True
         with self._send, self._receive:
             async with anyio.create_task_group() as group:
+                for _ in range(self._concurrency):
+                    group.start_soon(self._work)
                 task_status.started()
-                async for job in self._receive:
-                    await self._limiter.acquire_on_behalf_of(job)
-                    group.start_soon(self._perform, job)
+
+    async def _work(self) -> None:
+        """One worker: takes the oldest queued job whenever it is free."""
+        while True:
+            try:
+                # no local keeps the last job (and what it wrote) alive while idle
+                await self._perform(await self._receive.receive())
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                return
 
     async def _perform(self, job: _Job) -> None:
         try:
             job.result = await job.work()
         except Exception as error:  # handed to the reconcile that submitted the job
             job.error = error
-            if not job.awaited:
+            if job.done is None:
                 logger.exception("%s: a posted write failed", self.name)
         finally:
-            self._limiter.release_on_behalf_of(job)
             self._pending -= 1
-            job.done.set()
+            if job.done is not None:
+                job.done.set()
 
 
 class Writers:
