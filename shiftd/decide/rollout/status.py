@@ -6,6 +6,7 @@ Rollout's status is byte-for-byte stable and a reconcile of it writes nothing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from shiftd.model.argo.rollout import Rollout
@@ -21,6 +22,7 @@ ROLLOUT_ABORTED_REASON = "RolloutAborted"
 CANARY_PAUSE_REASON = "CanaryPauseStep"
 
 
+@functools.lru_cache(maxsize=64)  # a plan formats the same few instants (``now``) many times
 def format_time(value: Any) -> str:
     """RFC 3339 in UTC with a Z, at second precision, as Kubernetes writes metav1.Time."""
     return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
