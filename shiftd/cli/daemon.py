@@ -19,6 +19,7 @@ from pathlib import Path
 import anyio
 
 from shiftd import __version__
+from shiftd.cli.eventloop import backend_options
 from shiftd.cli.service import Service
 from shiftd.config import ConfigError, Settings, load_settings
 from shiftd.crds import render_files
@@ -97,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _load(arguments.config)
         configure_logging(settings.log.level, settings.log.format)
         try:
-            return anyio.run(Service(settings, config_path=Path(arguments.config)).serve)
+            return anyio.run(Service(settings, config_path=Path(arguments.config)).serve,
+                             backend_options=backend_options(settings.event_loop))
         except ConfigError as error:  # a setting found unusable at start (mesh.kubeconfig)
             print(f"shiftd: {arguments.config}: {error}", file=sys.stderr)
             return EXIT_BAD_CONFIG

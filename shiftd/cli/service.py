@@ -23,6 +23,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from shiftd.assembly import Daemon
+from shiftd.cli.eventloop import running_loop_name
 from shiftd.cli.reload import reload
 from shiftd.cli.sdnotify import READY, STOPPING, WATCHDOG, Notifier
 from shiftd.common.tasks import single_error
@@ -48,7 +49,8 @@ class Service:
                 await group.start(self._handle_signals)
                 await group.start(self._run_daemon, group)
                 self.notifier.notify(READY, "STATUS=caches synced")
-                logger.info("ready", extra={"systemd": self.notifier.enabled})
+                logger.info("ready", extra={"systemd": self.notifier.enabled,
+                                            "event_loop": running_loop_name()})
                 if self.notifier.watchdog_interval is not None:
                     group.start_soon(self._watchdog, self.notifier.watchdog_interval)
         return 0

@@ -6,6 +6,8 @@ they use the wall clock: the Rollout's timed pauses are a second or two long.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 import yaml
 from anyio.abc import Process
 
@@ -25,7 +28,7 @@ Obj = dict[str, Any]
 CANARY = "istio-rollout-canary"
 
 
-def write_config(cluster: Cluster, directory: Path) -> Path:
+def write_config(cluster: Cluster, directory: Path, **extra: Any) -> Path:
     path = directory / "shiftd.yaml"
     path.write_text(yaml.safe_dump({
         "kubernetes": {"kubeconfig": str(cluster.daemon_kubeconfig_path), "qps": 200,
@@ -34,6 +37,7 @@ def write_config(cluster: Cluster, directory: Path) -> Path:
         "listen": {"address": "127.0.0.1", "port": 0},
         "log": {"format": "text", "level": "warning"},
         "shutdownGracePeriod": "5s",
+        **extra,
     }))
     return path
 
@@ -50,6 +54,14 @@ async def daemon_process(config: Path) -> AsyncIterator[Process]:
             with anyio.CancelScope(shield=True):
                 await process.wait()
         await process.aclose()
+
+
+async def drain(process: Process, into: bytearray) -> None:
+    """Read the process's stderr (its log) until it closes."""
+    assert process.stderr is not None
+    with contextlib.suppress(anyio.EndOfStream):
+        while True:
+            into += await process.stderr.receive()
 
 
 async def status(cluster: Cluster) -> Obj:
@@ -79,6 +91,39 @@ async def test_sigterm_stops_the_daemon_in_order_with_exit_code_0(tmp_path: Path
             with anyio.fail_after(15):
                 code = await process.wait()
             assert code == 0
+
+
+@pytest.mark.parametrize("event_loop", ["uvloop", "asyncio"])
+async def test_the_daemon_runs_a_rollout_on_the_event_loop_its_config_names(
+    tmp_path: Path, event_loop: str,
+) -> None:
+    async with test_cluster() as cluster, cluster.kubelet():
+        await seed_with_short_pauses(cluster)
+        config = write_config(cluster, tmp_path, eventLoop=event_loop,
+                              log={"format": "json", "level": "info"})
+        log = bytearray()
+        async with daemon_process(config) as process, anyio.create_task_group() as group:
+            group.start_soon(drain, process, log)
+
+            async def healthy() -> bool:
+                return (await status(cluster)).get("phase") == "Healthy"
+
+            await cluster.wait_for(healthy, timeout=20, what="Healthy")
+            await cluster.set_image("istio-rollout", "argoproj/rollouts-demo:yellow")
+
+            async def parked() -> bool:
+                current = await status(cluster)
+                return current.get("phase") == "Paused" and current.get("currentStepIndex") == 7
+
+            await cluster.wait_for(parked, timeout=30, what="paused at the last step")
+            process.send_signal(signal.SIGTERM)
+            with anyio.fail_after(15):
+                assert await process.wait() == 0
+        vs = await cluster.client.get(VIRTUAL_SERVICE, cluster.namespace, "istio-rollout-vsvc")
+        assert weights(vs)[CANARY] == 40
+        ready = [record for record in map(json.loads, log.decode().splitlines())
+                 if record.get("message") == "ready"]
+        assert [record["event_loop"] for record in ready] == [event_loop]
 
 
 async def test_a_daemon_killed_at_any_point_resumes_without_moving_weight_back(

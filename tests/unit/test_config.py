@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -119,11 +120,23 @@ def test_settings_are_frozen() -> None:
         ("resyncPeriod: 10 minutes", "resyncPeriod: invalid duration '10 minutes'"),
         ("shutdownGracePeriod: 5d", "shutdownGracePeriod: invalid duration '5d': unknown unit 'd'"),
         ("shutdownGracePeriod: -5s", "shutdownGracePeriod: invalid duration '-5s'"),
+        ("eventLoop: trio", "eventLoop: Input should be 'auto', 'uvloop' or 'asyncio'"),
         ("- just\n- a list\n", "top level must be a mapping, got list"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
     assert expected in load_error(tmp_path, text)
+
+
+def test_asking_for_uvloop_where_it_is_not_installed_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "uvloop" else real_find_spec(name))
+    assert "eventLoop: uvloop is not installed (use auto or asyncio)" in load_error(
+        tmp_path, "eventLoop: uvloop")
+    assert load_settings(write(tmp_path, "eventLoop: auto")).event_loop == "auto"
 
 
 def test_several_problems_are_all_reported_on_one_line(tmp_path: Path) -> None:
