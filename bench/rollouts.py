@@ -64,6 +64,7 @@ import orjson
 from memory import report as memory_report
 
 from shiftd.assembly import Daemon
+from shiftd.cli.eventloop import backend_options, running_loop_name
 from shiftd.config import parse_settings
 from shiftd.logs import configure_logging
 from shiftd.runtime.clock import ManualClock
@@ -268,6 +269,7 @@ def writes(rows: Sequence[Row]) -> list[Row]:
 class Results:
     rollouts: int
     workers: int
+    event_loop: str = ""
     qps: float
     burst: int
     startup_seconds: float = 0.0
@@ -357,6 +359,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
             configure_logging(args.log_level, "json", stream=log_stream)
             clock = ManualClock()
             daemon = Daemon(settings, clock=clock)
+            results.event_loop = running_loop_name()
             timeout = max(60.0, n * 0.2)
             async with anyio.create_task_group() as group:
                 started = time.monotonic()
@@ -551,6 +554,7 @@ def render(results: Results, missed: Sequence[str]) -> str:
     def row(name: str, value: str) -> None:
         lines.append(f"{name:<44}{value:>14}")
 
+    row("event loop", r.event_loop)
     row("daemon start (caches synced)", f"{r.startup_seconds:.2f} s")
     row("seeded -> all Healthy", f"{r.healthy_seconds:.2f} s")
     row("new image -> all paused at weight 10", f"{r.first_pause_seconds:.2f} s")
@@ -611,8 +615,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spy", type=Path, default=None,
                         help="sample the daemon process with py-spy (on PATH) over the step; "
                              "collapsed stacks written here (pausing it to sample: slows the step)")
-    parser.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=False,
-                        help="run the daemon on uvloop's event loop (if installed)")
+    parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                        help="the daemon's event loop, as its eventLoop setting (default auto: "
+                             "uvloop when installed, as `shiftd run`)")
     parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True,
                         help="talk HTTPS to the emulator (default) or plain HTTP")
     parser.add_argument("--memory-report", type=Path, default=None,
@@ -648,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             timed_out = False
             try:
                 anyio.run(run, args, results, workdir, log_stream,
-                          backend_options={"use_uvloop": args.uvloop})
+                          backend_options=backend_options(args.event_loop))
             except* TimeoutError:
                 timed_out = True
             if timed_out:
