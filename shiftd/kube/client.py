@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
-from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -40,11 +39,21 @@ from shiftd.kube.errors import (
 )
 from shiftd.kube.ratelimit import TokenBucket
 from shiftd.kube.resources import POD, ResourceKind
-from shiftd.kube.retrying import RetryPolicy, retrying
+from shiftd.kube.retrying import RetryPolicy, send_retried
 from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
 from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
+from shiftd.kube.wire import (
+    PATCH_CONTENT_TYPES,
+    CachedAnswers,
+    PatchType,
+    RequestHeaders,
+    Target,
+    object_version,
+    request_url,
+)
 
 __all__ = [
+    "CachedAnswers",
     "JsonLinesDecoder",
     "JsonObject",
     "KubeClient",
@@ -59,19 +68,9 @@ logger = logging.getLogger(__name__)
 JsonObject: TypeAlias = dict[str, Any]
 ObjectList: TypeAlias = list[JsonObject]
 Query: TypeAlias = list[tuple[str, str]]
-PatchType = Literal["merge", "json", "strategic", "apply"]
 Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete"]
 RequestHook: TypeAlias = Callable[[str, int], None]
 
-PATCH_CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType(
-    {
-        "merge": "application/merge-patch+json",
-        "json": "application/json-patch+json",
-        "strategic": "application/strategic-merge-patch+json",
-        # JSON is YAML, so an apply configuration can be sent as the JSON dict it is.
-        "apply": "application/apply-patch+yaml",
-    }
-)
 # A watch whose server-side timeout has passed by this much without the server closing it
 # is treated as a dead connection.
 _WATCH_READ_GRACE = 30.0
@@ -120,6 +119,9 @@ class KubeClient:
         self._limiter = TokenBucket(qps=qps, burst=burst)
         self._on_request = on_request
         self._request_timeout = request_timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._headers = RequestHeaders(configuration, self._api.default_headers)
+        self._cached_answers: CachedAnswers | None = None
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
         self._retry_policy = retry_policy or RetryPolicy()
@@ -163,6 +165,13 @@ class KubeClient:
             request_timeout=request_timeout,
             user_agent=user_agent,
         )
+
+    def reuse_cached_answers(self, lookup: CachedAnswers) -> None:
+        """Let a patch or replace return the cached copy of the object it wrote, unparsed,
+        when ``lookup`` says the cache already holds the version the server answered (the
+        watch event of the write came first). That copy is the one write-through would
+        keep: callers must not change it, as they must not change any cached object."""
+        self._cached_answers = lookup
 
     async def close(self) -> None:
         """Close the connections; watches still open are abandoned (their transports
@@ -312,6 +321,7 @@ class KubeClient:
             kind.object_path(namespace, name, subresource),
             query=self._write_query(),
             body=body,
+            target=Target(kind, namespace, name),
         )
 
     async def patch(
@@ -340,6 +350,7 @@ class KubeClient:
             query=query,
             body=patch,
             content_type=PATCH_CONTENT_TYPES[patch_type],
+            target=Target(kind, namespace, name),
         )
 
     async def delete(
@@ -380,10 +391,8 @@ class KubeClient:
         self, verb: Verb, path: str, *, query: Sequence[tuple[str, str]] = ()
     ) -> JsonObject:
         """A GET, retried as reads may be (it is idempotent)."""
-        async for attempt in retrying(self._retry_policy, write=False):
-            with attempt:
-                return await self._request(verb, "GET", path, query=query)
-        raise AssertionError("unreachable: tenacity reraises the last failure")
+        return await send_retried(lambda: self._request(verb, "GET", path, query=query),
+                                  self._retry_policy, write=False)
 
     async def _write(
         self,
@@ -394,13 +403,13 @@ class KubeClient:
         query: Sequence[tuple[str, str]] = (),
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
+        target: Target | None = None,
     ) -> JsonObject:
         """A write, retried only as writes may be (never on a 409: the caller replans)."""
-        async for attempt in retrying(self._retry_policy, write=True):
-            with attempt:
-                return await self._request(verb, method, path, query=query, body=body,
-                                           content_type=content_type)
-        raise AssertionError("unreachable: tenacity reraises the last failure")
+        return await send_retried(
+            lambda: self._request(verb, method, path, query=query, body=body,
+                                  content_type=content_type, target=target),
+            self._retry_policy, write=True)
 
     async def _request(
         self,
@@ -411,19 +420,14 @@ class KubeClient:
         query: Sequence[tuple[str, str]] = (),
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
+        target: Target | None = None,
     ) -> JsonObject:
-        """One rate-limited request whose JSON response body is returned."""
+        """One rate-limited request whose JSON response body is returned (for a ``target``
+        whose answered version is cached, the cached copy: see ``reuse_cached_answers``)."""
         await self._limiter.acquire()
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        response = await self._send(
-            verb,
-            method,
-            path,
-            query=query,
-            body=body,
-            content_type=content_type,
-            client_timeout=timeout,
-        )
+        response = await self._send(verb, method, path, query=query, body=body,
+                                    content_type=content_type,
+                                    client_timeout=self._client_timeout)
         try:
             data = await read_body(response)
         except BaseException:
@@ -435,6 +439,11 @@ class KubeClient:
                                       retry_after=response.headers.get("Retry-After"))
         if not data:
             return {}
+        if target is not None and self._cached_answers is not None:
+            version = object_version(data)
+            cached = None if version is None else self._cached_answers(*target, version)
+            if cached is not None:
+                return cached
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -454,23 +463,15 @@ class KubeClient:
     ) -> aiohttp.ClientResponse:
         """Send a request and return the open response once its status line has arrived.
 
-        Headers and auth come from kubernetes_asyncio (``default_headers``, the configured
-        BearerToken with its refresh hook); the body is serialised with orjson.
+        Headers and auth as kubernetes_asyncio sends them (``default_headers``, the
+        configured BearerToken with its refresh hook: :mod:`shiftd.kube.wire`); the body
+        is serialised with orjson.
         """
-        headers: dict[str, str] = {
-            **self._api.default_headers,
-            "Accept": "application/json",
-            "Content-Type": content_type,
-        }
-        query_list = list(query)
         try:
-            await self._api.update_params_for_auth(headers, query_list, ["BearerToken"])
-            url = self._host + path
-            if query_list:
-                url += "?" + urlencode(query_list)
+            headers = await self._headers.for_content_type(content_type)
             response: aiohttp.ClientResponse = await self._session.request(
                 method,
-                url,
+                request_url(self._host, path, query),
                 headers=headers,
                 data=orjson.dumps(body) if body is not None else None,
                 timeout=client_timeout,
