@@ -423,3 +423,14 @@ async def test_a_write_answer_of_the_version_already_cached_is_not_cached_again(
     newer = informer.get("shop", "a")
     assert newer is not first and newer is not None
     assert newer["metadata"]["resourceVersion"] == "5"
+
+
+async def test_the_cache_says_it_holds_an_object_only_at_exactly_its_cached_version() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    informer.remember(obj("a", 4))
+    assert informer.holding("shop", "a", "4") is informer.get("shop", "a")
+    assert informer.holding("shop", "a", "5") is None
+    assert informer.holding("shop", "a", "") is None
+    assert informer.holding("shop", "b", "4") is None
+    assert informer.holding("other", "a", "4") is None
