@@ -29,6 +29,7 @@ import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from shiftd.kube.answers import WrittenVersions, parse_lines
 from shiftd.kube.errors import (
     CannotConnect,
     ConnectionFailed,
@@ -122,6 +123,7 @@ class KubeClient:
         self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._headers = RequestHeaders(configuration, self._api.default_headers)
         self._cached_answers: CachedAnswers | None = None
+        self._written = WrittenVersions()  # answers parsed, whose watch events need not be
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
         self._retry_policy = retry_policy or RetryPolicy()
@@ -250,20 +252,14 @@ class KubeClient:
         Close the iterator when done early: ``async with aclosing(client.watch(...))``.
         """
         server_timeout = self._watch_timeout if timeout_seconds is None else timeout_seconds
-        query = [
-            ("watch", "true"),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(server_timeout)),
-        ]
+        query = [("watch", "true"), ("resourceVersion", resource_version),
+                 ("timeoutSeconds", str(server_timeout))]
         if allow_bookmarks:
             query.append(("allowWatchBookmarks", "true"))
         if label_selector:
             query.append(("labelSelector", label_selector))
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self._request_timeout,
-            sock_read=server_timeout + _WATCH_READ_GRACE,
-        )
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout,
+                                        sock_read=server_timeout + _WATCH_READ_GRACE)
         response = await self._send(
             "watch", "GET", kind.collection_path(namespace), query=query, client_timeout=timeout
         )
@@ -279,12 +275,11 @@ class KubeClient:
             while not finished:
                 chunk = await read_chunk(response)
                 finished = not chunk
-                try:
-                    documents = decoder.feed(chunk) if chunk else decoder.finish()
-                except orjson.JSONDecodeError as exc:
-                    raise TransportError(f"malformed watch event: {exc}") from exc
-                for document in documents:
-                    yield watch_event(document, kind)
+                lines = decoder.lines(chunk) if chunk else decoder.rest()
+                for document in parse_lines(lines, kind, written=self._written,
+                                            holding=self._cached_answers):
+                    yield document if isinstance(document, WatchEvent) else watch_event(
+                        document, kind)
         finally:
             self._streams.discard(response)
             if finished:
@@ -439,6 +434,7 @@ class KubeClient:
                                       retry_after=response.headers.get("Retry-After"))
         if not data:
             return {}
+        version = None
         if target is not None and self._cached_answers is not None:
             version = object_version(data)
             cached = None if version is None else self._cached_answers(*target, version)
@@ -448,6 +444,8 @@ class KubeClient:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise TransportError(f"{method} {path}: response is not JSON: {exc}") from exc
+        if version is not None and target is not None:
+            self._written.note(target, version)  # its watch event need not be parsed
         return parsed if isinstance(parsed, dict) else {"value": parsed}
 
     async def _send(

@@ -449,3 +449,33 @@ async def test_every_request_carries_the_token_the_refresh_hook_left() -> None:
             await client.get(ROLLOUT, "shop", "web")
             await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
     assert seen == ["Bearer first", "Bearer second", "Bearer third"]
+
+
+async def test_the_watch_event_of_a_parsed_and_cached_answer_comes_unparsed() -> None:
+    cached: dict[str, str] = {}  # name -> the version the cache holds
+
+    def holding(kind: object, namespace: str | None, name: str, version: str) -> object:
+        return {"cached": True} if cached.get(name) == version else None
+
+    full = {"metadata": {"name": "web", "namespace": "shop", "resourceVersion": "8"},
+            "spec": {"replicas": 3}}
+    other = {"metadata": {"name": "api", "namespace": "shop", "resourceVersion": "9"}}
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.method == "PATCH":
+            return json_response(full)
+        return await stream(request, watch_line("MODIFIED", full) + watch_line(
+            "MODIFIED", other), watch_line("MODIFIED", full))
+
+    async with serving(respond) as (_, url), client_for(url) as (client, _requests):
+        client.reuse_cached_answers(holding)  # type: ignore[arg-type]
+        answer = await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
+        cached["web"] = "8"  # write-through: the caller caches the answer
+        events = await collect(client)
+    assert answer == full
+    assert [event.object for event in events] == [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+         "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "8"}},
+        {**other, "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"},
+        {**full, "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"},  # used once
+    ]
