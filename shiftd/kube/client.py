@@ -1,9 +1,9 @@
 """The Kubernetes API client: raw-JSON REST and watch over kubernetes_asyncio's transport.
 
 kubernetes_asyncio supplies the connection setup (kubeconfig or in-cluster configuration,
-TLS, bearer tokens and their refresh) and its aiohttp session; requests go through
-``ApiClient.call_api`` with ``_preload_content=False`` so that bodies are read as bytes and
-parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
+TLS, bearer tokens and their refresh) and its aiohttp connector; requests go to an aiohttp
+session of our own (headers and URLs: :mod:`shiftd.kube.wire`), bodies are read as bytes
+and parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
 fields they do not know (Argo and Istio custom resources are all unknown fields) and are slow.
 
 Every request has a timeout, takes a token from the QPS/burst bucket (watches excepted), and
@@ -14,7 +14,8 @@ raise the exceptions of :mod:`shiftd.kube.errors`. Failed requests are sent agai
 abandoned before its end (a cancelled request, a watch closed early, or still open at
 ``close()``) has its connection aborted, so no TLS socket outlives the client. Watch-stream
 decoding lives in :mod:`shiftd.kube.watchstream`, the aiohttp plumbing in
-:mod:`shiftd.kube.transport`; their public names are re-exported here.
+:mod:`shiftd.kube.transport`; their public names are re-exported here. With a cache to ask
+(``reuse_cached_answers``), a written object is parsed once (:mod:`shiftd.kube.answers`).
 """
 
 from __future__ import annotations
