@@ -7,16 +7,21 @@ that very version.
 
 * The event came first: the answer's version (read by ``object_version``) is the cached
   one, and the client returns the cached copy (``KubeClient.reuse_cached_answers``).
-* The answer came first: it was parsed, and its version noted here with the object's name
+* The answer came first: it is parsed and put into the cache at once (write-through as the
+  caller's own ``remember`` does it, only before the caller resumes: its event could
+  otherwise overtake it), and its version noted here with the object's name
   (``WrittenVersions.note``). When a watch line of that kind then carries that version, an
   ``ADDED`` or ``MODIFIED`` event, and the cache still holds exactly that version of that
   object, ``known_event`` turns the line into an event carrying only the name and version:
   the informer applies it as it applies any event of a version it holds (the watch moves on
   to that version; nothing else changes), and the line is never parsed.
+
+``ParseOnce`` is what the client is given to ask and fill the cache.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,6 +36,10 @@ from shiftd.kube.wire import CachedAnswers, Target, object_version
 _NOTED_AT_MOST = 2048
 _KNOWN_PREFIXES: tuple[tuple[bytes, WatchEventType], ...] = (
     (b'{"type":"MODIFIED",', "MODIFIED"), (b'{"type":"ADDED",', "ADDED"))
+
+
+# (kind, the object a write answered) -> None: write-through into the caches
+RememberAnswer = Callable[[ResourceKind, dict[str, Any]], None]
 
 
 class WrittenVersions:
@@ -69,15 +78,30 @@ class WrittenVersions:
             "apiVersion": kind.api_version, "kind": kind.kind, "metadata": metadata})
 
 
-def parse_lines(lines: list[bytes], kind: ResourceKind, *, written: WrittenVersions,
-                holding: CachedAnswers | None) -> list[WatchEvent | Any]:
+class ParseOnce:
+    """The caches as the client sees them: ``holding`` (is this version cached?) and
+    ``remember`` (cache this answer), and the versions of the answers it parsed."""
+
+    def __init__(self, *, holding: CachedAnswers, remember: RememberAnswer) -> None:
+        self.holding = holding
+        self._remember = remember
+        self.written = WrittenVersions()
+
+    def parsed(self, target: Target, version: str, answer: dict[str, Any]) -> None:
+        """An answer parsed (the cache was not at its version): cached now, and noted."""
+        self._remember(target.kind, answer)
+        self.written.note(target, version)
+
+
+def parse_lines(lines: list[bytes], kind: ResourceKind, *,
+                once: ParseOnce | None) -> list[WatchEvent | Any]:
     """Each watch line as the event ``known_event`` makes of it, else as its parsed
     document (checked by ``watch_event`` when delivered); a malformed line raises
     ``TransportError`` before any of the lines is delivered."""
     documents: list[WatchEvent | Any] = []
     for line in lines:
-        known = None if holding is None or not written else written.known_event(
-            kind, line, holding)
+        known = None if once is None or not once.written else once.written.known_event(
+            kind, line, once.holding)
         if known is not None:
             documents.append(known)
             continue
@@ -88,4 +112,4 @@ def parse_lines(lines: list[bytes], kind: ResourceKind, *, written: WrittenVersi
     return documents
 
 
-__all__ = ["WrittenVersions", "parse_lines"]
+__all__ = ["ParseOnce", "RememberAnswer", "WrittenVersions", "parse_lines"]

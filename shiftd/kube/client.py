@@ -30,7 +30,7 @@ import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
-from shiftd.kube.answers import WrittenVersions, parse_lines
+from shiftd.kube.answers import ParseOnce, RememberAnswer, parse_lines
 from shiftd.kube.errors import (
     CannotConnect,
     ConnectionFailed,
@@ -123,8 +123,7 @@ class KubeClient:
         self._request_timeout = request_timeout
         self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._headers = RequestHeaders(configuration, self._api.default_headers)
-        self._cached_answers: CachedAnswers | None = None
-        self._written = WrittenVersions()  # answers parsed, whose watch events need not be
+        self._once: ParseOnce | None = None  # the caches, when a written object is parsed once
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
         self._retry_policy = retry_policy or RetryPolicy()
@@ -169,12 +168,13 @@ class KubeClient:
             user_agent=user_agent,
         )
 
-    def reuse_cached_answers(self, lookup: CachedAnswers) -> None:
-        """Let a patch or replace return the cached copy of the object it wrote, unparsed,
-        when ``lookup`` says the cache already holds the version the server answered (the
-        watch event of the write came first). That copy is the one write-through would
-        keep: callers must not change it, as they must not change any cached object."""
-        self._cached_answers = lookup
+    def reuse_cached_answers(self, lookup: CachedAnswers, *, remember: RememberAnswer) -> None:
+        """Parse each written object once: a patch or replace returns the cached copy of the
+        object it wrote, unparsed, when ``lookup`` says the cache holds the version the
+        server answered (its watch event came first), else ``remember``s the parsed answer
+        at once, and its watch event is not parsed (:mod:`shiftd.kube.answers`). Callers
+        must not change an answer, as they must not change any cached object."""
+        self._once = ParseOnce(holding=lookup, remember=remember)
 
     async def close(self) -> None:
         """Close the connections; watches still open are abandoned (their transports
@@ -277,8 +277,7 @@ class KubeClient:
                 chunk = await read_chunk(response)
                 finished = not chunk
                 lines = decoder.lines(chunk) if chunk else decoder.rest()
-                for document in parse_lines(lines, kind, written=self._written,
-                                            holding=self._cached_answers):
+                for document in parse_lines(lines, kind, once=self._once):
                     yield document if isinstance(document, WatchEvent) else watch_event(
                         document, kind)
         finally:
@@ -435,18 +434,19 @@ class KubeClient:
                                       retry_after=response.headers.get("Retry-After"))
         if not data:
             return {}
-        version = None
-        if target is not None and self._cached_answers is not None:
+        once, version = self._once, None
+        if target is not None and once is not None:
             version = object_version(data)
-            cached = None if version is None else self._cached_answers(*target, version)
+            cached = None if version is None else once.holding(*target, version)
             if cached is not None:
                 return cached
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise TransportError(f"{method} {path}: response is not JSON: {exc}") from exc
-        if version is not None and target is not None:
-            self._written.note(target, version)  # its watch event need not be parsed
+        if once is not None and version is not None and target is not None \
+                and isinstance(parsed, dict):
+            once.parsed(target, version, parsed)  # cached now: its watch event is not parsed
         return parsed if isinstance(parsed, dict) else {"value": parsed}
 
     async def _send(

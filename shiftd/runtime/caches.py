@@ -311,6 +311,11 @@ class Caches:
                 for key in handler("MODIFIED", kept if kept is not None else obj):
                     self._enqueue(key)
 
+    def remember_answer(self, kind: ResourceKind, obj: JsonObject) -> None:
+        """``remember`` a write's answer as the client parses it, if ``kind`` is cached."""
+        if kind.plural in self._kinds:
+            self.remember(kind, obj)
+
     def forget(self, kind: ResourceKind, namespace: str, name: str) -> None:
         registration = self._kinds[kind.plural]
         obj = registration.informer.get(namespace, name)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shiftd.kube.answers import WrittenVersions, parse_lines
+from shiftd.kube.answers import ParseOnce, WrittenVersions, parse_lines
 from shiftd.kube.errors import TransportError
 from shiftd.kube.resources import NAMESPACE, ROLLOUT, VIRTUAL_SERVICE, ResourceKind
 from shiftd.kube.watchstream import WatchEvent
@@ -88,14 +88,30 @@ def test_noted_versions_never_seen_again_are_forgotten_past_a_bound() -> None:
                                Cache(web="4999").holding) is not None
 
 
-def test_lines_are_parsed_unless_known_and_a_malformed_one_fails_the_whole_chunk() -> None:
-    written = WrittenVersions()
-    written.note(WEB, "8")
+def test_a_parsed_answer_is_cached_at_once_and_its_watch_line_then_not_parsed() -> None:
+    cache = Cache()
+    remembered: list[tuple[str, dict[str, Any]]] = []
+
+    def remember(kind: ResourceKind, answer: dict[str, Any]) -> None:
+        remembered.append((kind.plural, answer))
+        cache.versions[(kind.plural, "shop", answer["metadata"]["name"])] = answer[
+            "metadata"]["resourceVersion"]
+
+    once = ParseOnce(holding=cache.holding, remember=remember)
+    answer = orjson.loads(line("MODIFIED", "web", "8"))["object"]
+    once.parsed(WEB, "8", answer)
+    assert remembered == [("rollouts", answer)]
     lines = [line("MODIFIED", "web", "8"), line("MODIFIED", "api", "9")]
-    documents = parse_lines(lines, ROLLOUT, written=written, holding=Cache(web="8").holding)
+    documents = parse_lines(lines, ROLLOUT, once=once)
     assert isinstance(documents[0], WatchEvent)
+    assert documents[0].object["metadata"] == {"name": "web", "namespace": "shop",
+                                               "resourceVersion": "8"}
     assert documents[1] == orjson.loads(lines[1])
-    assert parse_lines(lines[:1], ROLLOUT, written=WrittenVersions(),
-                       holding=None) == [orjson.loads(lines[0])]
+
+
+def test_without_the_caches_every_line_is_parsed_and_a_malformed_one_fails_the_chunk(
+) -> None:
+    lines = [line("MODIFIED", "web", "8"), b"{not json"]
+    assert parse_lines(lines[:1], ROLLOUT, once=None) == [orjson.loads(lines[0])]
     with pytest.raises(TransportError):
-        parse_lines([lines[1], b"{not json"], ROLLOUT, written=written, holding=None)
+        parse_lines(lines, ROLLOUT, once=None)

@@ -404,14 +404,17 @@ async def test_a_write_whose_answered_version_is_cached_returns_the_cached_copy(
     async def respond(request: web.Request) -> web.Response:
         return json_response(next(answers))
 
+    remembered: list[object] = []
     async with serving(respond) as (_, url), client_for(url) as (client, requests):
-        client.reuse_cached_answers(holding)  # type: ignore[arg-type]
+        client.reuse_cached_answers(holding,  # type: ignore[arg-type]
+                                    remember=lambda kind, answer: remembered.append(answer))
         first = await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge",
                                    subresource="status")
         second = await client.replace(ROLLOUT, "shop", "web", ROLLOUT_OBJ)
     assert first is cached
     assert second["metadata"]["resourceVersion"] == "8"
     assert second["spec"] == {"unknownField": {"kept": True}}
+    assert remembered == [second]  # the parsed answer is cached before the caller resumes
     assert asked == [("rollouts", "shop", "web", "7"), ("rollouts", "shop", "web", "8")]
     assert requests == [("patch", 200), ("update", 200)]
 
@@ -422,7 +425,7 @@ async def test_reads_and_creates_are_always_parsed_even_when_the_cache_holds_the
         return json_response(ROLLOUT_OBJ)
 
     async with serving(respond) as (_, url), client_for(url) as (client, _requests):
-        client.reuse_cached_answers(lambda *_: {"cached": True})
+        client.reuse_cached_answers(lambda *_: {"cached": True}, remember=lambda *_: None)
         assert await client.get(ROLLOUT, "shop", "web") == ROLLOUT_OBJ
         assert await client.create(ROLLOUT, "shop", ROLLOUT_OBJ) == ROLLOUT_OBJ
 
@@ -468,9 +471,9 @@ async def test_the_watch_event_of_a_parsed_and_cached_answer_comes_unparsed() ->
             "MODIFIED", other), watch_line("MODIFIED", full))
 
     async with serving(respond) as (_, url), client_for(url) as (client, _requests):
-        client.reuse_cached_answers(holding)  # type: ignore[arg-type]
+        client.reuse_cached_answers(  # type: ignore[arg-type]
+            holding, remember=lambda kind, answer: cached.update(web="8"))
         answer = await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
-        cached["web"] = "8"  # write-through: the caller caches the answer
         events = await collect(client)
     assert answer == full
     assert [event.object for event in events] == [
