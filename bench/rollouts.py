@@ -216,6 +216,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def system_cpu_seconds() -> float:
+    """The part of ``cpu_seconds`` spent in the kernel (socket sends and receives, epoll)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 def start_spy(output: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy (on PATH) sampling this process into ``output`` (collapsed stacks)."""
     if output is None:
@@ -280,6 +285,7 @@ class Results:
     latency_max: float = 0.0
     status_latency_max: float = 0.0
     step_daemon_cpu_seconds: float = 0.0
+    step_daemon_system_seconds: float = 0.0  # of which in the kernel
     step_emulator_cpu_seconds: float = 0.0
     step_gc: str = ""
     step_gc_max_ms: float = 0.0  # the longest collection before the last weight was written
@@ -390,7 +396,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 # Every pause ends at this instant.
                 emulator_cpu_before = (await control.usage())["cpu_seconds"]
                 profiler = cProfile.Profile(time.process_time) if args.profile else None
-                cpu_before = cpu_seconds()
+                cpu_before, system_before = cpu_seconds(), system_cpu_seconds()
                 pause_end = time.monotonic()
                 if args.profile_emulator is not None:
                     await control.profile(dump=None)
@@ -419,6 +425,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 if args.profile_emulator is not None:
                     await control.profile(dump=args.profile_emulator)
                 results.step_daemon_cpu_seconds = cpu_seconds() - cpu_before
+                results.step_daemon_system_seconds = system_cpu_seconds() - system_before
                 results.step_emulator_cpu_seconds = (
                     (await control.usage())["cpu_seconds"] - emulator_cpu_before)
                 with anyio.fail_after(timeout):
@@ -564,6 +571,7 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row("pause end -> last status write", f"{r.status_latency_max * 1000:.0f} ms")
     row("daemon CPU for that step", f"{r.step_daemon_cpu_seconds:.2f} s")
     row("  per Rollout", f"{r.cpu_ms_per_rollout:.3f} ms")
+    row("  of which in the kernel (system time)", f"{r.step_daemon_system_seconds:.2f} s")
     row("emulator CPU for that step", f"{r.step_emulator_cpu_seconds:.2f} s")
     lines.append(f"  daemon GC in that step: {r.step_gc}")
     row("  longest GC before the last weight (CPU)", f"{r.step_gc_max_ms:.0f} ms")

@@ -78,6 +78,8 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
     caches = Caches(by_kind, namespaces=list(settings.namespaces) or None,
                     enqueue=engine.enqueue, on_restart=telemetry.count_watch_restart,
                     serves=by_kind.serves)
+    if mesh_client is None:  # a written object is parsed once (answer or watch event)
+        client.reuse_cached_answers(caches.holding, remember=caches.remember_answer)
     writers = Writers(concurrency=settings.workers)
     routers = TrafficRouters(known_routers(reader=caches, writer=by_kind))
     rollouts = RolloutController(

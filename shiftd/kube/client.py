@@ -1,9 +1,9 @@
 """The Kubernetes API client: raw-JSON REST and watch over kubernetes_asyncio's transport.
 
 kubernetes_asyncio supplies the connection setup (kubeconfig or in-cluster configuration,
-TLS, bearer tokens and their refresh) and its aiohttp session; requests go through
-``ApiClient.call_api`` with ``_preload_content=False`` so that bodies are read as bytes and
-parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
+TLS, bearer tokens and their refresh) and its aiohttp connector; requests go to an aiohttp
+session of our own (headers and URLs: :mod:`shiftd.kube.wire`), bodies are read as bytes
+and parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
 fields they do not know (Argo and Istio custom resources are all unknown fields) and are slow.
 
 Every request has a timeout, takes a token from the QPS/burst bucket (watches excepted), and
@@ -14,22 +14,23 @@ raise the exceptions of :mod:`shiftd.kube.errors`. Failed requests are sent agai
 abandoned before its end (a cancelled request, a watch closed early, or still open at
 ``close()``) has its connection aborted, so no TLS socket outlives the client. Watch-stream
 decoding lives in :mod:`shiftd.kube.watchstream`, the aiohttp plumbing in
-:mod:`shiftd.kube.transport`; their public names are re-exported here.
+:mod:`shiftd.kube.transport`; their public names are re-exported here. With a cache to ask
+(``reuse_cached_answers``), a written object is parsed once (:mod:`shiftd.kube.answers`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from types import MappingProxyType, TracebackType
+from types import TracebackType
 from typing import Any, Literal, Self, TypeAlias
-from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
+from shiftd.kube.answers import ParseOnce, RememberAnswer, parse_lines
 from shiftd.kube.errors import (
     CannotConnect,
     ConnectionFailed,
@@ -40,11 +41,21 @@ from shiftd.kube.errors import (
 )
 from shiftd.kube.ratelimit import TokenBucket
 from shiftd.kube.resources import POD, ResourceKind
-from shiftd.kube.retrying import RetryPolicy, retrying
+from shiftd.kube.retrying import RetryPolicy, send_retried
 from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
 from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
+from shiftd.kube.wire import (
+    PATCH_CONTENT_TYPES,
+    CachedAnswers,
+    PatchType,
+    RequestHeaders,
+    Target,
+    object_version,
+    request_url,
+)
 
 __all__ = [
+    "CachedAnswers",
     "JsonLinesDecoder",
     "JsonObject",
     "KubeClient",
@@ -59,19 +70,9 @@ logger = logging.getLogger(__name__)
 JsonObject: TypeAlias = dict[str, Any]
 ObjectList: TypeAlias = list[JsonObject]
 Query: TypeAlias = list[tuple[str, str]]
-PatchType = Literal["merge", "json", "strategic", "apply"]
 Verb = Literal["get", "list", "watch", "create", "update", "patch", "delete"]
 RequestHook: TypeAlias = Callable[[str, int], None]
 
-PATCH_CONTENT_TYPES: MappingProxyType[str, str] = MappingProxyType(
-    {
-        "merge": "application/merge-patch+json",
-        "json": "application/json-patch+json",
-        "strategic": "application/strategic-merge-patch+json",
-        # JSON is YAML, so an apply configuration can be sent as the JSON dict it is.
-        "apply": "application/apply-patch+yaml",
-    }
-)
 # A watch whose server-side timeout has passed by this much without the server closing it
 # is treated as a dead connection.
 _WATCH_READ_GRACE = 30.0
@@ -120,6 +121,9 @@ class KubeClient:
         self._limiter = TokenBucket(qps=qps, burst=burst)
         self._on_request = on_request
         self._request_timeout = request_timeout
+        self._client_timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._headers = RequestHeaders(configuration, self._api.default_headers)
+        self._once: ParseOnce | None = None  # the caches, when a written object is parsed once
         self._watch_timeout = watch_timeout
         self._field_manager = field_manager
         self._retry_policy = retry_policy or RetryPolicy()
@@ -163,6 +167,14 @@ class KubeClient:
             request_timeout=request_timeout,
             user_agent=user_agent,
         )
+
+    def reuse_cached_answers(self, lookup: CachedAnswers, *, remember: RememberAnswer) -> None:
+        """Parse each written object once: a patch or replace returns the cached copy of the
+        object it wrote, unparsed, when ``lookup`` says the cache holds the version the
+        server answered (its watch event came first), else ``remember``s the parsed answer
+        at once, and its watch event is not parsed (:mod:`shiftd.kube.answers`). Callers
+        must not change an answer, as they must not change any cached object."""
+        self._once = ParseOnce(holding=lookup, remember=remember)
 
     async def close(self) -> None:
         """Close the connections; watches still open are abandoned (their transports
@@ -241,20 +253,14 @@ class KubeClient:
         Close the iterator when done early: ``async with aclosing(client.watch(...))``.
         """
         server_timeout = self._watch_timeout if timeout_seconds is None else timeout_seconds
-        query = [
-            ("watch", "true"),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(server_timeout)),
-        ]
+        query = [("watch", "true"), ("resourceVersion", resource_version),
+                 ("timeoutSeconds", str(server_timeout))]
         if allow_bookmarks:
             query.append(("allowWatchBookmarks", "true"))
         if label_selector:
             query.append(("labelSelector", label_selector))
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=self._request_timeout,
-            sock_read=server_timeout + _WATCH_READ_GRACE,
-        )
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._request_timeout,
+                                        sock_read=server_timeout + _WATCH_READ_GRACE)
         response = await self._send(
             "watch", "GET", kind.collection_path(namespace), query=query, client_timeout=timeout
         )
@@ -270,12 +276,10 @@ class KubeClient:
             while not finished:
                 chunk = await read_chunk(response)
                 finished = not chunk
-                try:
-                    documents = decoder.feed(chunk) if chunk else decoder.finish()
-                except orjson.JSONDecodeError as exc:
-                    raise TransportError(f"malformed watch event: {exc}") from exc
-                for document in documents:
-                    yield watch_event(document, kind)
+                lines = decoder.lines(chunk) if chunk else decoder.rest()
+                for document in parse_lines(lines, kind, once=self._once):
+                    yield document if isinstance(document, WatchEvent) else watch_event(
+                        document, kind)
         finally:
             self._streams.discard(response)
             if finished:
@@ -312,6 +316,7 @@ class KubeClient:
             kind.object_path(namespace, name, subresource),
             query=self._write_query(),
             body=body,
+            target=Target(kind, namespace, name),
         )
 
     async def patch(
@@ -340,6 +345,7 @@ class KubeClient:
             query=query,
             body=patch,
             content_type=PATCH_CONTENT_TYPES[patch_type],
+            target=Target(kind, namespace, name),
         )
 
     async def delete(
@@ -380,10 +386,8 @@ class KubeClient:
         self, verb: Verb, path: str, *, query: Sequence[tuple[str, str]] = ()
     ) -> JsonObject:
         """A GET, retried as reads may be (it is idempotent)."""
-        async for attempt in retrying(self._retry_policy, write=False):
-            with attempt:
-                return await self._request(verb, "GET", path, query=query)
-        raise AssertionError("unreachable: tenacity reraises the last failure")
+        return await send_retried(lambda: self._request(verb, "GET", path, query=query),
+                                  self._retry_policy, write=False)
 
     async def _write(
         self,
@@ -394,13 +398,13 @@ class KubeClient:
         query: Sequence[tuple[str, str]] = (),
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
+        target: Target | None = None,
     ) -> JsonObject:
         """A write, retried only as writes may be (never on a 409: the caller replans)."""
-        async for attempt in retrying(self._retry_policy, write=True):
-            with attempt:
-                return await self._request(verb, method, path, query=query, body=body,
-                                           content_type=content_type)
-        raise AssertionError("unreachable: tenacity reraises the last failure")
+        return await send_retried(
+            lambda: self._request(verb, method, path, query=query, body=body,
+                                  content_type=content_type, target=target),
+            self._retry_policy, write=True)
 
     async def _request(
         self,
@@ -411,19 +415,14 @@ class KubeClient:
         query: Sequence[tuple[str, str]] = (),
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
+        target: Target | None = None,
     ) -> JsonObject:
-        """One rate-limited request whose JSON response body is returned."""
+        """One rate-limited request whose JSON response body is returned (for a ``target``
+        whose answered version is cached, the cached copy: see ``reuse_cached_answers``)."""
         await self._limiter.acquire()
-        timeout = aiohttp.ClientTimeout(total=self._request_timeout)
-        response = await self._send(
-            verb,
-            method,
-            path,
-            query=query,
-            body=body,
-            content_type=content_type,
-            client_timeout=timeout,
-        )
+        response = await self._send(verb, method, path, query=query, body=body,
+                                    content_type=content_type,
+                                    client_timeout=self._client_timeout)
         try:
             data = await read_body(response)
         except BaseException:
@@ -435,10 +434,19 @@ class KubeClient:
                                       retry_after=response.headers.get("Retry-After"))
         if not data:
             return {}
+        once, version = self._once, None
+        if target is not None and once is not None:
+            version = object_version(data)
+            cached = None if version is None else once.holding(*target, version)
+            if cached is not None:
+                return cached
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise TransportError(f"{method} {path}: response is not JSON: {exc}") from exc
+        if once is not None and version is not None and target is not None \
+                and isinstance(parsed, dict):
+            once.parsed(target, version, parsed)  # cached now: its watch event is not parsed
         return parsed if isinstance(parsed, dict) else {"value": parsed}
 
     async def _send(
@@ -454,23 +462,15 @@ class KubeClient:
     ) -> aiohttp.ClientResponse:
         """Send a request and return the open response once its status line has arrived.
 
-        Headers and auth come from kubernetes_asyncio (``default_headers``, the configured
-        BearerToken with its refresh hook); the body is serialised with orjson.
+        Headers and auth as kubernetes_asyncio sends them (``default_headers``, the
+        configured BearerToken with its refresh hook: :mod:`shiftd.kube.wire`); the body
+        is serialised with orjson.
         """
-        headers: dict[str, str] = {
-            **self._api.default_headers,
-            "Accept": "application/json",
-            "Content-Type": content_type,
-        }
-        query_list = list(query)
         try:
-            await self._api.update_params_for_auth(headers, query_list, ["BearerToken"])
-            url = self._host + path
-            if query_list:
-                url += "?" + urlencode(query_list)
+            headers = await self._headers.for_content_type(content_type)
             response: aiohttp.ClientResponse = await self._session.request(
                 method,
-                url,
+                request_url(self._host, path, query),
                 headers=headers,
                 data=orjson.dumps(body) if body is not None else None,
                 timeout=client_timeout,

@@ -246,6 +246,14 @@ class Informer:
             return list(self._cache.get(namespace, {}).values())
         return [obj for bucket in self._cache.values() for obj in bucket.values()]
 
+    def holding(self, namespace: str | None, name: str, version: str) -> JsonObject | None:
+        """The cached object if it is at exactly ``version`` (the answer to a write whose
+        watch event came first: it need not be parsed, see ``KubeClient``)."""
+        cached = self._cache.get(namespace, {}).get(name)
+        if cached is not None and version and _resource_version(cached) == version:
+            return cached
+        return None
+
     def remember(self, obj: JsonObject) -> None:
         """Put an object a write just returned into the cache (write-through), so the next
         reconcile does not plan from a copy older than its own write. Older copies are

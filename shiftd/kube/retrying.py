@@ -11,12 +11,17 @@ controller re-reads and plans again (see ``controllers``).
 The wait is exponential with full jitter (``wait_random_exponential``), but never less than
 the server's ``Retry-After`` (capped). Each attempt takes its own token from the client's
 QPS bucket, so retries cannot push the request rate past the configured ``qps``.
+
+``retrying`` is that loop as tenacity runs it; ``send_retried`` is the same loop (the same
+predicate, number of attempts and waits) for the client's requests, written out so that a
+request that succeeds at once (nearly all) costs no tenacity machinery.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import anyio
 from tenacity import (
@@ -33,6 +38,8 @@ from shiftd.kube.errors import (
     TooManyRequests,
     TransportError,
 )
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,4 +96,30 @@ def retrying(policy: RetryPolicy, *, write: bool,
     )
 
 
-__all__ = ["RetryPolicy", "retryable_read", "retryable_write", "retrying"]
+async def send_retried(request: Callable[[], Awaitable[T]], policy: RetryPolicy, *,
+                       write: bool,
+                       sleep: Callable[[float], Awaitable[None]] = anyio.sleep) -> T:
+    """``await request()``, sent again exactly as ``retrying`` would: a failure the policy
+    does not retry, or the last attempt's, is raised as it is; before each new attempt the
+    wait of that attempt's number (tenacity's state is only built once an attempt failed)."""
+    retryable = retryable_write if write else retryable_read
+    attempts = max(1, policy.attempts)
+    state: RetryCallState | None = None
+    wait: _WaitHonouringRetryAfter | None = None
+    while True:
+        try:
+            return await request()
+        except Exception as error:
+            if not retryable(error):
+                raise
+            if state is None or wait is None:
+                state = RetryCallState(retrying(policy, write=write, sleep=sleep), None, (), {})
+                wait = _WaitHonouringRetryAfter(policy)
+            if state.attempt_number >= attempts:
+                raise
+            state.set_exception((type(error), error, error.__traceback__))
+            await sleep(wait(state))
+            state.attempt_number += 1
+
+
+__all__ = ["RetryPolicy", "retryable_read", "retryable_write", "retrying", "send_retried"]

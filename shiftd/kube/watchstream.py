@@ -1,6 +1,7 @@
 """Watch streams as the client reads them: JSON lines in, ``WatchEvent`` values out.
 
-``JsonLinesDecoder`` splits chunked bytes into documents; ``watch_event`` checks one and turns
+``JsonLinesDecoder`` splits chunked bytes into documents (or lines, for a caller that
+parses only some of them); ``watch_event`` checks one and turns
 an ``ERROR`` event's Status into the exception of :mod:`shiftd.kube.errors` it stands for.
 """
 
@@ -38,16 +39,24 @@ class JsonLinesDecoder:
         self._pending = b""
 
     def feed(self, chunk: bytes) -> list[Any]:
+        return [orjson.loads(line) for line in self.lines(chunk)]
+
+    def finish(self) -> list[Any]:
+        """The last document, if the stream ended without a trailing newline."""
+        return [orjson.loads(line) for line in self.rest()]
+
+    def lines(self, chunk: bytes) -> list[bytes]:
+        """The lines ``chunk`` completes (blank ones left out), not parsed."""
         if b"\n" not in chunk:
             self._pending += chunk
             return []
         *lines, self._pending = (self._pending + chunk).split(b"\n")
-        return [orjson.loads(line) for line in lines if line.strip()]
+        return [line for line in lines if line.strip()]
 
-    def finish(self) -> list[Any]:
-        """The last document, if the stream ended without a trailing newline."""
+    def rest(self) -> list[bytes]:
+        """The last line, if the stream ended without a trailing newline."""
         rest, self._pending = self._pending.strip(), b""
-        return [orjson.loads(rest)] if rest else []
+        return [rest] if rest else []
 
 
 def watch_event(document: Any, kind: ResourceKind) -> WatchEvent:

@@ -283,6 +283,13 @@ class Caches:
         return [obj for name in names
                 if (obj := registration.informer.get(namespace, name)) is not None]
 
+    def holding(self, kind: ResourceKind, namespace: str | None, name: str,
+                version: str) -> JsonObject | None:
+        """The cached object if it is at exactly ``version`` (``KubeClient``'s answers)."""
+        registration = self._kinds.get(kind.plural)
+        return None if registration is None else registration.informer.holding(
+            namespace if kind.namespaced else None, name, version)
+
     def references(self, key: ObjectKey) -> frozenset[Ref]:
         return self._references.get(key, frozenset())
 
@@ -303,6 +310,11 @@ class Caches:
             for handler in registration.handlers:
                 for key in handler("MODIFIED", kept if kept is not None else obj):
                     self._enqueue(key)
+
+    def remember_answer(self, kind: ResourceKind, obj: JsonObject) -> None:
+        """``remember`` a write's answer as the client parses it, if ``kind`` is cached."""
+        if kind.plural in self._kinds:
+            self.remember(kind, obj)
 
     def forget(self, kind: ResourceKind, namespace: str, name: str) -> None:
         registration = self._kinds[kind.plural]

@@ -388,3 +388,97 @@ async def test_a_strategic_patch_on_a_custom_resource_maps_415() -> None:
     async with serving(respond) as (_, url), client_for(url) as (client, _):
         with pytest.raises(UnsupportedMediaType):
             await client.patch(VIRTUAL_SERVICE, "shop", "web", {}, patch_type="strategic")
+
+
+async def test_a_write_whose_answered_version_is_cached_returns_the_cached_copy() -> None:
+    cached = {"metadata": {"name": "web", "namespace": "shop", "resourceVersion": "7"}}
+    asked: list[tuple[str, str | None, str, str]] = []
+
+    def holding(kind: object, namespace: str | None, name: str, version: str) -> object:
+        asked.append((getattr(kind, "plural", ""), namespace, name, version))
+        return cached if version == "7" else None
+
+    answers = iter([ROLLOUT_OBJ, {**ROLLOUT_OBJ, "metadata": {
+        "name": "web", "namespace": "shop", "resourceVersion": "8"}}])
+
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(next(answers))
+
+    remembered: list[object] = []
+    async with serving(respond) as (_, url), client_for(url) as (client, requests):
+        client.reuse_cached_answers(holding,  # type: ignore[arg-type]
+                                    remember=lambda kind, answer: remembered.append(answer))
+        first = await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge",
+                                   subresource="status")
+        second = await client.replace(ROLLOUT, "shop", "web", ROLLOUT_OBJ)
+    assert first is cached
+    assert second["metadata"]["resourceVersion"] == "8"
+    assert second["spec"] == {"unknownField": {"kept": True}}
+    assert remembered == [second]  # the parsed answer is cached before the caller resumes
+    assert asked == [("rollouts", "shop", "web", "7"), ("rollouts", "shop", "web", "8")]
+    assert requests == [("patch", 200), ("update", 200)]
+
+
+async def test_reads_and_creates_are_always_parsed_even_when_the_cache_holds_the_version(
+) -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (_, url), client_for(url) as (client, _requests):
+        client.reuse_cached_answers(lambda *_: {"cached": True}, remember=lambda *_: None)
+        assert await client.get(ROLLOUT, "shop", "web") == ROLLOUT_OBJ
+        assert await client.create(ROLLOUT, "shop", ROLLOUT_OBJ) == ROLLOUT_OBJ
+
+
+async def test_every_request_carries_the_token_the_refresh_hook_left() -> None:
+    seen: list[str] = []
+
+    async def respond(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (_, url):
+        config = Configuration(host=url)
+        config.api_key_prefix["BearerToken"] = "Bearer"
+        config.api_key["BearerToken"] = "first"
+        tokens = iter(["second", "third"])
+
+        def refresh(target: Configuration) -> None:
+            target.api_key["BearerToken"] = next(tokens)
+
+        async with KubeClient(config) as client:
+            await client.get(ROLLOUT, "shop", "web")
+            config.refresh_api_key_hook = refresh
+            await client.get(ROLLOUT, "shop", "web")
+            await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
+    assert seen == ["Bearer first", "Bearer second", "Bearer third"]
+
+
+async def test_the_watch_event_of_a_parsed_and_cached_answer_comes_unparsed() -> None:
+    cached: dict[str, str] = {}  # name -> the version the cache holds
+
+    def holding(kind: object, namespace: str | None, name: str, version: str) -> object:
+        return {"cached": True} if cached.get(name) == version else None
+
+    full = {"metadata": {"name": "web", "namespace": "shop", "resourceVersion": "8"},
+            "spec": {"replicas": 3}}
+    other = {"metadata": {"name": "api", "namespace": "shop", "resourceVersion": "9"}}
+
+    async def respond(request: web.Request) -> web.StreamResponse:
+        if request.method == "PATCH":
+            return json_response(full)
+        return await stream(request, watch_line("MODIFIED", full) + watch_line(
+            "MODIFIED", other), watch_line("MODIFIED", full))
+
+    async with serving(respond) as (_, url), client_for(url) as (client, _requests):
+        client.reuse_cached_answers(  # type: ignore[arg-type]
+            holding, remember=lambda kind, answer: cached.update(web="8"))
+        answer = await client.patch(ROLLOUT, "shop", "web", {}, patch_type="merge")
+        events = await collect(client)
+    assert answer == full
+    assert [event.object for event in events] == [
+        {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+         "metadata": {"name": "web", "namespace": "shop", "resourceVersion": "8"}},
+        {**other, "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"},
+        {**full, "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"},  # used once
+    ]

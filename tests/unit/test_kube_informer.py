@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -423,3 +424,52 @@ async def test_a_write_answer_of_the_version_already_cached_is_not_cached_again(
     newer = informer.get("shop", "a")
     assert newer is not first and newer is not None
     assert newer["metadata"]["resourceVersion"] == "5"
+
+
+async def test_the_cache_says_it_holds_an_object_only_at_exactly_its_cached_version() -> None:
+    informer = Informer(ScriptedApi(Progress()), ROLLOUT, namespaces=["shop"],
+                        on_change=lambda *_: None)
+    informer.remember(obj("a", 4))
+    assert informer.holding("shop", "a", "4") is informer.get("shop", "a")
+    assert informer.holding("shop", "a", "5") is None
+    assert informer.holding("shop", "a", "") is None
+    assert informer.holding("shop", "b", "4") is None
+    assert informer.holding("other", "a", "4") is None
+
+
+class GatedApi(ScriptedApi):
+    """Watches start only once ``gate`` is set."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(progress)
+        self.gate = anyio.Event()
+
+    async def watch(self, kind: ResourceKind, namespace: str | None = None, *,
+                    resource_version: str, label_selector: str | None = None,
+                    timeout_seconds: int | None = None,
+                    allow_bookmarks: bool = True) -> AsyncGenerator[WatchEvent, None]:
+        await self.gate.wait()
+        async with aclosing(super().watch(kind, namespace, resource_version=resource_version,
+                                          timeout_seconds=timeout_seconds)) as events:
+            async for found in events:
+                yield found
+
+
+async def test_an_event_naming_only_the_cached_version_just_moves_the_watch_on(
+        harness: Harness) -> None:
+    # What the client makes of a watch line whose write answer was already cached.
+    api = harness.api = GatedApi(harness.progress)
+    api.answer_lists(None, ([obj("a", 5)], "10"))
+    api.script_watch(None, event("MODIFIED", "a", 12), event("ADDED", "z", 13))
+    informer = harness.informer()
+    async with anyio.create_task_group() as tg:
+        await tg.start(informer.run)
+        full = obj("a", 12)
+        full["spec"] = {"replicas": 3}
+        informer.remember(full)  # the write's answer, before its event
+        api.gate.set()
+        await harness.progress.until(lambda: len(harness.changes) == 2)
+        assert harness.changes == [("ADDED", "a", "5"), ("ADDED", "z", "13")]
+        cached = informer.get("shop", "a")
+        assert cached is not None and cached["spec"] == {"replicas": 3}
+        tg.cancel_scope.cancel()

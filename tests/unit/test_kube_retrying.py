@@ -3,6 +3,7 @@ recording sleep), then KubeClient against a tiny server answering a scripted seq
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,7 +26,13 @@ from shiftd.kube.errors import (
     error_from_response,
 )
 from shiftd.kube.resources import ROLLOUT
-from shiftd.kube.retrying import RetryPolicy, retryable_read, retryable_write, retrying
+from shiftd.kube.retrying import (
+    RetryPolicy,
+    retryable_read,
+    retryable_write,
+    retrying,
+    send_retried,
+)
 
 FAST = RetryPolicy(attempts=4, base=0.001, cap=0.002)
 
@@ -166,3 +173,47 @@ async def test_a_write_failing_more_often_than_its_attempts_raises_the_last_erro
         with pytest.raises(ServerError):
             await client.create(ROLLOUT, "shop", {"metadata": {"name": "web"}})
     assert sent == [("create", 500)] * FAST.attempts
+
+
+@pytest.mark.parametrize("write", [True, False], ids=["write", "read"])
+@pytest.mark.parametrize("failures", [
+    [],
+    [ServerError(500, "InternalError", "")] * 2,
+    [throttled(0.5), CannotConnect("refused"), ServerError(503, "ServiceUnavailable", "")],
+    [ServerError(500, "InternalError", "")] * 6,
+    [Conflict(409, "Conflict", "")],
+    [ConnectionFailed("reset"), throttled(None)],
+], ids=["success", "two-500s", "mixed", "too-many", "conflict", "reset-then-429"])
+async def test_the_clients_retry_loop_sends_and_waits_exactly_as_tenacitys_loop(
+    failures: list[KubeError], write: bool,
+) -> None:
+    policy = RetryPolicy(attempts=4, base=0.5, cap=3.0, max_retry_after=10)
+
+    async def run(loop: str) -> tuple[list[float], int, str]:
+        """The waits, the attempts made and the outcome, with jitter from a fixed seed."""
+        random.seed(1234)
+        slept: list[float] = []
+        attempts = 0
+
+        async def sleep(seconds: float) -> None:
+            slept.append(seconds)
+
+        async def request() -> str:
+            nonlocal attempts
+            attempts += 1
+            if attempts <= len(failures):
+                raise failures[attempts - 1]
+            return "answer"
+
+        try:
+            if loop == "tenacity":
+                async for attempt in retrying(policy, write=write, sleep=sleep):
+                    with attempt:
+                        outcome = await request()
+            else:
+                outcome = await send_retried(request, policy, write=write, sleep=sleep)
+        except KubeError as error:
+            outcome = f"raised {error!r} {id(error)}"
+        return slept, attempts, outcome
+
+    assert await run("send_retried") == await run("tenacity")

@@ -117,6 +117,18 @@ async def test_write_through_updates_the_index() -> None:
         assert names(caches, "a") == []
 
 
+async def test_a_write_answer_from_the_client_is_cached_and_indexed_if_its_kind_is_cached(
+) -> None:
+    async with running([]) as (caches, _):
+        caches.remember_answer(ANALYSIS_RUN, run("a-1", "a", 3))
+        caches.remember_answer(CANARY, run("c", None, 4))  # not a cached kind: ignored
+        assert names(caches, "a") == ["a-1"]
+        cached = caches.get(ANALYSIS_RUN, "shop", "a-1")
+        assert caches.holding(ANALYSIS_RUN, "shop", "a-1", "3") is cached is not None
+        assert caches.holding(ANALYSIS_RUN, "shop", "a-1", "2") is None
+        assert caches.holding(CANARY, "shop", "c", "4") is None
+
+
 async def test_changes_wake_the_keys_handlers_name_and_every_key_that_references_the_object(
 ) -> None:
     client = ScriptedClient([run("a-1", "a", 1)])
