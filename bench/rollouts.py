@@ -274,9 +274,9 @@ def writes(rows: Sequence[Row]) -> list[Row]:
 class Results:
     rollouts: int
     workers: int
-    event_loop: str = ""
     qps: float
     burst: int
+    event_loop: str = ""
     startup_seconds: float = 0.0
     healthy_seconds: float = 0.0
     first_pause_seconds: float = 0.0
