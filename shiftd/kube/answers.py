@@ -21,7 +21,7 @@ that very version.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -94,22 +94,26 @@ class ParseOnce:
 
 
 def parse_lines(lines: list[bytes], kind: ResourceKind, *,
-                once: ParseOnce | None) -> list[WatchEvent | Any]:
+                once: ParseOnce | None) -> Iterator[WatchEvent | Any]:
     """Each watch line as the event ``known_event`` makes of it, else as its parsed
     document (checked by ``watch_event`` when delivered); a malformed line raises
-    ``TransportError`` before any of the lines is delivered."""
-    documents: list[WatchEvent | Any] = []
+    ``TransportError`` when its turn comes, after the lines before it were delivered (as if
+    the chunk had ended before it).
+
+    One line at a time: a chunk may hold hundreds of events, and parsing them all before
+    delivering the first would keep them all alive at once, scattering the cache's long-lived
+    objects among short-lived ones (the allocator then cannot give the memory back)."""
     for line in lines:
         known = None if once is None or not once.written else once.written.known_event(
             kind, line, once.holding)
         if known is not None:
-            documents.append(known)
+            yield known
             continue
         try:
-            documents.append(orjson.loads(line))
+            document = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise TransportError(f"malformed watch event: {exc}") from exc
-    return documents
+        yield document
 
 
 __all__ = ["ParseOnce", "RememberAnswer", "WrittenVersions", "parse_lines"]

@@ -102,16 +102,17 @@ def test_a_parsed_answer_is_cached_at_once_and_its_watch_line_then_not_parsed() 
     once.parsed(WEB, "8", answer)
     assert remembered == [("rollouts", answer)]
     lines = [line("MODIFIED", "web", "8"), line("MODIFIED", "api", "9")]
-    documents = parse_lines(lines, ROLLOUT, once=once)
+    documents = list(parse_lines(lines, ROLLOUT, once=once))
     assert isinstance(documents[0], WatchEvent)
     assert documents[0].object["metadata"] == {"name": "web", "namespace": "shop",
                                                "resourceVersion": "8"}
     assert documents[1] == orjson.loads(lines[1])
 
 
-def test_without_the_caches_every_line_is_parsed_and_a_malformed_one_fails_the_chunk(
+def test_without_the_caches_every_line_is_parsed_and_a_malformed_one_fails_in_its_turn(
 ) -> None:
-    lines = [line("MODIFIED", "web", "8"), b"{not json"]
-    assert parse_lines(lines[:1], ROLLOUT, once=None) == [orjson.loads(lines[0])]
+    lines = [line("MODIFIED", "web", "8"), b"{not json", line("MODIFIED", "api", "9")]
+    documents = parse_lines(lines, ROLLOUT, once=None)
+    assert next(documents) == orjson.loads(lines[0])  # parsed only when asked for
     with pytest.raises(TransportError):
-        parse_lines(lines, ROLLOUT, once=None)
+        next(documents)
