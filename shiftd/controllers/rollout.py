@@ -16,7 +16,6 @@ was made from stale objects: the Rollout is re-read and the key retried.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -76,9 +75,12 @@ def entry(kind: ResourceKind, obj: JsonObject) -> str:
     return f"{kind.plural}/{(obj.get('metadata') or {}).get('name', '')}@{resource_version(obj)}"
 
 
-def digest(fingerprint: tuple[str, ...]) -> bytes:
-    """16 bytes standing for a fingerprint (what ``_settled`` keeps per Rollout)."""
-    return hashlib.blake2b("\n".join(fingerprint).encode(), digest_size=16).digest()
+def digest(fingerprint: tuple[str, ...]) -> int:
+    """A 64-bit hash standing for a fingerprint (what ``_settled`` keeps per Rollout): only
+    ever compared within this process, with the same Rollout's previous one (a collision,
+    one chance in 2**64 per comparison, would delay a reconcile until the next change or
+    resync)."""
+    return hash(fingerprint)
 
 
 class RolloutController:
@@ -109,7 +111,7 @@ class RolloutController:
         # per Rollout: a digest of the inputs as our last plan left them, and when that plan
         # wants to be woken; a reconcile seeing the same inputs before then has nothing to do
         # (our own writes' watch events, resyncs)
-        self._settled: dict[ObjectKey, tuple[bytes, datetime | None]] = {}
+        self._settled: dict[ObjectKey, tuple[int, datetime | None]] = {}
         # per Rollout: the spec parsed at (uid, generation)
         self._parsed: dict[ObjectKey, tuple[tuple[str, Any, Any], Rollout]] = {}
 
