@@ -249,6 +249,12 @@ def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int)
     lines += ["", f"strings in the caches: {strings / 2**20:.2f} MiB; "
                   f"{shared / 2**20:.2f} MiB if equal strings were shared "
                   f"({objects} objects walked)"]
+    shared = getattr(daemon.parts.caches, "_shared", None)
+    if shared is not None:
+        users = Counter(min(sys.getrefcount(shared._held[digest]) - 2, 3)
+                        for digest in shared._held)
+        lines += ["", "shared parts by users (1 = held for nothing so far): " + ", ".join(
+            f"{count} used by {'3+' if n == 3 else n}" for n, count in sorted(users.items()))]
     lines += ["", "equal containers in the caches (what holding each once would save):"]
     lines += container_sharing(daemon)
     lines += ["", "allocators:"]

@@ -16,8 +16,10 @@ never changes what a hash or a serialisation of the object gives). Sharing is sa
 cached objects are never changed in place (``shiftd.kube.informer.share_unchanged_spec``
 relies on it too): whoever changes one works on a copy.
 
-``release`` drops the held containers no cached object uses any more (the lifecycle calls it
-when the daemon goes idle, before the full collection).
+``release`` drops the held containers that are not shared (the lifecycle calls it when the
+daemon goes idle, before the full collection): those no cached object uses any more, and
+those only one uses (their table entry would cost more than they are likely to save), but
+for ``ownerReferences`` (the next object the same owner makes carries them too).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ Container = dict[str, Any] | list[Any]
 # Top-level fields looked into but not held themselves: unique to each object (its uid and
 # resourceVersion), holding them would cost a table entry and share nothing.
 _LOOKED_INTO_ONLY = frozenset({"metadata"})
+# getrefcount of a held part used by one container: the table's reference, its user's and
+# getrefcount's argument
+_USED_ONCE = 3
 
 
 class SharedParts:
@@ -40,6 +45,9 @@ class SharedParts:
 
     def __init__(self) -> None:
         self._held: dict[int, Container] = {}
+        # held ownerReferences: kept while one object uses them (the next object its owner
+        # makes, a ReplicaSet or an AnalysisRun, carries the same)
+        self._owners: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._held)
@@ -54,6 +62,10 @@ class SharedParts:
                     stack.append(value)
                 else:
                     obj[key] = self._shared(value, stack)
+        metadata = obj.get("metadata")
+        owners = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
+        if isinstance(owners, list) and owners:
+            metadata["ownerReferences"] = self._shared(owners, stack, lasting=True)
         while stack:
             node = stack.pop()
             if isinstance(node, dict):
@@ -66,9 +78,10 @@ class SharedParts:
                         node[index] = self._shared(value, stack)
         return obj
 
-    def _shared(self, part: Container, unseen: list[Container]) -> Container:
-        """The held container equal to ``part``; else ``part``, held from now on and added to
-        ``unseen`` (its own parts are shared next)."""
+    def _shared(self, part: Container, unseen: list[Container], *,
+                lasting: bool = False) -> Container:
+        """The held container equal to ``part``; else ``part``, held from now on (while used
+        once too if ``lasting``) and added to ``unseen`` (its own parts are shared next)."""
         try:
             data = orjson.dumps(part)
         except TypeError:  # not JSON (nothing parsed from the API server is): left alone
@@ -76,24 +89,33 @@ class SharedParts:
         digest = hash(data)
         held = self._held.get(digest)
         if held is None:
-            self._held[digest] = part
+            self._held[digest] = held = part
             unseen.append(part)
+        elif held is not part and orjson.dumps(held) != data:
+            unseen.append(part)  # another JSON with the same hash: kept as it is
             return part
-        if held is part or orjson.dumps(held) == data:
-            return held
-        unseen.append(part)  # another JSON with the same hash: kept as it is
-        return part
+        if lasting:
+            self._owners.add(digest)
+        return held
 
     def release(self) -> int:
-        """Stop holding the containers nothing else uses (a container a released one held is
-        released in the same call); how many were released."""
+        """Stop holding the containers that are not shared (in use by one container or
+        none: a container a released one held is released in the same call); how many
+        were released. A container used once is still cached, but holding it costs a table
+        entry (about 100 bytes) for as long as nothing equal comes: most parts of a Rollout
+        are unique to it (its status, its names), and after a burst most held parts are
+        such. Equal parts arriving together (a list, a burst) are shared before this."""
         held = self._held
-        released = 0
+        before = len(held)
         while True:
-            # the table's reference plus getrefcount's argument: nobody else uses it
-            unused = [digest for digest in held if sys.getrefcount(held[digest]) <= 2]
+            unused = [digest for digest in held
+                      if sys.getrefcount(held[digest]) < _USED_ONCE]
             if not unused:
-                return released
+                break
             for digest in unused:
                 del held[digest]
-            released += len(unused)
+        # a dict never gives back the room its deleted entries took: copied when it shrank
+        owners = self._owners = {digest for digest in self._owners if digest in held}
+        self._held = {digest: held[digest] for digest in held
+                      if sys.getrefcount(held[digest]) > _USED_ONCE or digest in owners}
+        return before - len(self._held)
