@@ -63,9 +63,10 @@ class SharedParts:
                 else:
                     obj[key] = self._shared(value, stack)
         metadata = obj.get("metadata")
-        owners = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
-        if isinstance(owners, list) and owners:
-            metadata["ownerReferences"] = self._shared(owners, stack, lasting=True)
+        if isinstance(metadata, dict):
+            owners = metadata.get("ownerReferences")
+            if isinstance(owners, list) and owners:
+                metadata["ownerReferences"] = self._shared(owners, stack, lasting=True)
         while stack:
             node = stack.pop()
             if isinstance(node, dict):
