@@ -388,8 +388,13 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 with anyio.fail_after(timeout):
                     await wait_for(control, lambda s: s["phases"].get("Healthy") == n)
                 results.healthy_seconds = time.monotonic() - started
+                # The request log's rows are the benchmark's, kept in the daemon's process:
+                # each list is dropped once counted, so it does not count as the daemon's
+                # RSS (at 10,000 Rollouts, ~70,000 rows from before Healthy and ~110,000
+                # from the new image, ~300 bytes each, were alive until the end and during
+                # the step).
                 with anyio.fail_after(timeout):
-                    _, position = await quiesce(control, 0)
+                    position = (await quiesce(control, 0))[1]
 
                 # A new revision: every Rollout goes to weight 10 and pauses for 60 s.
                 updated = time.monotonic()
@@ -402,6 +407,7 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 with anyio.fail_after(timeout):
                     rows, position = await quiesce(control, position)
                 results.requests_to_pause = per_rollout(count_requests(rows), n)
+                del rows
                 if len(paused["pause_starts"]) != 1:
                     results.failures.append(
                         f"pauses started at {len(paused['pause_starts'])} different instants")
