@@ -15,13 +15,18 @@ functions are not followed): an estimate of the Python heap, not of RSS.
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
 import sys
+import tempfile
 import tracemalloc
 import types
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
+
+import orjson
 
 _OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
            types.MethodType, types.CodeType, types.FrameType)
@@ -60,6 +65,10 @@ def holders(daemon: Any, by_type: Counter[str]) -> list[tuple[str, int, int]]:
         if registration.owners is not None:
             rows.append((f"owner index: {plural}", len(registration.owners.owner_of),
                          deep_size([registration.owners], seen)))
+    shared = getattr(caches, "_shared", None)
+    if shared is not None:
+        rows.append(("shared parts (their table; the parts count with the caches)",
+                     len(shared), deep_size([shared._held], seen)))
     rows.append(("reference index", len(caches._references),
                  deep_size([caches._references, caches._dependents], seen)))
     rollouts = parts.engine._controllers.get("Rollout")
@@ -98,6 +107,100 @@ def string_sharing(daemon: Any) -> tuple[int, int, int]:
         elif isinstance(obj, list | tuple):
             stack.extend(obj)
     return len(seen), total, sum(distinct.values())
+
+
+def samples(daemon: Any) -> list[str]:
+    """For each non-empty informer cache, one cached object: its deep size by path (two
+    levels down) and its JSON, to see what a cached object still holds."""
+    lines: list[str] = []
+    for plural, registration in daemon.parts.caches._kinds.items():
+        cache = registration.informer._cache
+        obj = next((o for bucket in cache.values() for o in bucket.values()), None)
+        if obj is None:
+            continue
+        lines.append(f"  {plural}: {deep_size([obj], set())} bytes")
+        for key, value in obj.items():
+            lines.append(f"    {key}: {deep_size([value], set())}")
+            if isinstance(value, dict):
+                for inner, part in value.items():
+                    lines.append(f"      {key}.{inner}: {deep_size([part], set())}")
+        lines.append("    " + orjson.dumps(obj).decode())
+    return lines
+
+
+def allocator() -> list[str]:
+    """pymalloc's arenas (``sys._debugmallocstats``: blocks in use, free blocks and pools
+    inside arenas that cannot be returned) and glibc's heap (``mallinfo2``: in use, free),
+    to tell live objects from memory the allocators keep."""
+    wanted = ("# arenas allocated current", "# bytes in allocated blocks",
+              "# bytes in available blocks", "unused pools", "Total")
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(capture.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    start = text.find("# arenas allocated total")
+    for line in text[start:].splitlines()[:14] if start >= 0 else []:
+        if line.startswith(wanted):
+            lines.append("  pymalloc " + " ".join(line.split()))
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return lines
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    lines.append(f"  glibc heap {info.arena / 2**20:.1f} MiB (in use "
+                 f"{info.uordblks / 2**20:.1f}, free {info.fordblks / 2**20:.1f}), "
+                 f"mmapped {info.hblkhd / 2**20:.1f} MiB in {info.hblks} blocks")
+    return lines
+
+
+def container_sharing(daemon: Any) -> list[str]:
+    """What holding equal containers (dicts, lists: compared as JSON, key order included) of
+    the cached objects once would save, by the path where the copies are (top-down: a copy
+    of a shared container is not looked into)."""
+    first: dict[bytes, Any] = {}
+    saved: Counter[str] = Counter()
+    copies: Counter[str] = Counter()
+    stack: list[tuple[str, Any]] = []
+    for plural, registration in daemon.parts.caches._kinds.items():
+        for bucket in registration.informer._cache.values():
+            for obj in bucket.values():
+                stack.extend((f"{plural}.{key}", value) for key, value in obj.items())
+    while stack:
+        path, node = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        key = orjson.dumps(node)
+        found = first.get(key)
+        if found is not None:
+            if found is not node:
+                saved[path] += deep_size([node], set())
+                copies[path] += 1
+            continue
+        first[key] = node
+        items = node.items() if isinstance(node, dict) else ((None, v) for v in node)
+        stack.extend((path if key is None else f"{path}.{key}", value)
+                     for key, value in items)
+    total = sum(saved.values())
+    lines = [f"  {total / 2**20:.2f} MiB in {sum(copies.values())} copies; "
+             f"{len(first)} distinct containers"]
+    for path, size in saved.most_common(25):
+        lines.append(f"  {size / 2**20:8.2f} MiB {copies[path]:>8}  {path}")
+    return lines
 
 
 def type_breakdown(top: int = 20) -> list[tuple[str, int, int]]:
@@ -146,6 +249,18 @@ def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int)
     lines += ["", f"strings in the caches: {strings / 2**20:.2f} MiB; "
                   f"{shared / 2**20:.2f} MiB if equal strings were shared "
                   f"({objects} objects walked)"]
+    shared = getattr(daemon.parts.caches, "_shared", None)
+    if shared is not None:
+        users = Counter(min(sys.getrefcount(shared._held[digest]) - 2, 3)
+                        for digest in shared._held)
+        lines += ["", "shared parts by users (1 = held for nothing so far): " + ", ".join(
+            f"{count} used by {'3+' if n == 3 else n}" for n, count in sorted(users.items()))]
+    lines += ["", "equal containers in the caches (what holding each once would save):"]
+    lines += container_sharing(daemon)
+    lines += ["", "allocators:"]
+    lines += allocator()
+    lines += ["", "one cached object per kind (deep bytes by path; shared parts counted):"]
+    lines += samples(daemon)
     lines += ["", "object types (gc-tracked, shallow size):"]
     for name, count, size in type_breakdown():
         lines.append(f"  {size / 2**20:8.2f} MiB {count:>9}  {name}")

@@ -27,6 +27,7 @@ from anyio.abc import TaskStatus
 
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.engine import Engine
+from shiftd.runtime.heap import heap_trimmer
 from shiftd.runtime.leadership import Elector
 from shiftd.runtime.sharding import ShardRing
 from shiftd.runtime.telemetry import Telemetry
@@ -102,7 +103,7 @@ class Lifecycle:
             await root.start(parts.elector.run)
             if parts.ring is not None:
                 await root.start(functools.partial(parts.ring.run, on_change=engine.resync))
-            root.start_soon(self._freeze_when_idle, engine)
+            root.start_soon(self._freeze_when_idle, engine, parts.caches)
             for task in parts.background:
                 root.start_soon(task)
             root.start_soon(self._lead, parts)
@@ -153,7 +154,7 @@ class Lifecycle:
             term.cancel_scope.cancel()
 
     @staticmethod
-    async def _freeze_when_idle(engine: Engine) -> None:
+    async def _freeze_when_idle(engine: Engine, caches: Caches) -> None:
         """Each time the queues go idle, move what the caches hold now into the collector's
         permanent generation (a constant-time splice), so a full collection never has to scan
         it in the middle of a burst of due steps. Cached objects are plain JSON (no reference
@@ -164,8 +165,12 @@ class Lifecycle:
         # goes without one.
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+        trim_heap = heap_trimmer()
         while not engine.closed:
             await engine.wait_idle()
+            caches.release_unshared()  # the parts only the burst's replaced objects used
             gc.collect()  # the cycles left by the burst, before they are frozen for good
             gc.freeze()
+            # what the burst freed goes back to the system (glibc keeps it otherwise)
+            trim_heap()
             await engine.wait_busy()

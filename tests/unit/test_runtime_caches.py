@@ -279,3 +279,57 @@ async def test_a_second_registration_reading_everything_keeps_the_whole_object()
     caches.remember(ANALYSIS_RUN, service(1))
     cached = caches.get(ANALYSIS_RUN, "shop", "web")
     assert cached is not None and cached["spec"]["clusterIP"] == "10.0.0.1"
+
+
+async def test_an_object_wakes_exactly_the_keys_that_reference_it_as_they_come_and_go() -> None:
+    client = ScriptedClient([])
+    woken: list[ObjectKey] = []
+    caches = Caches(client, namespaces=["shop"], enqueue=woken.append)
+    caches.watch(ANALYSIS_RUN)
+    first, second, third = (ObjectKey("Rollout", "shop", name) for name in "abc")
+    ref, other = (ANALYSIS_RUN, "shop", "a-1"), (ANALYSIS_RUN, "shop", "other")
+
+    async def woken_by_a_change(version: int) -> set[ObjectKey]:
+        del woken[:]
+        await client.send.send(WatchEvent(type="MODIFIED", object=run("a-1", "a", version)))
+        await settle()
+        return set(woken)
+
+    async with client.send, client.receive, anyio.create_task_group() as group:
+        await group.start(caches.run)
+        caches.set_references(first, [ref, other])
+        assert await woken_by_a_change(1) == {first}
+        caches.set_references(second, [ref])
+        caches.set_references(third, [ref])
+        assert await woken_by_a_change(2) == {first, second, third}
+        caches.set_references(second, [])
+        caches.set_references(third, [other])
+        assert await woken_by_a_change(3) == {first}
+        assert caches.references(first) == {ref, other}
+        assert caches.references(second) == frozenset()
+        caches.set_references(first, [other])
+        assert await woken_by_a_change(4) == set()
+        caches.set_references(second, [ref])
+        assert await woken_by_a_change(5) == {second}
+        group.cancel_scope.cancel()
+
+
+async def test_cached_objects_hold_equal_parts_once_while_two_objects_use_them() -> None:
+    caches = Caches(NoWatches(), namespaces=None, enqueue=lambda key: None)
+    caches.watch(ANALYSIS_RUN, index_owners=True)
+    caches.remember(ANALYSIS_RUN, run("a-1", "a", 1))
+    caches.remember(ANALYSIS_RUN, run("a-2", "a", 2))
+    one, other = (caches.get(ANALYSIS_RUN, "shop", name) for name in ("a-1", "a-2"))
+    assert one is not None and other is not None
+    assert one["metadata"]["ownerReferences"] is other["metadata"]["ownerReferences"]
+    assert one["metadata"]["ownerReferences"] == [
+        {"kind": "Rollout", "name": "a", "uid": "uid-a", "controller": True}]
+
+    # the reference in that list is used once (by the list): not held any more
+    assert caches.release_unshared() == 1
+    assert caches.release_unshared() == 0
+    del one, other
+    caches.forget(ANALYSIS_RUN, "shop", "a-1")
+    assert caches.release_unshared() == 0  # ownerReferences: held while one object has them
+    caches.forget(ANALYSIS_RUN, "shop", "a-2")
+    assert caches.release_unshared() == 1
