@@ -70,12 +70,18 @@ JsonObject = dict[str, Any]
 Ref = tuple[ResourceKind, str, str]
 
 
-def entry(kind: ResourceKind, obj: JsonObject) -> str:
-    """One object's line in a fingerprint: ``<plural>/<name>@<resourceVersion>``."""
-    return f"{kind.plural}/{(obj.get('metadata') or {}).get('name', '')}@{resource_version(obj)}"
+# One object in a fingerprint: (plural, name, resourceVersion); a tuple, not a formatted line
+# (two fingerprints per reconcile: formatting them was ~2 % of a step's CPU)
+Entry = tuple[str, str, str]
 
 
-def digest(fingerprint: tuple[str, ...]) -> int:
+def entry(kind: ResourceKind, obj: JsonObject) -> Entry:
+    """One object's entry in a fingerprint: its kind's plural, name and resourceVersion."""
+    return (kind.plural, str((obj.get("metadata") or {}).get("name", "")),
+            resource_version(obj))
+
+
+def digest(fingerprint: tuple[Entry, ...]) -> int:
     """A 64-bit hash standing for a fingerprint (what ``_settled`` keeps per Rollout): only
     ever compared within this process, with the same Rollout's previous one (a collision,
     one chance in 2**64 per comparison, would delay a reconcile until the next change or
@@ -177,7 +183,7 @@ class RolloutController:
             # the same inputs as after our last plan's writes: a fixed point
             return Outcome(requeue_at=settled[1])
         started = time.perf_counter()
-        ours: set[str] = set()  # fingerprint lines of the objects this reconcile writes
+        ours: set[Entry] = set()  # fingerprint entries of the objects this reconcile writes
         try:
             plan, rollout = await self._plan(key, obj)
             for kind, written in await self._writes.apply(obj, rollout, plan):
@@ -201,8 +207,8 @@ class RolloutController:
         self._observe_metrics(key, rollout, plan)
         return Outcome(requeue_at=plan.requeue_at, again=plan.again)
 
-    def _settle(self, key: ObjectKey, obj: JsonObject, plan: Plan, *, before: set[str],
-                ours: set[str]) -> None:
+    def _settle(self, key: ObjectKey, obj: JsonObject, plan: Plan, *, before: set[Entry],
+                ours: set[Entry]) -> None:
         """Remember the inputs our writes left, unless someone else moved meanwhile."""
         if plan.again:  # the planner stopped early on purpose
             self._settled.pop(key, None)
@@ -214,7 +220,7 @@ class RolloutController:
         else:
             self._settled.pop(key, None)  # something else moved meanwhile: look again
 
-    def fingerprint(self, key: ObjectKey, rollout: JsonObject) -> tuple[str, ...]:
+    def fingerprint(self, key: ObjectKey, rollout: JsonObject) -> tuple[Entry, ...]:
         """The resourceVersions of everything a plan of this Rollout reads: the Rollout, the
         ReplicaSets and AnalysisRuns it may own or adopt, and what it last referenced. Equal
         fingerprints mean equal inputs (time aside)."""
@@ -229,7 +235,7 @@ class RolloutController:
         for kind, ref_namespace, name in sorted(caches.references(key),
                                                 key=lambda ref: (ref[0].plural, *ref[1:])):
             found = caches.get(kind, ref_namespace or None, name)
-            versions.append(f"{kind.plural}/{name}@{resource_version(found)}")
+            versions.append((kind.plural, name, resource_version(found)))
         return tuple(versions)
 
     # -- planning -------------------------------------------------------------------------

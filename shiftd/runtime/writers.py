@@ -11,14 +11,13 @@ over with ``post`` (nobody waits for it) has its exception logged instead.
 from __future__ import annotations
 
 import logging
-import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 logger = logging.getLogger(__name__)
 
@@ -35,24 +34,23 @@ class Writer:
     """A queue of writes and ``concurrency`` worker tasks taking them in order.
 
     The workers are started once (in ``run``) and live as long as it: a write costs no task
-    of its own, only a place in the queue and, when awaited, an Event.
+    of its own, only a place in the queue (a deque) and, when awaited, an Event. An idle
+    worker waits on an Event of its own, and a queued job wakes one idle worker (not all of
+    them); while the workers are busy, queueing a job wakes nobody.
     """
 
     def __init__(self, name: str, *, concurrency: int) -> None:
         self.name = name
         self._concurrency = max(1, concurrency)
-        self._pending = 0  # jobs handed over and not yet finished
         self._ran = False
         self._open()
 
     def _open(self) -> None:
-        """A fresh channel: a writer runs again when its daemon leads again, and what was
+        """A fresh queue: a writer runs again when its daemon leads again, and what was
         handed to it in an earlier term (whose submitters were cancelled) is dropped."""
-        channel: tuple[MemoryObjectSendStream[_Job], MemoryObjectReceiveStream[_Job]] = (
-            anyio.create_memory_object_stream(max_buffer_size=math.inf)
-        )
-        self._send, self._receive = channel
-        self._pending = 0
+        self._jobs: deque[_Job] = deque()
+        self._idle_workers: deque[anyio.Event] = deque()
+        self._pending = 0  # jobs handed over and not yet finished
 
     @property
     def idle(self) -> bool:
@@ -62,8 +60,7 @@ class Writer:
         """Run ``work`` in this writer's task and return its result (or raise its error)."""
         done = anyio.Event()
         job = _Job(work, done=done)
-        self._pending += 1
-        self._send.send_nowait(job)
+        self._queue(job)
         await done.wait()
         if job.error is not None:
             raise job.error
@@ -71,27 +68,37 @@ class Writer:
 
     def post(self, work: Callable[[], Awaitable[Any]]) -> None:
         """Queue ``work`` without waiting for it; jobs start in the order they were posted."""
+        self._queue(_Job(work))
+
+    def _queue(self, job: _Job) -> None:
         self._pending += 1
-        self._send.send_nowait(_Job(work))
+        self._jobs.append(job)
+        if self._idle_workers:
+            self._idle_workers.popleft().set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         if self._ran:
             self._open()
         self._ran = True
-        with self._send, self._receive:
+        jobs = self._jobs
+        try:
             async with anyio.create_task_group() as group:
                 for _ in range(self._concurrency):
-                    group.start_soon(self._work)
+                    group.start_soon(self._work, jobs)
                 task_status.started()
+        finally:
+            jobs.clear()  # a term's leftovers: their submitters were cancelled with it
 
-    async def _work(self) -> None:
+    async def _work(self, jobs: deque[_Job]) -> None:
         """One worker: takes the oldest queued job whenever it is free."""
         while True:
-            try:
-                # no local keeps the last job (and what it wrote) alive while idle
-                await self._perform(await self._receive.receive())
-            except (anyio.EndOfStream, anyio.ClosedResourceError):
-                return
+            if not jobs:
+                woken = anyio.Event()
+                self._idle_workers.append(woken)
+                await woken.wait()
+                continue
+            # no local keeps the last job (and what it wrote) alive while idle
+            await self._perform(jobs.popleft())
 
     async def _perform(self, job: _Job) -> None:
         try:
