@@ -1,7 +1,8 @@
 """Watch streams as the client reads them: JSON lines in, ``WatchEvent`` values out.
 
-``JsonLinesDecoder`` splits chunked bytes into documents (or lines, for a caller that
-parses only some of them); ``watch_event`` checks one and turns
+``JsonLinesDecoder`` splits chunked bytes into lines, one JSON document each, left unparsed
+(the client parses only the lines whose object the cache does not hold yet:
+``shiftd.kube.answers.parse_lines``); ``watch_event`` checks a parsed one and turns
 an ``ERROR`` event's Status into the exception of :mod:`shiftd.kube.errors` it stands for.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
-
-import orjson
 
 from shiftd.kube.errors import TransportError, error_from_status
 from shiftd.kube.resources import ResourceKind
@@ -29,21 +28,14 @@ class WatchEvent:
 
 
 class JsonLinesDecoder:
-    """Splits a byte stream into JSON documents, one per line, as watch responses send them.
+    """Splits a byte stream into lines, one JSON document each, as watch responses send them.
 
-    Chunks may cut a document anywhere; ``feed`` returns the documents completed so far and
-    keeps the rest. Raises ``orjson.JSONDecodeError`` (a ``ValueError``) on a malformed line.
+    Chunks may cut a line anywhere; ``lines`` returns the lines completed so far and keeps
+    the rest, ``rest`` the last one of a stream that ended without a trailing newline.
     """
 
     def __init__(self) -> None:
         self._pending = b""
-
-    def feed(self, chunk: bytes) -> list[Any]:
-        return [orjson.loads(line) for line in self.lines(chunk)]
-
-    def finish(self) -> list[Any]:
-        """The last document, if the stream ended without a trailing newline."""
-        return [orjson.loads(line) for line in self.rest()]
 
     def lines(self, chunk: bytes) -> list[bytes]:
         """The lines ``chunk`` completes (blank ones left out), not parsed."""
