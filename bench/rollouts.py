@@ -24,9 +24,10 @@ Prints a table and exits 1 if a budget is missed (issue 13's):
 * memory: at most ``--budget-kib-per-rollout`` (40) KiB of RSS per Rollout over the
   interpreter's before the daemon started, and RSS under ``--budget-rss-mb`` (512);
 * CPU: at most ``--budget-cpu-ms`` (0.5) ms of the daemon process's CPU per Rollout for the
-  step; every new weight written within ``--budget-latency`` seconds (default: 1 s up to
-  1,000 Rollouts, rising linearly to 6 s at 10,000); no GC pause over ``--budget-gc-ms`` (50)
-  of CPU time during the step;
+  step, from the pause end to the step's last weight or status write (the emulator's time of
+  it; the process's CPU is sampled every 5 ms); every new weight written within
+  ``--budget-latency`` seconds (default: 1 s up to 1,000 Rollouts, rising linearly to 6 s at
+  10,000); no GC pause over ``--budget-gc-ms`` (50) of CPU time during the step;
 * writes at the floor: per Rollout and step one VirtualService patch and one status patch,
   and nothing else but Events (this step changes no ReplicaSet's scale); no write when idle
   (nor during ``--soak``, whose RSS must stay flat).
