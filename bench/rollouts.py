@@ -336,6 +336,8 @@ class Results:
     step_daemon_cpu_seconds: float = 0.0
     step_daemon_cpu_seen_seconds: float = 0.0  # until the benchmark saw the last write
     step_daemon_system_seconds: float = 0.0  # of which in the kernel
+    after_step_cpu_seconds: float = 0.0  # from the last write until quiet (Events, idle GC)
+    step_events: int = 0  # Events written in the step (after its last write)
     step_emulator_cpu_seconds: float = 0.0
     step_gc: str = ""
     step_gc_max_ms: float = 0.0  # the longest collection before the last weight was written
@@ -502,6 +504,11 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                         s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n))
                 with anyio.fail_after(timeout):
                     rows, position = await quiesce(control, position)
+                # after the last weight: the Events (written once the queue is idle) and the
+                # idle-time collection, until no request but watches came for 0.5 s
+                results.after_step_cpu_seconds = (
+                    cpu_seconds() - cpu_before - results.step_daemon_cpu_seconds)
+                results.step_events = sum(1 for row in writes(rows) if "/events" in row[1])
                 results.requests_per_step = per_rollout(count_requests(rows), n)
                 if args.step_log is not None:
                     args.step_log.write_bytes(orjson.dumps(
@@ -646,6 +653,9 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row("  until the benchmark saw that write", f"{r.step_daemon_cpu_seen_seconds:.2f} s")
     row("  of which in the kernel (system time)", f"{r.step_daemon_system_seconds:.2f} s")
     row("emulator CPU for that step", f"{r.step_emulator_cpu_seconds:.2f} s")
+    row(f"daemon CPU after it ({r.step_events} Events, idle GC)",
+        f"{r.after_step_cpu_seconds:.2f} s")
+    row("  per Event", f"{r.after_step_cpu_seconds * 1e6 / max(r.step_events, 1):.0f} us")
     lines.append(f"  daemon GC in that step: {r.step_gc}")
     row("  longest GC before the last weight (CPU)", f"{r.step_gc_max_ms:.0f} ms")
     if r.step_gc_longest:
