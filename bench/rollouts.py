@@ -502,8 +502,10 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 with anyio.fail_after(timeout):
                     await wait_for(control, lambda s: (
                         s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n))
+                spy_after = start_spy(args.spy_after)
                 with anyio.fail_after(timeout):
                     rows, position = await quiesce(control, position)
+                stop_spy(spy_after)
                 # after the last weight: the Events (written once the queue is idle) and the
                 # idle-time collection, until no request but watches came for 0.5 s
                 results.after_step_cpu_seconds = (
@@ -708,6 +710,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spy", type=Path, default=None,
                         help="sample the daemon process with py-spy (on PATH) over the step; "
                              "collapsed stacks written here (pausing it to sample: slows the step)")
+    parser.add_argument("--spy-after", type=Path, default=None,
+                        help="the same, from the step's last write until quiet (its Events, "
+                             "the idle-time housekeeping)")
     parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                         help="the daemon's event loop, as its eventLoop setting (default auto: "
                              "uvloop when installed, as `shiftd run`)")
