@@ -27,7 +27,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from shiftd.kube.errors import KubeError
-from shiftd.kube.informer import Informer, ListWatchClient, strip_unread_fields
+from shiftd.kube.informer import Informer, ListWatchClient, Transform, strip_unread_fields
 from shiftd.kube.resources import ResourceKind
 from shiftd.runtime.keys import ObjectKey
 from shiftd.runtime.sharing import SharedParts
@@ -171,11 +171,11 @@ class Caches:
         if on_change is not None:
             found.handlers.append(on_change)
 
-    def _transformer(self, plural: str) -> Keep:
-        def transform(obj: JsonObject) -> JsonObject:
+    def _transformer(self, plural: str) -> Transform:
+        def transform(obj: JsonObject, previous: JsonObject | None) -> JsonObject:
             keep = self._kinds[plural].keep
             obj = strip_unread_fields(obj)
-            return self._shared.share(keep(obj) if keep is not None else obj)
+            return self._shared.share(keep(obj) if keep is not None else obj, previous)
 
         return transform
 

@@ -16,6 +16,12 @@ never changes what a hash or a serialisation of the object gives). Sharing is sa
 cached objects are never changed in place (``shiftd.kube.informer.share_unchanged_spec``
 relies on it too): whoever changes one works on a copy.
 
+A new copy of a cached object (every write's answer and watch event) is shared against
+the copy it replaces first: a part exactly equal to the previous copy's part at the same
+place is taken from it (already shared and interned), so only what the write changed is
+interned, hashed and held. Before, each copy's every string and container went through the
+table again.
+
 ``release`` drops the held containers that are not shared (the lifecycle calls it when the
 daemon goes idle, before the full collection): those no cached object uses any more, and
 those only one uses (their table entry would cost more than they are likely to save), but
@@ -25,9 +31,11 @@ for ``ownerReferences`` (the next object the same owner makes carries them too).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 import orjson
+
+from shiftd.kube.informer import intern_short, share_unchanged_spec
 
 JsonObject = dict[str, Any]
 Container = dict[str, Any] | list[Any]
@@ -52,48 +60,67 @@ class SharedParts:
     def __len__(self) -> int:
         return len(self._held)
 
-    def share(self, obj: JsonObject) -> JsonObject:
+    def share(self, obj: JsonObject, previous: JsonObject | None = None) -> JsonObject:
         """``obj`` with its parts equal to held ones replaced by them (in place: it is a new
-        object, not cached yet); its other parts are held from now on."""
-        stack: list[Container] = []
-        for key, value in obj.items():
-            if isinstance(value, dict | list):
-                if key in _LOOKED_INTO_ONLY:
-                    stack.append(value)
-                else:
-                    obj[key] = self._shared(value, stack)
+        object, not cached yet); its other parts are held from now on, and its strings up to
+        64 characters interned (``shiftd.kube.informer.share_strings``).
+
+        ``previous`` is the copy ``obj`` replaces (shared before): its spec is taken when
+        the generation is unchanged (``share_unchanged_spec``), and each part and string
+        equal to the one at the same place in ``previous`` (exactly: as JSON) is taken
+        from it, without the table and without looking inside. A status write changes a
+        few fields; only those are interned, hashed and held."""
+        if previous is not None and previous is not obj:
+            share_unchanged_spec(obj, previous)
+        else:
+            previous = None
+        stack: list[tuple[Container, Any]] = []
         metadata = obj.get("metadata")
         if isinstance(metadata, dict):
             owners = metadata.get("ownerReferences")
             if isinstance(owners, list) and owners:
-                metadata["ownerReferences"] = self._shared(owners, stack, lasting=True)
+                metadata["ownerReferences"] = self._shared(owners, None, stack, lasting=True)
+        self._look_into(obj, previous, stack, top=True)
         while stack:
-            node = stack.pop()
-            if isinstance(node, dict):
-                for key, value in node.items():
-                    if isinstance(value, dict | list):
-                        node[key] = self._shared(value, stack)
-            else:
-                for index, value in enumerate(node):
-                    if isinstance(value, dict | list):
-                        node[index] = self._shared(value, stack)
+            node, before = stack.pop()
+            self._look_into(node, before, stack)
         return obj
 
-    def _shared(self, part: Container, unseen: list[Container], *,
+    def _look_into(self, node: Container, before: Any, unseen: list[tuple[Container, Any]],
+                   *, top: bool = False) -> None:
+        """Share the parts of ``node`` (paired with ``before``, its previous copy, or None),
+        intern its strings; the parts seen for the first time go to ``unseen``."""
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            old = _child(before, key)
+            if value is old:
+                continue
+            if isinstance(value, str):
+                node[key] = _string(value, old)  # type: ignore[index]
+            elif isinstance(value, dict | list):
+                if top and key in _LOOKED_INTO_ONLY:
+                    unseen.append((value, old))
+                else:
+                    node[key] = self._shared(value, old, unseen)  # type: ignore[index]
+
+    def _shared(self, part: Container, before: Any, unseen: list[tuple[Container, Any]], *,
                 lasting: bool = False) -> Container:
-        """The held container equal to ``part``; else ``part``, held from now on (while used
-        once too if ``lasting``) and added to ``unseen`` (its own parts are shared next)."""
+        """``before`` if it equals ``part`` as JSON, else the held container equal to
+        ``part``; else ``part``, held from now on (while used once too if ``lasting``) and
+        added to ``unseen`` (its own parts are shared next)."""
         try:
             data = orjson.dumps(part)
         except TypeError:  # not JSON (nothing parsed from the API server is): left alone
             return part
+        if before is not None and before == part and orjson.dumps(before) == data:
+            return cast(Container, before)
         digest = hash(data)
         held = self._held.get(digest)
         if held is None:
             self._held[digest] = held = part
-            unseen.append(part)
+            unseen.append((part, before))
         elif held is not part and orjson.dumps(held) != data:
-            unseen.append(part)  # another JSON with the same hash: kept as it is
+            unseen.append((part, before))  # another JSON with the same hash: kept as it is
             return part
         if lasting:
             self._owners.add(digest)
@@ -120,3 +147,20 @@ class SharedParts:
         self._held = {digest: held[digest] for digest in held
                       if sys.getrefcount(held[digest]) > _USED_ONCE or digest in owners}
         return before - len(self._held)
+
+
+def _child(parent: Any, key: Any) -> Any:
+    """What ``parent`` (a dict, a list, or anything else) holds at ``key``; None if nothing."""
+    if isinstance(parent, dict):
+        return parent.get(key)
+    if isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+        return parent[key]
+    return None
+
+
+def _string(value: str, before: Any) -> str:
+    """``before`` if it is the same string (the previous copy's, already shared), else
+    ``value`` interned if short."""
+    if isinstance(before, str) and before.__class__ is str and before == value:
+        return before
+    return intern_short(value)

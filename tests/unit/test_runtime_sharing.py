@@ -4,6 +4,7 @@ ones no object uses any more released; returning the freed heap is harmless anyw
 from __future__ import annotations
 
 import ctypes
+import sys
 from typing import Any
 
 import orjson
@@ -72,6 +73,67 @@ def test_dicts_with_the_same_items_in_another_order_are_not_shared() -> None:
 
     assert list(other["spec"]) == ["b", "a"]
     assert one["spec"] is not other["spec"]
+
+
+def rollout_copy(*, version: str, weight: Any, updated: str, order: str = "ab") -> Obj:
+    """A Rollout as a status write answers it: metadata, spec and conditions mostly as before."""
+    message = " ".join(["RolloutCompleted: revision 2 is fully promoted", "x" * 80])
+    spec = {"replicas": 1, "strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}}
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "uid-web", "generation": 2,
+                     "resourceVersion": version, "labels": {"app": "web"}},
+        "spec": spec,
+        "status": {
+            "currentStepIndex": 1,
+            "canary": {"weights": {"canary": {"weight": weight}, "stable": {"weight": 90}}},
+            "conditions": [
+                {"type": "Available", "status": "True", "message": message,
+                 "lastUpdateTime": "2026-12-01T10:00:00Z"},
+                {"type": "Progressing", "status": "True", "message": message,
+                 "lastUpdateTime": updated},
+            ],
+            "extra": {"a": 1, "b": 2} if order == "ab" else {"b": 2, "a": 1},
+        },
+    }
+
+
+def test_a_new_copy_takes_the_parts_it_shares_with_the_copy_it_replaces() -> None:
+    shared = SharedParts()
+    before = shared.share(rollout_copy(version="1", weight=10, updated="2026-12-01T10:00:00Z"))
+    new = rollout_copy(version="2", weight=10, updated="2026-12-01T10:01:00Z")
+    new_message = new["status"]["conditions"][1]["message"]
+    expected = orjson.dumps(new)
+
+    after = shared.share(new, before)
+
+    assert orjson.dumps(after) == expected
+    assert after["spec"] is before["spec"]  # same generation
+    assert after["metadata"]["labels"] is before["metadata"]["labels"]
+    assert after["status"]["canary"] is before["status"]["canary"]
+    available, progressing = after["status"]["conditions"]
+    assert available is before["status"]["conditions"][0]
+    assert progressing is not before["status"]["conditions"][1]
+    # a string equal to the previous copy's is that string, even one too long to intern
+    assert progressing["message"] is before["status"]["conditions"][1]["message"]
+    assert progressing["message"] is not new_message
+    # a changed string is interned
+    assert progressing["lastUpdateTime"] is sys.intern("2026-12-01T10:01:00Z")
+
+
+def test_a_part_equal_in_python_but_not_in_json_is_not_taken_from_the_previous_copy() -> None:
+    shared = SharedParts()
+    before = shared.share(rollout_copy(version="1", weight=10, updated="t1"))
+
+    as_float = shared.share(rollout_copy(version="2", weight=10.0, updated="t1"), before)
+    reordered = shared.share(rollout_copy(version="3", weight=10, updated="t1", order="ba"),
+                             before)
+
+    weight = as_float["status"]["canary"]["weights"]["canary"]["weight"]
+    assert isinstance(weight, float)
+    assert as_float["status"]["canary"] is not before["status"]["canary"]
+    assert list(reordered["status"]["extra"]) == ["b", "a"]
+    assert reordered["status"]["conditions"] is before["status"]["conditions"]
 
 
 def test_only_parts_two_containers_use_stay_held_once_the_others_are_released() -> None:
