@@ -71,10 +71,11 @@ def assemble(settings: Settings, *, client: KubeClient, clock: Clock,
     # One cluster: the client itself, as before; with a mesh cluster, each kind's own client.
     by_kind: KubeClient | ApiServers = client if mesh_client is None else servers
     elector, ring = _coordination(settings, client=client, clock=clock, telemetry=telemetry)
-    engine = Engine(clock=clock, on_depth=telemetry.set_queue_depth,
+    engine = Engine(clock=clock,
                     on_error=lambda key: telemetry.count_reconcile_error(key.namespace,
                                                                          key.name),
                     owns=ring.owns if ring is not None else lambda shard_key: True)
+    telemetry.report_queue_depth(lambda: engine.depth)
     caches = Caches(by_kind, namespaces=list(settings.namespaces) or None,
                     enqueue=engine.enqueue, on_restart=telemetry.count_watch_restart,
                     serves=by_kind.serves)

@@ -76,14 +76,12 @@ class Controller(Protocol):
 class Engine:
     def __init__(self, *, clock: Clock,
                  on_error: Callable[[ObjectKey], None] = lambda key: None,
-                 on_depth: Callable[[int], None] = lambda depth: None,
                  owns: Callable[[str], bool] = lambda shard_key: True) -> None:
         self.timers = Timers(clock=clock, enqueue=self.enqueue)
         self._controllers: dict[str, Controller] = {}
         self._queues: dict[str, WorkQueue] = {}
         self._failures: dict[ObjectKey, int] = {}
         self._on_error = on_error
-        self._on_depth = on_depth
         self._owns = owns  # whether this daemon's shard owns a key now (always, unsharded)
 
     def register(self, controller: Controller) -> None:
@@ -106,10 +104,10 @@ class Engine:
         queue = self._queues.get(key.kind)
         if queue is not None:
             queue.add(key)
-            self._on_depth(self.depth)
 
     @property
     def depth(self) -> int:
+        """Keys queued and not yet handed to a worker, over every controller's queue."""
         return sum(len(queue) for queue in self._queues.values())
 
     @property
@@ -171,7 +169,6 @@ class Engine:
                 key = await queue.get()
             except QueueClosed:
                 return
-            self._on_depth(self.depth)
             if not self._owns(controller.shard_of(key)):
                 queue.done(key)  # another shard's: its owner reconciles it
                 continue

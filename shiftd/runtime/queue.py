@@ -4,6 +4,10 @@ Keys are ``ObjectKey`` values (kind, namespace, name). As in client-go's workque
 queued twice is queued once (deduplication); a key being reconciled is never handed to a second
 worker, and if it is added meanwhile it is queued again when the first reconcile is done. So
 there is never more than one reconcile of an object at a time, and never a lost wake-up.
+
+A worker waiting for a key waits on an Event of its own; a key queued wakes one waiting
+worker, not all of them (a burst's watch events queue keys one at a time, and waking every
+idle worker for each cost a task switch per worker per key).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ class WorkQueue:
         self._queue: deque[ObjectKey] = deque()
         self._dirty: set[ObjectKey] = set()
         self._processing: set[ObjectKey] = set()
-        self._wakeup = anyio.Event()
+        self._waiting: deque[anyio.Event] = deque()  # one per worker blocked in get()
         self._idle = anyio.Event()
         self._busy = anyio.Event()
         self._closed = False
@@ -65,7 +69,7 @@ class WorkQueue:
         if key in self._processing:
             return  # requeued by done()
         self._queue.append(key)
-        self._wakeup.set()
+        self._wake_one()
 
     async def get(self) -> ObjectKey:
         """The next key to reconcile; the caller must call ``done(key)`` afterwards."""
@@ -77,21 +81,33 @@ class WorkQueue:
                 self._dirty.discard(key)
                 self._processing.add(key)
                 return key
-            if self._wakeup.is_set():
-                self._wakeup = anyio.Event()
-            await self._wakeup.wait()
+            waiter = anyio.Event()
+            self._waiting.append(waiter)
+            try:
+                await waiter.wait()
+            except BaseException:
+                if waiter.is_set():
+                    self._wake_one()  # woken, but cancelled before taking the key: pass it on
+                else:
+                    self._waiting.remove(waiter)
+                raise
+
+    def _wake_one(self) -> None:
+        if self._waiting:
+            self._waiting.popleft().set()
 
     def done(self, key: ObjectKey) -> None:
         self._processing.discard(key)
         if key in self._dirty and not self._closed:
             self._queue.append(key)
-            self._wakeup.set()
+            self._wake_one()
         if self.idle:
             self._idle.set()
 
     def close(self) -> None:
         """Stop handing out work; workers blocked in ``get`` raise ``QueueClosed``."""
         self._closed = True
-        self._wakeup.set()
+        while self._waiting:
+            self._waiting.popleft().set()
         self._idle.set()
         self._busy.set()

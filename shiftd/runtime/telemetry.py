@@ -299,8 +299,10 @@ class Telemetry:
         """The API servers whose last request got no answer, in the order they went."""
         return list(self._unreachable)
 
-    def set_queue_depth(self, depth: int) -> None:
-        self.event_queue_depth.set(depth)
+    def report_queue_depth(self, depth: Callable[[], int]) -> None:
+        """``shiftd_event_queue_depth`` is ``depth()`` when scraped (read then, not pushed at
+        every enqueue: a burst of due steps queues thousands of keys)."""
+        self.event_queue_depth.set_function(depth)
 
     def count_watch_restart(self, kind: str) -> None:
         self.watch_restarts.labels(kind).inc()

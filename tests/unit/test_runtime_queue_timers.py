@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import anyio
@@ -61,6 +62,55 @@ async def test_a_waiting_worker_wakes_when_work_arrives() -> None:
         await anyio.wait_all_tasks_blocked()
         queue.add(rollout("late"))
     assert received == [rollout("late")]
+
+
+async def test_each_key_queued_wakes_one_waiting_worker_and_reaches_one_only() -> None:
+    queue = WorkQueue()
+    received: list[ObjectKey] = []
+    stopped: list[str] = []
+
+    async def worker() -> None:
+        try:
+            received.append(await queue.get())
+        except QueueClosed:
+            stopped.append("closed")
+
+    async with anyio.create_task_group() as group:
+        for _ in range(3):
+            group.start_soon(worker)
+        await anyio.wait_all_tasks_blocked()
+        queue.add(rollout("a"))
+        queue.add(rollout("b"))
+        await anyio.wait_all_tasks_blocked()
+        assert sorted(key.name for key in received) == ["a", "b"]
+        assert stopped == []  # the third still waits
+        queue.close()
+    assert stopped == ["closed"]
+
+
+async def test_a_worker_cancelled_after_its_wake_up_passes_the_key_on() -> None:
+    queue = WorkQueue()
+    received: list[ObjectKey] = []
+    cancelled = anyio.CancelScope()
+
+    async def worker() -> None:
+        with contextlib.suppress(QueueClosed):
+            received.append(await queue.get())
+
+    async def first_worker() -> None:
+        with cancelled:
+            await worker()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(first_worker)  # waits first: the one the next key wakes
+        await anyio.wait_all_tasks_blocked()
+        group.start_soon(worker)
+        await anyio.wait_all_tasks_blocked()
+        queue.add(rollout("a"))
+        cancelled.cancel()  # before the woken worker has run
+        await anyio.wait_all_tasks_blocked()
+        assert received == [rollout("a")]  # taken by one of them: no lost wake-up
+        queue.close()  # the worker that did not take it
 
 
 async def test_timers_fire_when_the_clock_reaches_them_and_not_before() -> None:

@@ -140,7 +140,8 @@ def test_requests_watch_restarts_queue_depth_and_build_info_are_counted() -> Non
     telemetry.count_request("list", 200)
     telemetry.count_request("patch", 409)
     telemetry.count_watch_restart("Rollout")
-    telemetry.set_queue_depth(7)
+    queued = [7]
+    telemetry.report_queue_depth(lambda: queued[0])
 
     assert (
         sample(telemetry, "controller_clientset_k8s_request_total", verb="list", status_code="200")
@@ -152,6 +153,8 @@ def test_requests_watch_restarts_queue_depth_and_build_info_are_counted() -> Non
     )
     assert sample(telemetry, "shiftd_watch_restarts_total", kind="Rollout") == 1
     assert sample(telemetry, "shiftd_event_queue_depth") == 7
+    queued[0] = 3
+    assert sample(telemetry, "shiftd_event_queue_depth") == 3
     text = telemetry.metrics_text().decode()
     assert 'shiftd_build_info{python="' in text
     assert 'version="9.9.9"' in text
