@@ -46,6 +46,7 @@ _LOOKED_INTO_ONLY = frozenset({"metadata"})
 # getrefcount of a held part used by one container: the table's reference, its user's and
 # getrefcount's argument
 _USED_ONCE = 3
+_NOTHING: JsonObject = {}  # the previous copy of a part that had none (never changed)
 
 
 class SharedParts:
@@ -89,19 +90,34 @@ class SharedParts:
     def _look_into(self, node: Container, before: Any, unseen: list[tuple[Container, Any]],
                    *, top: bool = False) -> None:
         """Share the parts of ``node`` (paired with ``before``, its previous copy, or None),
-        intern its strings; the parts seen for the first time go to ``unseen``."""
-        items = node.items() if isinstance(node, dict) else enumerate(node)
-        for key, value in items:
-            old = _child(before, key)
+        intern its strings; the parts seen for the first time go to ``unseen``. (Written
+        out for dicts and lists, with strings inline: this runs for every watch event.)"""
+        if isinstance(node, dict):
+            previous = before if isinstance(before, dict) else _NOTHING
+            for key, value in node.items():
+                old = previous.get(key)
+                if value is old:
+                    continue
+                if value.__class__ is str:
+                    node[key] = old if old.__class__ is str and old == value \
+                        else intern_short(value)
+                elif isinstance(value, dict | list):
+                    if top and key in _LOOKED_INTO_ONLY:
+                        unseen.append((value, old))
+                    else:
+                        node[key] = self._shared(value, old, unseen)
+            return
+        items = before if isinstance(before, list) else []
+        known = len(items)
+        for index, value in enumerate(node):
+            old = items[index] if index < known else None
             if value is old:
                 continue
-            if isinstance(value, str):
-                node[key] = _string(value, old)  # type: ignore[index]
+            if value.__class__ is str:
+                node[index] = old if old.__class__ is str and old == value \
+                    else intern_short(value)
             elif isinstance(value, dict | list):
-                if top and key in _LOOKED_INTO_ONLY:
-                    unseen.append((value, old))
-                else:
-                    node[key] = self._shared(value, old, unseen)  # type: ignore[index]
+                node[index] = self._shared(value, old, unseen)
 
     def _shared(self, part: Container, before: Any, unseen: list[tuple[Container, Any]], *,
                 lasting: bool = False) -> Container:
@@ -148,19 +164,3 @@ class SharedParts:
                       if sys.getrefcount(held[digest]) > _USED_ONCE or digest in owners}
         return before - len(self._held)
 
-
-def _child(parent: Any, key: Any) -> Any:
-    """What ``parent`` (a dict, a list, or anything else) holds at ``key``; None if nothing."""
-    if isinstance(parent, dict):
-        return parent.get(key)
-    if isinstance(parent, list) and isinstance(key, int) and key < len(parent):
-        return parent[key]
-    return None
-
-
-def _string(value: str, before: Any) -> str:
-    """``before`` if it is the same string (the previous copy's, already shared), else
-    ``value`` interned if short."""
-    if isinstance(before, str) and before.__class__ is str and before == value:
-        return before
-    return intern_short(value)
