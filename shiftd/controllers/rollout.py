@@ -203,22 +203,25 @@ class RolloutController:
         finally:
             self._telemetry.observe_reconcile(namespace=key.namespace, name=key.name,
                                               seconds=time.perf_counter() - started)
-        self._settle(key, obj, plan, before=set(inputs), ours=ours)
+        at_fixed_point = self._settle(key, obj, plan, before=set(inputs), ours=ours)
         self._observe_metrics(key, rollout, plan)
-        return Outcome(requeue_at=plan.requeue_at, again=plan.again)
+        # no await from the settling to here: a wake-up meanwhile came from our own writes
+        return Outcome(requeue_at=plan.requeue_at, again=plan.again, settled=at_fixed_point)
 
     def _settle(self, key: ObjectKey, obj: JsonObject, plan: Plan, *, before: set[Entry],
-                ours: set[Entry]) -> None:
-        """Remember the inputs our writes left, unless someone else moved meanwhile."""
+                ours: set[Entry]) -> bool:
+        """Remember the inputs our writes left, unless someone else moved meanwhile; whether
+        they were remembered (a reconcile now would find this same fixed point)."""
         if plan.again:  # the planner stopped early on purpose
             self._settled.pop(key, None)
-            return
+            return False
         after = self.fingerprint(key, self._caches.get(ROLLOUT, key.namespace, key.name) or obj)
         if set(after) - before <= ours:
             # nothing changed but what we wrote: planning again would find nothing to do
             self._settled[key] = (digest(after), plan.requeue_at)
-        else:
-            self._settled.pop(key, None)  # something else moved meanwhile: look again
+            return True
+        self._settled.pop(key, None)  # something else moved meanwhile: look again
+        return False
 
     def fingerprint(self, key: ObjectKey, rollout: JsonObject) -> tuple[Entry, ...]:
         """The resourceVersions of everything a plan of this Rollout reads: the Rollout, the
@@ -232,8 +235,7 @@ class RolloutController:
         versions.extend(sorted(entry(REPLICA_SET, rs) for rs in replica_sets))
         versions.extend(sorted(entry(ANALYSIS_RUN, run) for run in
                                caches.owned(ANALYSIS_RUN, namespace=namespace, uid=uid)))
-        for kind, ref_namespace, name in sorted(caches.references(key),
-                                                key=lambda ref: (ref[0].plural, *ref[1:])):
+        for kind, ref_namespace, name in caches.references(key):  # sorted
             found = caches.get(kind, ref_namespace or None, name)
             versions.append((kind.plural, name, resource_version(found)))
         return tuple(versions)

@@ -301,8 +301,9 @@ class Caches:
         return None if registration is None else registration.informer.holding(
             namespace if kind.namespaced else None, name, version)
 
-    def references(self, key: ObjectKey) -> frozenset[Ref]:
-        return frozenset(self._references.get(key, ()))
+    def references(self, key: ObjectKey) -> tuple[Ref, ...]:
+        """What ``key`` last said it reads, sorted by kind (plural), namespace and name."""
+        return self._references.get(key, ())
 
     # -- writing through ----------------------------------------------------------------------
     def remember(self, kind: ResourceKind, obj: JsonObject, *, notify: bool = False) -> None:
@@ -345,8 +346,8 @@ class Caches:
             self._drop_dependent(ref, key)
         for ref in wanted - previous:
             self._add_dependent(ref, key)
-        if wanted:
-            self._references[key] = tuple(wanted)
+        if wanted:  # sorted once here: fingerprints list them in this order
+            self._references[key] = tuple(sorted(wanted, key=_reference_order))
         else:
             self._references.pop(key, None)
 
@@ -385,3 +386,8 @@ class Caches:
         namespace, name = _where(obj)
         for key in self._dependents_of((kind, namespace if kind.namespaced else "", name)):
             self._enqueue(key)
+
+
+def _reference_order(ref: Ref) -> tuple[str, str, str]:
+    kind, namespace, name = ref
+    return kind.plural, namespace or "", name

@@ -39,12 +39,18 @@ class Outcome:
     ``requeue_at`` wakes the key then (on the injected clock; ``None`` cancels a pending
     wake-up); ``again`` requeues it at once; ``failed`` counts a failure: the key is retried
     at once for the first few (a conflict needs only a fresh look) and then after a real-time
-    exponential backoff, so a stopped test clock never stalls recovery."""
+    exponential backoff, so a stopped test clock never stalls recovery.
+
+    ``settled`` says the inputs are now exactly as this reconcile left them (the only changes
+    seen meanwhile were its own writes): a wake-up that came while it ran (those writes'
+    watch events) is dropped instead of reconciling again to find the same fixed point. It
+    must be decided with no await between the decision and the return."""
 
     requeue_at: datetime | None = None
     again: bool = False
     failed: bool = False
     retry_now: bool = False
+    settled: bool = False
 
 
 DONE = Outcome()
@@ -172,14 +178,16 @@ class Engine:
             if not self._owns(controller.shard_of(key)):
                 queue.done(key)  # another shard's: its owner reconciles it
                 continue
+            settled = False
             try:
                 outcome = await controller.reconcile(key)
+                settled = outcome.settled
             except Exception:  # one object's bug must not stop the others
                 logger.exception("reconcile of %s crashed", key, extra={"key": str(key)})
                 self._on_error(key)
                 outcome = Outcome(failed=True)
             finally:
-                queue.done(key)
+                queue.done(key, requeue=not settled)
             self._follow(key, outcome)
 
     def _follow(self, key: ObjectKey, outcome: Outcome) -> None:

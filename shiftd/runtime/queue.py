@@ -96,9 +96,13 @@ class WorkQueue:
         if self._waiting:
             self._waiting.popleft().set()
 
-    def done(self, key: ObjectKey) -> None:
+    def done(self, key: ObjectKey, *, requeue: bool = True) -> None:
+        """The reconcile of ``key`` is over; if it was added meanwhile it is queued again,
+        unless ``requeue`` is False (the reconcile saw those changes itself)."""
         self._processing.discard(key)
-        if key in self._dirty and not self._closed:
+        if not requeue:
+            self._dirty.discard(key)
+        elif key in self._dirty and not self._closed:
             self._queue.append(key)
             self._wake_one()
         if self.idle:

@@ -143,3 +143,23 @@ async def test_keys_another_shard_owns_are_not_reconciled() -> None:
         await settle()
         assert rollouts.seen == [ObjectKey("Rollout", "shop", "ours")]
         assert engine.idle
+
+
+async def test_a_wake_up_during_a_reconcile_that_settled_is_dropped_and_later_ones_are_not(
+) -> None:
+    engine = Engine(clock=ManualClock())
+    settled = Outcome(settled=True)
+    rollouts = Recording("Rollout", outcomes={"hold": [settled, settled]})
+    engine.register(rollouts)
+    key = ObjectKey("Rollout", "shop", "hold")
+    async with running(engine):
+        engine.enqueue(key)
+        await settle()
+        engine.enqueue(key)  # its own write's watch event, while it runs
+        rollouts.release.set()
+        await settle()
+        assert rollouts.seen == [key]  # it saw that change itself: not reconciled again
+        assert engine.idle
+        engine.enqueue(key)  # a change after it ended
+        await settle()
+        assert rollouts.seen == [key, key]

@@ -42,6 +42,17 @@ async def test_a_key_in_progress_is_not_handed_to_a_second_worker() -> None:
     assert await queue.get() == rollout("a")  # not lost: handed out again after done()
 
 
+async def test_done_without_requeue_drops_an_add_made_while_in_progress() -> None:
+    queue = WorkQueue()
+    queue.add(rollout("a"))
+    key = await queue.get()
+    queue.add(rollout("a"))
+    queue.done(key, requeue=False)
+    assert len(queue) == 0 and queue.idle
+    queue.add(rollout("a"))  # a later add is not lost
+    assert await queue.get() == rollout("a")
+
+
 async def test_closing_stops_handing_out_work() -> None:
     queue = WorkQueue()
     queue.add(rollout("a"))
