@@ -338,6 +338,8 @@ class Results:
     step_daemon_system_seconds: float = 0.0  # of which in the kernel
     after_step_cpu_seconds: float = 0.0  # from the last write until quiet (Events, idle GC)
     step_events: int = 0  # Events written in the step (after its last write)
+    after_step_emulator_cpu_seconds: float = 0.0  # the emulator's, in that window
+    after_step_wall_seconds: float = 0.0  # from the step's last write to its last Event's
     step_emulator_cpu_seconds: float = 0.0
     step_gc: str = ""
     step_gc_max_ms: float = 0.0  # the longest collection before the last weight was written
@@ -497,8 +499,8 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 results.step_daemon_cpu_seconds = timeline.at(max(written.values())) - cpu_before
                 results.step_daemon_cpu_seen_seconds = cpu_seconds() - cpu_before
                 results.step_daemon_system_seconds = system_cpu_seconds() - system_before
-                results.step_emulator_cpu_seconds = (
-                    (await control.usage())["cpu_seconds"] - emulator_cpu_before)
+                emulator_cpu_at_step_end = (await control.usage())["cpu_seconds"]
+                results.step_emulator_cpu_seconds = emulator_cpu_at_step_end - emulator_cpu_before
                 with anyio.fail_after(timeout):
                     await wait_for(control, lambda s: (
                         s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n))
@@ -511,6 +513,11 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 results.after_step_cpu_seconds = (
                     cpu_seconds() - cpu_before - results.step_daemon_cpu_seconds)
                 results.step_events = sum(1 for row in writes(rows) if "/events" in row[1])
+                results.after_step_emulator_cpu_seconds = (
+                    (await control.usage())["cpu_seconds"] - emulator_cpu_at_step_end)
+                results.after_step_wall_seconds = max(
+                    (row[4] for row in writes(rows) if "/events" in row[1]),
+                    default=max(written.values())) - max(written.values())
                 results.requests_per_step = per_rollout(count_requests(rows), n)
                 if args.step_log is not None:
                     args.step_log.write_bytes(orjson.dumps(
@@ -658,6 +665,10 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row(f"daemon CPU after it ({r.step_events} Events, idle GC)",
         f"{r.after_step_cpu_seconds:.2f} s")
     row("  per Event", f"{r.after_step_cpu_seconds * 1e6 / max(r.step_events, 1):.0f} us")
+    row("  emulator CPU in that window, per Event",
+        f"{r.after_step_emulator_cpu_seconds * 1e6 / max(r.step_events, 1):.0f} us")
+    row("  last write -> last Event written, per Event",
+        f"{r.after_step_wall_seconds * 1e6 / max(r.step_events, 1):.0f} us")
     lines.append(f"  daemon GC in that step: {r.step_gc}")
     row("  longest GC before the last weight (CPU)", f"{r.step_gc_max_ms:.0f} ms")
     if r.step_gc_longest:

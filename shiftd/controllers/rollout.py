@@ -32,6 +32,7 @@ from shiftd.controllers.rollout_inputs import (
 from shiftd.controllers.rollout_pods import RolloutPods
 from shiftd.controllers.rollout_writes import RolloutWrites
 from shiftd.decide.rollout.actions import Plan
+from shiftd.decide.rollout.hashing import pod_template_hash, steps_hash
 from shiftd.decide.rollout.observed import parse_time
 from shiftd.decide.rollout.plan import plan_invalid_spec, plan_rollout
 from shiftd.decide.rollout.restart import needs_restart
@@ -295,6 +296,9 @@ class RolloutController:
             return dataclasses.replace(cached[1], status=obj.get("status") or {},
                                        annotations=metadata.get("annotations") or {})
         rollout = parse_rollout(obj, self._defaults, workload=workload)
+        # hashed once per generation, not at every plan (a template's JSON, sorted, digested)
+        rollout = dataclasses.replace(rollout, template_hash=pod_template_hash(rollout.template),
+                                      steps_hash=steps_hash(rollout.canary.raw_steps))
         # kept without the status and annotations, which a newer copy replaces anyway (kept,
         # they would hold the whole status of an old copy alive)
         self._parsed[key] = (version, dataclasses.replace(rollout, status={}, annotations={}))

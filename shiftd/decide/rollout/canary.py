@@ -34,7 +34,7 @@ from shiftd.decide.rollout.analysis import housekeeping
 from shiftd.decide.rollout.decision import Decision, Draft, copy_json
 from shiftd.decide.rollout.drift import restore_drift
 from shiftd.decide.rollout.finish import finish_status, plan_invalid_spec, promote_when_done
-from shiftd.decide.rollout.hashing import steps_hash
+from shiftd.decide.rollout.hashing import rollout_steps_hash
 from shiftd.decide.rollout.metadata import sync_metadata
 from shiftd.decide.rollout.observed import Observed, parse_time
 from shiftd.decide.rollout.replicas import abort_traffic_weight, resolve_fenceposts
@@ -131,7 +131,7 @@ def _template_or_steps_changed(draft: Draft, revisions: Revisions) -> bool:
     status = draft.status
     return bool(status.get("currentPodHash")) and (
         status.get("currentPodHash") != revisions.pod_hash
-        or status.get("currentStepHash") != steps_hash(draft.rollout.canary.raw_steps))
+        or status.get("currentStepHash") != rollout_steps_hash(draft.rollout))
 
 
 def _dynamic_abort_weight(draft: Draft, decision: Decision) -> Decision:

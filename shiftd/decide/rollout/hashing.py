@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from shiftd.common.podtemplate import semantic_equal
-from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL
+from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL, Rollout
 
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _FNV32_OFFSET = 0x811C9DC5
@@ -95,3 +95,13 @@ def templates_equal(live: dict[str, Any], desired: dict[str, Any]) -> bool:
 def steps_hash(steps: tuple[dict[str, Any], ...]) -> str:
     """``status.currentStepHash``: changes when the steps change, which restarts them."""
     return safe_encode(str(fnv1a_32(canonical_json(list(steps)))))
+
+
+def rollout_template_hash(rollout: Rollout) -> str:
+    """The pod-template-hash of the Rollout's template (computed once at parse, if it was)."""
+    return rollout.template_hash or pod_template_hash(rollout.template)
+
+
+def rollout_steps_hash(rollout: Rollout) -> str:
+    """The steps' hash (computed once at parse, if it was)."""
+    return rollout.steps_hash or steps_hash(rollout.canary.raw_steps)

@@ -13,7 +13,7 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
-from shiftd.decide.rollout.hashing import pod_template_hash, templates_equal
+from shiftd.decide.rollout.hashing import rollout_template_hash, templates_equal
 from shiftd.decide.rollout.observed import ReplicaSetView
 from shiftd.model.argo.rollout import POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout
 
@@ -44,7 +44,7 @@ def find_revisions(
     rollout: Rollout, replica_sets: tuple[ReplicaSetView, ...], *, recorded_stable: str | None
 ) -> Revisions:
     """Sort ``replica_sets`` by role; ``recorded_stable`` is ``status.stableRS``."""
-    pod_hash = pod_template_hash(rollout.template)
+    pod_hash = rollout_template_hash(rollout)
     new_rs = _find_new_replica_set(rollout, replica_sets, pod_hash=pod_hash)
     if new_rs is not None:
         pod_hash = new_rs.pod_hash or pod_hash

@@ -33,7 +33,7 @@ from shiftd.decide.rollout.analysis import (
     step_key,
 )
 from shiftd.decide.rollout.decision import Decision, Draft
-from shiftd.decide.rollout.hashing import steps_hash
+from shiftd.decide.rollout.hashing import rollout_steps_hash
 from shiftd.decide.rollout.observed import parse_time
 from shiftd.decide.rollout.revisions import Revisions
 from shiftd.decide.rollout.status import CANARY_PAUSE_REASON, ROLLOUT_ABORTED_REASON
@@ -94,7 +94,7 @@ def _track_revision(draft: Draft, revisions: Revisions) -> None:
     status = draft.status
     step_count = len(draft.rollout.canary.steps)
     pod_hash = revisions.pod_hash
-    step_hash = steps_hash(draft.rollout.canary.raw_steps)
+    step_hash = rollout_steps_hash(draft.rollout)
     if status.get("currentPodHash") != pod_hash or status.get("currentStepHash") != step_hash:
         if status.get("currentPodHash") not in (None, pod_hash) and not revisions.first_stable:
             draft.event("RolloutUpdated", f"Rollout updated to revision {revisions.revision}")

@@ -185,6 +185,11 @@ class Rollout:
     restart_at: datetime | None = None  # pods created before it are to be restarted
     # spec.workloadRef: the template (and selector) above came from this Deployment
     workload_ref: WorkloadRef | None = None
+    # The template's pod-template-hash and the steps' hash (shiftd.decide.rollout.hashing:
+    # ``rollout_template_hash``, ``rollout_steps_hash``), when whoever parsed the spec computed
+    # them once (the controller does, per generation); "" means computed when asked.
+    template_hash: str = field(default="", compare=False)
+    steps_hash: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:
