@@ -270,6 +270,21 @@ class CpuTimeline:
                     self.samples[-1][1] if self.samples else cpu_seconds())
 
 
+def cpu_per_event_by_backlog(timeline: CpuTimeline,
+                             written_at: Sequence[float]) -> tuple[float, float]:
+    """Daemon CPU per Event from the first Event written to the middle one, and from there to
+    the last (``written_at``: when the emulator answered each Event's write): the first half
+    are written with the whole backlog waiting, the second with it draining. Equal halves mean
+    an Event costs the same whatever the backlog."""
+    times = sorted(written_at)
+    if len(times) < 4:
+        return 0.0, 0.0
+    half = len(times) // 2
+    first, middle, last = (timeline.at(times[0]), timeline.at(times[half]),
+                           timeline.at(times[-1]))
+    return (middle - first) / half, (last - middle) / (len(times) - 1 - half)
+
+
 def start_spy(output: Path | None) -> subprocess.Popen[bytes] | None:
     """py-spy (on PATH) sampling this process into ``output`` (collapsed stacks)."""
     if output is None:
@@ -340,6 +355,9 @@ class Results:
     step_events: int = 0  # Events written in the step (after its last write)
     after_step_emulator_cpu_seconds: float = 0.0  # the emulator's, in that window
     after_step_wall_seconds: float = 0.0  # from the step's last write to its last Event's
+    # daemon CPU per Event while the first half of the step's Events were written (the
+    # backlog at its longest) and while the second half were
+    event_cpu_by_backlog: tuple[float, float] = (0.0, 0.0)
     step_emulator_cpu_seconds: float = 0.0
     step_gc: str = ""
     step_gc_max_ms: float = 0.0  # the longest collection before the last weight was written
@@ -505,8 +523,12 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                     await wait_for(control, lambda s: (
                         s["canary_weights"].get("20") == n and s["paused_at"].get("3") == n))
                 spy_after = start_spy(args.spy_after)
+                after_timeline = CpuTimeline(interval=0.02)
                 with anyio.fail_after(timeout):
-                    rows, position = await quiesce(control, position)
+                    async with anyio.create_task_group() as sampling:
+                        sampling.start_soon(after_timeline.run)
+                        rows, position = await quiesce(control, position)
+                        sampling.cancel_scope.cancel()
                 stop_spy(spy_after)
                 # after the last weight: the Events (written once the queue is idle) and the
                 # idle-time collection, until no request but watches came for 0.5 s
@@ -515,6 +537,8 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 results.step_events = sum(1 for row in writes(rows) if "/events" in row[1])
                 results.after_step_emulator_cpu_seconds = (
                     (await control.usage())["cpu_seconds"] - emulator_cpu_at_step_end)
+                results.event_cpu_by_backlog = cpu_per_event_by_backlog(
+                    after_timeline, [row[4] for row in writes(rows) if "/events" in row[1]])
                 results.after_step_wall_seconds = max(
                     (row[4] for row in writes(rows) if "/events" in row[1]),
                     default=max(written.values())) - max(written.values())
@@ -667,6 +691,9 @@ def render(results: Results, missed: Sequence[str]) -> str:
     row("  per Event", f"{r.after_step_cpu_seconds * 1e6 / max(r.step_events, 1):.0f} us")
     row("  emulator CPU in that window, per Event",
         f"{r.after_step_emulator_cpu_seconds * 1e6 / max(r.step_events, 1):.0f} us")
+    first_half, second_half = r.event_cpu_by_backlog
+    row("  per Event, first half of them / second half",
+        f"{first_half * 1e6:.0f} / {second_half * 1e6:.0f} us")
     row("  last write -> last Event written, per Event",
         f"{r.after_step_wall_seconds * 1e6 / max(r.step_events, 1):.0f} us")
     lines.append(f"  daemon GC in that step: {r.step_gc}")
