@@ -15,6 +15,7 @@ it, so that an answer the cache already holds need not be parsed (see ``KubeClie
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -98,12 +99,20 @@ def _bearer(configuration: k8s_client.Configuration) -> str | None:
     return f"{prefix} {key}" if prefix else str(key)
 
 
+@functools.lru_cache(maxsize=256)
+def _encoded(query: tuple[tuple[str, str], ...]) -> str:
+    """``urlencode(query)``, remembered: every write sends the same ``fieldManager`` query
+    (encoding it was a tenth of building a request's URL); watch queries differ (their
+    resourceVersion) and only pass through."""
+    return urlencode(query)
+
+
 def request_url(host: str, path: str, query: Sequence[tuple[str, str]]) -> URL:
     """``host + path`` with the query encoded; handed to aiohttp already encoded when the
     path needs no quoting (API paths are DNS names and slashes), else quoted as before."""
     url = host + path
     if query:
-        url += "?" + urlencode(query)
+        url += "?" + _encoded(tuple(query))
     if _PLAIN_PATH.fullmatch(path):
         return URL(url, encoded=True)
     return URL(url)
