@@ -204,19 +204,21 @@ class RolloutController:
         finally:
             self._telemetry.observe_reconcile(namespace=key.namespace, name=key.name,
                                               seconds=time.perf_counter() - started)
-        at_fixed_point = self._settle(key, obj, plan, before=set(inputs), ours=ours)
+        at_fixed_point = self._settle(key, plan, before=set(inputs), ours=ours)
         self._observe_metrics(key, rollout, plan)
         # no await from the settling to here: a wake-up meanwhile came from our own writes
         return Outcome(requeue_at=plan.requeue_at, again=plan.again, settled=at_fixed_point)
 
-    def _settle(self, key: ObjectKey, obj: JsonObject, plan: Plan, *, before: set[Entry],
+    def _settle(self, key: ObjectKey, plan: Plan, *, before: set[Entry],
                 ours: set[Entry]) -> bool:
         """Remember the inputs our writes left, unless someone else moved meanwhile; whether
         they were remembered (a reconcile now would find this same fixed point)."""
-        if plan.again:  # the planner stopped early on purpose
+        current = self._caches.get(ROLLOUT, key.namespace, key.name)
+        if plan.again or current is None:
+            # stopped early on purpose, or deleted meanwhile (the next reconcile forgets it)
             self._settled.pop(key, None)
             return False
-        after = self.fingerprint(key, self._caches.get(ROLLOUT, key.namespace, key.name) or obj)
+        after = self.fingerprint(key, current)
         if set(after) - before <= ours:
             # nothing changed but what we wrote: planning again would find nothing to do
             self._settled[key] = (digest(after), plan.requeue_at)
