@@ -113,8 +113,11 @@ def _is_older(candidate: str, cached: str) -> bool:
 
 
 def _key(obj: JsonObject) -> tuple[str | None, str]:
+    """Where an object sits in the cache. The name is interned: a dict keeps the key it was
+    first given, and the cached object's own name is interned too (``share_strings``), so the
+    two are one string, not one each (60,000 names at 10,000 Rollouts)."""
     metadata = obj.get("metadata") or {}
-    return metadata.get("namespace"), str(metadata.get("name") or "")
+    return metadata.get("namespace"), intern_short(str(metadata.get("name") or ""))
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
