@@ -86,11 +86,14 @@ def holders(daemon: Any, by_type: Counter[str]) -> list[tuple[str, int, int]]:
     return rows
 
 
-def string_sharing(daemon: Any) -> tuple[int, int, int]:
-    """(strings, their bytes, bytes if equal strings were one object) in the informer caches."""
+def string_copies(daemon: Any) -> tuple[int, int, int, list[str]]:
+    """(strings, their bytes, bytes if equal strings were one object) in the informer caches,
+    and the strings held in more than one copy that waste the most bytes (a line each: bytes
+    wasted, copies, the string cut to 60 characters)."""
     seen: set[int] = set()
     total = 0
     distinct: dict[str, int] = {}
+    copies: Counter[str] = Counter()
     stack: list[Any] = [registration.informer._cache
                         for registration in daemon.parts.caches._kinds.values()]
     while stack:
@@ -101,12 +104,16 @@ def string_sharing(daemon: Any) -> tuple[int, int, int]:
         if isinstance(obj, str):
             total += sys.getsizeof(obj)
             distinct[obj] = sys.getsizeof(obj)
+            copies[obj] += 1
         elif isinstance(obj, dict):
             stack.extend(obj.keys())
             stack.extend(obj.values())
         elif isinstance(obj, list | tuple):
             stack.extend(obj)
-    return len(seen), total, sum(distinct.values())
+    wasted = sorted(((copies[text] - 1) * size, copies[text], text)
+                    for text, size in distinct.items() if copies[text] > 1)[::-1][:12]
+    lines = [f"  {bytes_:>9} B {count:>7}x  {text[:60]!r}" for bytes_, count, text in wasted]
+    return len(seen), total, sum(distinct.values()), lines
 
 
 def samples(daemon: Any) -> list[str]:
@@ -245,10 +252,11 @@ def report(daemon: Any, snapshot: tracemalloc.Snapshot | None, *, rollouts: int)
     for name, size in cached_types.most_common(8):
         lines.append(f"  {size / 2**20:8.2f} MiB {size / rollouts / 1024:6.2f} KiB/Rollout  "
                      f"{name}")
-    objects, strings, shared = string_sharing(daemon)
+    objects, strings, shared, wasted = string_copies(daemon)
     lines += ["", f"strings in the caches: {strings / 2**20:.2f} MiB; "
                   f"{shared / 2**20:.2f} MiB if equal strings were shared "
-                  f"({objects} objects walked)"]
+                  f"({objects} objects walked); held in several copies, most bytes first:"]
+    lines += wasted
     shared = getattr(daemon.parts.caches, "_shared", None)
     if shared is not None:
         users = Counter(min(sys.getrefcount(shared._held[digest]) - 2, 3)
