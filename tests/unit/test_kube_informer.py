@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -473,3 +474,15 @@ async def test_an_event_naming_only_the_cached_version_just_moves_the_watch_on(
         cached = informer.get("shop", "a")
         assert cached is not None and cached["spec"] == {"replicas": 3}
         tg.cancel_scope.cancel()
+
+
+async def test_an_object_and_its_key_in_the_cache_are_one_name_string(harness: Harness) -> None:
+    informer = harness.informer()
+    # the name seen before in another object (a Rollout's, then its VirtualService's)
+    seen_before = sys.intern("".join(["web-", "key-test"]))
+    for version in (1, 2):
+        informer.remember(obj("".join(["web-", "key-test"]), version))  # a new string each
+    cached = informer.get("shop", "web-key-test")
+    assert cached is not None
+    (key,) = informer._cache["shop"]
+    assert key is cached["metadata"]["name"] is seen_before  # one string, not two
