@@ -114,8 +114,9 @@ def _is_older(candidate: str, cached: str) -> bool:
 
 def _key(obj: JsonObject) -> tuple[str | None, str]:
     """Where an object sits in the cache. The name is interned: a dict keeps the key it was
-    first given, and the cached object's own name is interned too (``share_strings``), so the
-    two are one string, not one each (60,000 names at 10,000 Rollouts)."""
+    first given, and the cached object's own name is interned too (``share_strings``, or
+    ``SharedParts.share`` in the daemon's caches), so the two are one string, not one each
+    (60,000 names at 10,000 Rollouts)."""
     metadata = obj.get("metadata") or {}
     return metadata.get("namespace"), intern_short(str(metadata.get("name") or ""))
 

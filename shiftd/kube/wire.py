@@ -102,8 +102,8 @@ def _bearer(configuration: k8s_client.Configuration) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _encoded(query: tuple[tuple[str, str], ...]) -> str:
     """``urlencode(query)``, remembered: every write sends the same ``fieldManager`` query
-    (encoding it was a tenth of building a request's URL); watch queries differ (their
-    resourceVersion) and only pass through."""
+    (encoding it, about 1 us, was most of building a request's URL); watch queries differ
+    (their resourceVersion) and only pass through."""
     return urlencode(query)
 
 

@@ -19,8 +19,7 @@ relies on it too): whoever changes one works on a copy.
 A new copy of a cached object (every write's answer and watch event) is shared against
 the copy it replaces first: a part exactly equal to the previous copy's part at the same
 place is taken from it (already shared and interned), so only what the write changed is
-interned, hashed and held. Before, each copy's every string and container went through the
-table again.
+interned, hashed and held.
 
 ``release`` drops the held containers that are not shared (the lifecycle calls it when the
 daemon goes idle, before the full collection): those no cached object uses any more, and
