@@ -172,13 +172,17 @@ async def test_seed_004_is_aborted_by_a_failing_apdex() -> None:
         clock.advance(600)  # step 2: 20 %, the background analysis starts
         await wait_phase(cluster, "Paused", currentStepIndex=3)
         async def recorded() -> bool:
-            """No measurement in flight: each answered query is in the run's status (the
-            next one is due an interval after the last one finished)."""
+            """No measurement in flight: the run's first one (due when it starts) has been
+            taken, and each answered query is in the run's status. The next one is due an
+            interval after the last one *finished*, so none starts before the clock moves.
+            (Without the first condition, 0 == 0 held while the first query was still on
+            its way: the clock moved under it, and its finishedAt put the next one an
+            interval past the test's advance.)"""
             runs, _ = await cluster.client.list(ANALYSIS_RUN, cluster.namespace)
             results = [result for run in runs
                        for result in (run.get("status") or {}).get("metricResults") or []]
-            return sum(len(result.get("measurements") or []) for result in results) == \
-                len(oap.requests)
+            taken = sum(len(result.get("measurements") or []) for result in results)
+            return taken > 0 and taken == len(oap.requests)
 
         for _ in range(8):
             await cluster.wait_for(recorded, what="the last measurement recorded")
