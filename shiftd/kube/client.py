@@ -1,21 +1,18 @@
-"""The Kubernetes API client: raw-JSON REST and watch over kubernetes_asyncio's transport.
+"""The Kubernetes API client: raw-JSON REST and watch over kubernetes_asyncio's configuration.
 
-kubernetes_asyncio supplies the connection setup (kubeconfig or in-cluster configuration,
-TLS, bearer tokens and their refresh) and its aiohttp connector; requests go to an aiohttp
-session of our own (headers and URLs: :mod:`shiftd.kube.wire`), bodies are read as bytes
-and parsed with orjson into plain dicts. Typed models are deliberately not used: they drop
-fields they do not know (Argo and Istio custom resources are all unknown fields) and are slow.
-
+kubernetes_asyncio supplies the connection settings (kubeconfig or in-cluster configuration,
+TLS, bearer tokens and their refresh). Requests go over the client's own keep-alive HTTP/1.1
+connections (:mod:`shiftd.kube.connections`), or through an aiohttp session when a proxy is
+configured; watches always stream through aiohttp. Headers and URLs: :mod:`shiftd.kube.wire`.
+Bodies are parsed with orjson into plain dicts; typed models are deliberately not used (they
+drop fields they do not know, and Argo and Istio custom resources are all unknown fields).
 Every request has a timeout, takes a token from the QPS/burst bucket (watches excepted), and
 is reported once to ``on_request(verb, status_code)`` (0 when no HTTP answer came). Failures
-raise the exceptions of :mod:`shiftd.kube.errors`. Failed requests are sent again as
+raise the exceptions of :mod:`shiftd.kube.errors`, and are sent again as
 :mod:`shiftd.kube.retrying` allows (reads on any transport failure, 429 or 5xx; writes on 429,
-5xx or no connection; never a 409), each attempt reported and rate-limited. A response
-abandoned before its end (a cancelled request, a watch closed early, or still open at
-``close()``) has its connection aborted, so no TLS socket outlives the client. Watch-stream
-decoding lives in :mod:`shiftd.kube.watchstream`, the aiohttp plumbing in
-:mod:`shiftd.kube.transport`; their public names are re-exported here. With a cache to ask
-(``reuse_cached_answers``), a written object is parsed once (:mod:`shiftd.kube.answers`).
+5xx or no connection; never a 409). A response abandoned before its end has its connection
+aborted, so no TLS socket outlives the client. With a cache to ask (``reuse_cached_answers``),
+a written object is parsed once (:mod:`shiftd.kube.answers`).
 """
 
 from __future__ import annotations
@@ -28,9 +25,10 @@ from typing import Any, Literal, Self, TypeAlias
 import aiohttp
 import orjson
 from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from yarl import URL
 
 from shiftd.kube.answers import ParseOnce, RememberAnswer, parse_lines
+from shiftd.kube.connections import Answer, ConnectionPool, http1_request
 from shiftd.kube.errors import (
     CannotConnect,
     ConnectionFailed,
@@ -42,7 +40,7 @@ from shiftd.kube.errors import (
 from shiftd.kube.ratelimit import TokenBucket
 from shiftd.kube.resources import POD, ResourceKind
 from shiftd.kube.retrying import RetryPolicy, send_retried
-from shiftd.kube.transport import abandon, proxy_for, read_body, read_chunk
+from shiftd.kube.transport import abandon, proxy_for, read_answer, read_body, read_chunk
 from shiftd.kube.watchstream import JsonLinesDecoder, WatchEvent, WatchEventType, watch_event
 from shiftd.kube.wire import (
     PATCH_CONTENT_TYPES,
@@ -50,7 +48,9 @@ from shiftd.kube.wire import (
     PatchType,
     RequestHeaders,
     Target,
+    load_configuration,
     object_version,
+    request_target,
     request_url,
 )
 
@@ -128,6 +128,13 @@ class KubeClient:
         self._field_manager = field_manager
         self._retry_policy = retry_policy or RetryPolicy()
         self._streams: set[aiohttp.ClientResponse] = set()  # open watch responses
+        # Every other request goes over our own keep-alive connections (far less CPU per
+        # request than aiohttp: shiftd.kube.connections), unless through a proxy.
+        self._pool = None if self._proxy else ConnectionPool.for_configuration(
+            configuration, server_hostname=self._server_hostname,
+            request_timeout=request_timeout)
+        url = URL(self._host)
+        self._host_line = f"Host: {url.host_port_subcomponent}\r\n".encode("latin-1")
 
     @classmethod
     async def from_settings(
@@ -147,26 +154,10 @@ class KubeClient:
         ``kubeconfig=None`` means the default location (``$KUBECONFIG`` or ~/.kube/config);
         ``context=None`` means its current context.
         """
-        configuration = k8s_client.Configuration()
-        if in_cluster:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        else:
-            await k8s_config.load_kube_config(
-                config_file=kubeconfig,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        return cls(
-            configuration,
-            qps=qps,
-            burst=burst,
-            on_request=on_request,
-            request_timeout=request_timeout,
-            user_agent=user_agent,
-        )
+        configuration = await load_configuration(kubeconfig=kubeconfig, context=context,
+                                                 in_cluster=in_cluster)
+        return cls(configuration, qps=qps, burst=burst, on_request=on_request,
+                   request_timeout=request_timeout, user_agent=user_agent)
 
     def reuse_cached_answers(self, lookup: CachedAnswers, *, remember: RememberAnswer) -> None:
         """Parse each written object once: a patch or replace returns the cached copy of the
@@ -182,6 +173,8 @@ class KubeClient:
         for response in list(self._streams):
             abandon(response)
         self._streams.clear()
+        if self._pool is not None:
+            self._pool.close()
         await self._session.close()
         await self._api.close()
 
@@ -310,14 +303,9 @@ class KubeClient:
         subresource: str | None = None,
     ) -> JsonObject:
         """PUT; guarded by ``metadata.resourceVersion`` when the body carries one."""
-        return await self._write(
-            "update",
-            "PUT",
-            kind.object_path(namespace, name, subresource),
-            query=self._write_query(),
-            body=body,
-            target=Target(kind, namespace, name),
-        )
+        return await self._write("update", "PUT", kind.object_path(namespace, name, subresource),
+                                 query=self._write_query(), body=body,
+                                 target=Target(kind, namespace, name))
 
     async def patch(
         self,
@@ -338,15 +326,10 @@ class KubeClient:
         query = self._write_query()
         if patch_type == "apply":
             query.append(("force", "true"))
-        return await self._write(
-            "patch",
-            "PATCH",
-            kind.object_path(namespace, name, subresource),
-            query=query,
-            body=patch,
-            content_type=PATCH_CONTENT_TYPES[patch_type],
-            target=Target(kind, namespace, name),
-        )
+        return await self._write("patch", "PATCH", kind.object_path(namespace, name, subresource),
+                                 query=query, body=patch,
+                                 content_type=PATCH_CONTENT_TYPES[patch_type],
+                                 target=Target(kind, namespace, name))
 
     async def delete(
         self,
@@ -420,18 +403,17 @@ class KubeClient:
         """One rate-limited request whose JSON response body is returned (for a ``target``
         whose answered version is cached, the cached copy: see ``reuse_cached_answers``)."""
         await self._limiter.acquire()
-        response = await self._send(verb, method, path, query=query, body=body,
-                                    content_type=content_type,
-                                    client_timeout=self._client_timeout)
-        try:
-            data = await read_body(response)
-        except BaseException:
-            abandon(response)  # cancelled or failed mid-body: see shiftd.kube.transport
-            raise
-        response.release()
-        if response.status >= 400:
-            raise error_from_response(response.status, data, http_reason=response.reason or "",
-                                      retry_after=response.headers.get("Retry-After"))
+        if self._pool is None:  # through a proxy
+            answer = await read_answer(await self._send(
+                verb, method, path, query=query, body=body, content_type=content_type,
+                client_timeout=self._client_timeout))
+        else:
+            answer = await self._exchange(self._pool, verb, method, path, query=query,
+                                          body=body, content_type=content_type)
+        data = answer.body
+        if answer.status >= 400:
+            raise error_from_response(answer.status, data, http_reason=answer.reason,
+                                      retry_after=answer.headers.get("retry-after"))
         if not data:
             return {}
         once, version = self._once, None
@@ -448,6 +430,21 @@ class KubeClient:
                 and isinstance(parsed, dict):
             once.parsed(target, version, parsed)  # cached now: its watch event is not parsed
         return parsed if isinstance(parsed, dict) else {"value": parsed}
+
+    async def _exchange(self, pool: ConnectionPool, verb: Verb, method: str, path: str, *,
+                        query: Sequence[tuple[str, str]], body: JsonObject | ObjectList | None,
+                        content_type: str) -> Answer:
+        """One request over the pool, with the headers kubernetes_asyncio would send."""
+        head = self._host_line + await self._headers.block_for_content_type(content_type)
+        payload = None if body is None else orjson.dumps(body)
+        try:
+            answer = await pool.request(
+                http1_request(method, request_target(path, query), head, payload))
+        except TransportError as error:
+            self._report(verb, 0)
+            raise type(error)(f"{method} {path}: {error}") from error
+        self._report(verb, answer.status)
+        return answer
 
     async def _send(
         self,
@@ -494,5 +491,4 @@ class KubeClient:
     def _report(self, verb: Verb, status: int) -> None:
         if self._on_request is not None:
             self._on_request(verb, status)
-
 

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from shiftd.kube.connections import Answer
 from shiftd.kube.errors import ConnectionFailed, RequestTimeout
 
 
@@ -38,6 +39,19 @@ async def read_body(response: aiohttp.ClientResponse) -> bytes:
         raise ConnectionFailed(f"reading {response.url}: {exc}") from exc
 
 
+async def read_answer(response: aiohttp.ClientResponse) -> Answer:
+    """A response read to its end (its connection aborted if that fails or is cancelled)."""
+    try:
+        data = await read_body(response)
+    except BaseException:
+        abandon(response)  # no SSL shutdown to wait for: see above
+        raise
+    response.release()
+    retry_after = response.headers.get("Retry-After")
+    return Answer(response.status, response.reason or "",
+                  {} if retry_after is None else {"retry-after": retry_after}, data)
+
+
 async def read_chunk(response: aiohttp.ClientResponse) -> bytes:
     """The next bytes of a streamed body; ``b""`` at its end."""
     try:
@@ -58,4 +72,4 @@ def abandon(response: aiohttp.ClientResponse) -> None:
     response.close()
 
 
-__all__ = ["abandon", "proxy_for", "read_body", "read_chunk"]
+__all__ = ["abandon", "proxy_for", "read_answer", "read_body", "read_chunk"]

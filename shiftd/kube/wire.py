@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple, TypeAlias, cast
 from urllib.parse import urlencode
 
 from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
 from yarl import URL
 
 from shiftd.kube.resources import ResourceKind
@@ -68,6 +69,7 @@ class RequestHeaders:
         self._base = {**default_headers, "Accept": "application/json"}
         self._authorization: str | None = None
         self._by_content_type: dict[str, dict[str, str]] = {}
+        self._blocks: dict[str, bytes] = {}  # the same, as HTTP/1.1 header lines
 
     async def for_content_type(self, content_type: str) -> Mapping[str, str]:
         """The headers to send (not to be changed: they are shared between requests)."""
@@ -81,6 +83,7 @@ class RequestHeaders:
         if authorization != self._authorization:
             self._authorization = authorization
             self._by_content_type.clear()
+            self._blocks.clear()
         headers = self._by_content_type.get(content_type)
         if headers is None:
             headers = {**self._base, "Content-Type": content_type}
@@ -88,6 +91,36 @@ class RequestHeaders:
                 headers["authorization"] = authorization
             self._by_content_type[content_type] = headers
         return headers
+
+
+    async def block_for_content_type(self, content_type: str) -> bytes:
+        """The same headers as HTTP/1.1 header lines (each ending in CRLF), plus
+        ``Accept-Encoding: gzip`` as aiohttp sends it, for :mod:`shiftd.kube.connections`."""
+        headers = await self.for_content_type(content_type)
+        block = self._blocks.get(content_type)
+        if block is None:
+            lines = [f"{name}: {value}\r\n" for name, value in
+                     {**headers, "Accept-Encoding": "gzip"}.items()]
+            if any("\r" in line[:-2] or "\n" in line[:-2] for line in lines):
+                raise ValueError("a request header holds a line break")  # as aiohttp refuses
+            block = self._blocks[content_type] = "".join(lines).encode("latin-1")
+        return block
+
+
+async def load_configuration(*, kubeconfig: str | None, context: str | None,
+                             in_cluster: bool) -> k8s_client.Configuration:
+    """kubernetes_asyncio's configuration for the in-cluster service account, or a kubeconfig
+    file (``None``: ``$KUBECONFIG`` or ~/.kube/config) and context (``None``: its current
+    one)."""
+    configuration = k8s_client.Configuration()
+    if in_cluster:
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration)
+    else:
+        await k8s_config.load_kube_config(config_file=kubeconfig, context=context,
+                                          client_configuration=configuration,
+                                          persist_config=False)
+    return configuration
 
 
 def _bearer(configuration: k8s_client.Configuration) -> str | None:
@@ -118,6 +151,14 @@ def request_url(host: str, path: str, query: Sequence[tuple[str, str]]) -> URL:
     return URL(url)
 
 
+def request_target(path: str, query: Sequence[tuple[str, str]]) -> str:
+    """The request line's target for ``path`` and ``query``, encoded as ``request_url``
+    encodes it."""
+    if not _PLAIN_PATH.fullmatch(path):
+        return request_url("http://host", path, query).raw_path_qs
+    return path + "?" + _encoded(tuple(query)) if query else path
+
+
 def object_version(document: bytes) -> str | None:
     """The ``metadata.resourceVersion`` of a JSON object the API server sent, read without
     parsing it; ``None`` when that is not certain (then parse it).
@@ -145,4 +186,4 @@ def object_version(document: bytes) -> str | None:
 
 
 __all__ = ["PATCH_CONTENT_TYPES", "CachedAnswers", "PatchType", "RequestHeaders", "Target",
-           "object_version", "request_url"]
+           "load_configuration", "object_version", "request_target", "request_url"]

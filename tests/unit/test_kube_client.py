@@ -123,6 +123,39 @@ async def test_get_returns_the_raw_object_with_unknown_fields_and_reports_the_re
     assert requests == [("get", 200)]
 
 
+async def test_through_a_configured_proxy_requests_go_to_the_proxy_in_absolute_form() -> None:
+    """With a proxy, requests take aiohttp's path (the client's own connections go
+    straight to the API server only)."""
+    hosts: list[str] = []
+
+    async def respond(request: web.Request) -> web.Response:
+        hosts.append(request.headers.get("Host", ""))
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (fake, proxy):
+        configuration = Configuration(host="http://kube.invalid:6443")
+        configuration.proxy = proxy
+        async with KubeClient(configuration) as client:
+            assert await client.get(ROLLOUT, "shop", "web") == ROLLOUT_OBJ
+            await client.patch(ROLLOUT, "shop", "web", {"spec": {}}, patch_type="merge")
+    assert hosts == ["kube.invalid:6443"] * 2
+    assert [seen.method for seen in fake.seen] == ["GET", "PATCH"]
+    assert fake.seen[1].path == "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/web"
+
+
+async def test_a_token_with_a_line_break_is_refused_not_sent() -> None:
+    async def respond(request: web.Request) -> web.Response:
+        return json_response(ROLLOUT_OBJ)
+
+    async with serving(respond) as (fake, url):
+        configuration = Configuration(host=url)
+        configuration.api_key = {"BearerToken": "abc\r\nX-Injected: 1"}
+        async with KubeClient(configuration) as client:
+            with pytest.raises(ValueError, match="line break"):
+                await client.get(ROLLOUT, "shop", "web")
+    assert fake.seen == []
+
+
 async def test_list_fills_in_api_version_and_kind_and_follows_continue_pages() -> None:
     async def respond(request: web.Request) -> web.Response:
         if request.query.get("continue") == "page2":
