@@ -55,12 +55,25 @@ def rate_excesses(requests: list[LoggedRequest]) -> list[str]:
     return excesses
 
 
-async def rollout_healthy_on(cluster: Cluster, image: str) -> bool:
+async def rollout_status(cluster: Cluster) -> Obj:
+    rollout = await cluster.client.get(ROLLOUT, cluster.namespace, "storm")
+    status: Obj = rollout.get("status") or {}
+    return status
+
+
+async def rollout_healthy_on(cluster: Cluster, image: str, *, not_revision: str = "") -> bool:
+    """Healthy on ``image``: its status is that of a revision other than ``not_revision``
+    (right after an image change, the status still describes the old revision, Healthy)."""
     rollout = await cluster.client.get(ROLLOUT, cluster.namespace, "storm")
     status = rollout.get("status") or {}
     containers = rollout["spec"]["template"]["spec"]["containers"]
     return status.get("phase") == "Healthy" and containers[0]["image"] == image and \
-        status.get("stableRS") == status.get("currentPodHash")
+        status.get("stableRS") == status.get("currentPodHash") != not_revision
+
+
+async def paused_on_a_new_revision(cluster: Cluster, old: str) -> bool:
+    status = await rollout_status(cluster)
+    return status.get("currentPodHash") not in (None, old) and bool(status.get("pauseConditions"))
 
 
 async def test_under_a_500_storm_the_daemon_retries_within_its_qps_and_then_finishes() -> None:
@@ -75,6 +88,7 @@ async def test_under_a_500_storm_the_daemon_retries_within_its_qps_and_then_fini
                 Daemon(slow_daemon_settings(cluster), clock=ManualClock()).run):
             await cluster.wait_for(lambda: rollout_healthy_on(cluster, "nginx:1.15.4"),
                                    timeout=30, what="the first revision Healthy")
+            first_revision = str((await rollout_status(cluster))["stableRS"])
             started = len(api.request_log)
             api.faults.configure(RequestFaults(1.0, errors=("500",),
                                                users=frozenset({DAEMON_USER.name})), seed=5)
@@ -82,9 +96,14 @@ async def test_under_a_500_storm_the_daemon_retries_within_its_qps_and_then_fini
             await cluster.wait_for(lambda: len(api.faults.injected) >= STORM_FAULTS,
                                    timeout=60, what=f"{STORM_FAULTS} injected 500s")
             api.faults.clear()
+            # a promote before the daemon paused the new revision would be a no-op on the
+            # old revision's status, leaving the new one paused at its `pause: {}` for good
+            await cluster.wait_for(lambda: paused_on_a_new_revision(cluster, first_revision),
+                                   timeout=60, what="the new revision paused after the storm")
             await cluster.promote("storm")
-            await cluster.wait_for(lambda: rollout_healthy_on(cluster, "nginx:1.20"),
-                                   timeout=60, what="the new revision Healthy after the storm")
+            await cluster.wait_for(
+                lambda: rollout_healthy_on(cluster, "nginx:1.20", not_revision=first_revision),
+                timeout=60, what="the new revision Healthy after the storm")
         daemon_requests = [r for r in api.request_log[started:]
                            if r.user_agent.startswith("shiftd/") and not r.watch]
         assert sum(r.status == 500 for r in daemon_requests) >= STORM_FAULTS
