@@ -26,7 +26,9 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient, ApiException
 
 from shiftd.kube.client import KubeClient
+from shiftd.kube.errors import CannotConnect
 from shiftd.kube.resources import SERVICE
+from shiftd.kube.retrying import RetryPolicy
 from shiftd.sim import ApiEmulator, EmulatedUser, default_crd_files, load_crd_documents
 
 pytestmark = pytest.mark.integration
@@ -135,6 +137,29 @@ async def test_the_kube_client_talks_to_the_emulator_over_https(api: ApiEmulator
         items, _ = await kube.list(SERVICE, "default")
     assert created["spec"]["clusterIP"]
     assert [item["metadata"]["name"] for item in items] == ["web"]
+
+
+async def test_the_kube_client_refuses_a_server_its_ca_does_not_vouch_for(
+    api: ApiEmulator
+) -> None:
+    """Its own connections verify the server as kubernetes_asyncio's connector did: against
+    the configured CA (here none, so the system's, which never signed the emulator's)."""
+    configuration = api.configuration()
+    configuration.ssl_ca_cert = None
+    async with KubeClient(configuration, retry_policy=RetryPolicy(attempts=1)) as kube:
+        with pytest.raises(CannotConnect, match="CERTIFICATE_VERIFY_FAILED"):
+            await kube.get(SERVICE, "default", "web")
+
+
+async def test_with_verify_ssl_off_the_kube_client_accepts_any_certificate(
+    api: ApiEmulator
+) -> None:
+    configuration = api.configuration()
+    configuration.ssl_ca_cert = None
+    configuration.verify_ssl = False
+    async with KubeClient(configuration) as kube:
+        await kube.create(SERVICE, "default", service("web"))
+        assert (await kube.get(SERVICE, "default", "web"))["metadata"]["name"] == "web"
 
 
 @contextmanager
