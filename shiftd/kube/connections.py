@@ -15,7 +15,8 @@ Semantics the client's retry rules rely on (:mod:`shiftd.kube.retrying`):
   ``ConnectionFailed``; one that outlives ``timeout`` raises ``RequestTimeout``. The
   connection is dropped either way, as it is when the caller is cancelled mid-request;
 * a pooled connection the server closed while it was idle is noticed (its EOF) and dropped
-  before use, and one idle longer than ``idle_seconds`` is not reused.
+  before use, and one idle longer than ``idle_seconds`` is closed (by a timer, or when the
+  next request finds it) and not reused.
 
 Proxies are aiohttp's business: the client uses this pool only when no proxy is configured.
 """
@@ -186,6 +187,7 @@ class ConnectionPool:
         self._idle: list[_Connection] = []
         self._busy: set[_Connection] = set()
         self._slots = asyncio.Semaphore(max(1, limit))
+        self._sweep: asyncio.TimerHandle | None = None  # the next close of expired ones
 
     @classmethod
     def for_configuration(cls, configuration: k8s_client.Configuration, *,
@@ -218,9 +220,27 @@ class ConnectionPool:
             if connection.reusable:
                 connection.idle_since = time.monotonic()
                 self._idle.append(connection)
+                self._sweep_later()
             else:
                 connection.close()
             return answer
+
+    def _sweep_later(self) -> None:
+        """Close idle connections once they are too old, even if no request comes (as
+        aiohttp's connector does): an idle daemon holds no connections, nor their buffers."""
+        if self._sweep is None:
+            self._sweep = asyncio.get_running_loop().call_later(self._idle_seconds,
+                                                                self._close_expired)
+
+    def _close_expired(self) -> None:
+        self._sweep = None
+        oldest = time.monotonic() - self._idle_seconds
+        expired = [c for c in self._idle if c.closed or c.idle_since < oldest]
+        for connection in expired:
+            connection.close()
+        self._idle = [c for c in self._idle if not c.closed]
+        if self._idle:
+            self._sweep_later()
 
     def _pooled(self) -> _Connection | None:
         idle, oldest = self._idle, time.monotonic() - self._idle_seconds
@@ -247,6 +267,9 @@ class ConnectionPool:
         return connection
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for connection in [*self._idle, *self._busy]:
             connection.close()
         self._idle.clear()

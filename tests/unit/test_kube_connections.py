@@ -106,6 +106,20 @@ async def test_a_connection_the_server_closed_while_idle_is_not_used_again() -> 
         pool.close()
 
 
+async def test_a_connection_idle_too_long_is_closed_without_waiting_for_a_request() -> None:
+    async with raw_server(keep_answering) as (server, port):
+        pool = ConnectionPool(host="127.0.0.1", port=port, ssl_context=None,
+                              server_hostname=None, limit=4, request_timeout=5.0,
+                              idle_seconds=0.05)
+        assert (await pool.request(get())).status == 200
+        assert pool.idle_connections == 1
+        await wait_for(lambda: server.closed == 1, what="the idle connection closed")
+        assert pool.idle_connections == 0
+        assert (await pool.request(get())).status == 200  # a new one
+        assert server.connections == 2
+        pool.close()
+
+
 async def test_a_connection_close_answer_is_not_kept() -> None:
     async def answer_and_say_close(reader: asyncio.StreamReader,
                                    writer: asyncio.StreamWriter) -> None:
