@@ -119,12 +119,11 @@ class _Connection(asyncio.Protocol):
     async def exchange(self, request: bytes, *, answer_within: float) -> Answer:
         """Send ``request`` and return its answer; the connection is reusable afterwards
         only if ``reusable``."""
-        timeout = answer_within
         assert self.transport is not None and self._waiter is None
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Answer] = loop.create_future()
         self._waiter, self._reason, self._headers, self._keep_alive = waiter, b"", {}, True
-        timer = loop.call_later(timeout, self._expire, waiter, timeout)
+        timer = loop.call_later(answer_within, self._expire, waiter, answer_within)
         try:
             self.transport.write(request)
             return await waiter
@@ -232,21 +231,25 @@ class ConnectionPool:
             self._sweep = asyncio.get_running_loop().call_later(self._idle_seconds,
                                                                 self._close_expired)
 
+    def _usable(self, connection: _Connection, now: float) -> bool:
+        """Open, and idle for less than ``idle_seconds``."""
+        return not connection.closed and connection.idle_since >= now - self._idle_seconds
+
     def _close_expired(self) -> None:
         self._sweep = None
-        oldest = time.monotonic() - self._idle_seconds
-        expired = [c for c in self._idle if c.closed or c.idle_since < oldest]
-        for connection in expired:
-            connection.close()
-        self._idle = [c for c in self._idle if not c.closed]
+        now = time.monotonic()
+        for connection in self._idle:
+            if not self._usable(connection, now):
+                connection.close()
+        self._idle = [connection for connection in self._idle if not connection.closed]
         if self._idle:
             self._sweep_later()
 
     def _pooled(self) -> _Connection | None:
-        idle, oldest = self._idle, time.monotonic() - self._idle_seconds
+        idle, now = self._idle, time.monotonic()
         while idle:
             connection = idle.pop()
-            if not connection.closed and connection.idle_since >= oldest:
+            if self._usable(connection, now):
                 return connection
             connection.close()
         return None
