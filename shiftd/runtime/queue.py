@@ -5,7 +5,7 @@ queued twice is queued once (deduplication); a key being reconciled is never han
 worker, and if it is added meanwhile it is queued again when the first reconcile is done. So
 there is never more than one reconcile of an object at a time, and never a lost wake-up.
 
-A worker waiting for a key waits on an Event of its own; a key queued wakes one waiting
+A worker waiting for a key waits on a ``Wakeup`` of its own; a key queued wakes one waiting
 worker, not all of them (a burst's watch events queue keys one at a time, and waking every
 idle worker for each cost a task switch per worker per key).
 """
@@ -17,6 +17,7 @@ from collections import deque
 import anyio
 
 from shiftd.runtime.keys import ObjectKey
+from shiftd.runtime.wakeups import Wakeup
 
 
 class QueueClosed(Exception):
@@ -28,7 +29,7 @@ class WorkQueue:
         self._queue: deque[ObjectKey] = deque()
         self._dirty: set[ObjectKey] = set()
         self._processing: set[ObjectKey] = set()
-        self._waiting: deque[anyio.Event] = deque()  # one per worker blocked in get()
+        self._waiting: deque[Wakeup] = deque()  # one per worker blocked in get()
         self._idle = anyio.Event()
         self._busy = anyio.Event()
         self._closed = False
@@ -81,7 +82,7 @@ class WorkQueue:
                 self._dirty.discard(key)
                 self._processing.add(key)
                 return key
-            waiter = anyio.Event()
+            waiter = Wakeup()
             self._waiting.append(waiter)
             try:
                 await waiter.wait()

@@ -19,13 +19,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskStatus
 
+from shiftd.runtime.wakeups import Wakeup
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False, slots=True)
 class _Job:
     work: Callable[[], Awaitable[Any]]
-    done: anyio.Event | None = None  # set when the job ends; None for a posted job
+    done: Wakeup | None = None  # set when the job ends; None for a posted job
     result: Any = None
     error: BaseException | None = None
 
@@ -34,8 +36,8 @@ class Writer:
     """A queue of writes and ``concurrency`` worker tasks taking them in order.
 
     The workers are started once (in ``run``) and live as long as it: a write costs no task
-    of its own, only a place in the queue (a deque) and, when awaited, an Event. An idle
-    worker waits on an Event of its own, and a queued job wakes one idle worker (not all of
+    of its own, only a place in the queue (a deque) and, when awaited, a ``Wakeup``. An idle
+    worker waits on a ``Wakeup`` of its own, and a queued job wakes one idle worker (not all of
     them); while the workers are busy, queueing a job wakes nobody.
     """
 
@@ -49,7 +51,7 @@ class Writer:
         """A fresh queue: a writer runs again when its daemon leads again, and what was
         handed to it in an earlier term (whose submitters were cancelled) is dropped."""
         self._jobs: deque[_Job] = deque()
-        self._idle_workers: deque[anyio.Event] = deque()
+        self._idle_workers: deque[Wakeup] = deque()
         self._pending = 0  # jobs handed over and not yet finished
 
     @property
@@ -58,7 +60,7 @@ class Writer:
 
     async def submit(self, work: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``work`` in this writer's task and return its result (or raise its error)."""
-        done = anyio.Event()
+        done = Wakeup()
         job = _Job(work, done=done)
         self._queue(job)
         await done.wait()
@@ -93,7 +95,7 @@ class Writer:
         """One worker: takes the oldest queued job whenever it is free."""
         while True:
             if not jobs:
-                woken = anyio.Event()
+                woken = Wakeup()
                 self._idle_workers.append(woken)
                 await woken.wait()
                 continue
