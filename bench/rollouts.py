@@ -221,10 +221,11 @@ class GcPauses:
         return max((max(times, default=0.0) for times in self.pauses.values()), default=0.0)
 
     def describe(self) -> str:
+        total = sum(sum(times) for times in self.pauses.values())
         return ", ".join(
             f"gen{generation} {len(times)}x max {max(times, default=0.0) * 1000:.0f} ms"
             for generation, times in self.pauses.items()
-        ) + f" CPU (longest {self.longest_wall * 1000:.0f} ms wall)"
+        ) + f" CPU, {total * 1000:.0f} ms in all (longest {self.longest_wall * 1000:.0f} ms wall)"
 
 
 def rss_mib() -> tuple[float, float]:

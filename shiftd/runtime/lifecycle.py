@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 # generation-1 collections between two full ones (CPython's default is 10)
 FULL_COLLECTION_THRESHOLD = 1000
+# net container allocations between two young collections (CPython's default is 700). A step
+# keeps thousands of short-lived objects in flight (coroutines, closures, planned Events):
+# at 700 each young collection scanned about 4,000 of them, most of which a later one would
+# have found dead; at 5,000 the young and middle collections of a 1,000-Rollout step cost
+# about 12 ms instead of 40 (each under 10 ms; BENCHMARKS.md, issue 13, seventh pass).
+YOUNG_COLLECTION_THRESHOLD = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +170,8 @@ class Lifecycle:
         # ms at 10,000 Rollouts). The threshold only bounds how long a never-idle daemon
         # goes without one.
         young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
+        gc.set_threshold(max(young, YOUNG_COLLECTION_THRESHOLD), middle,
+                         FULL_COLLECTION_THRESHOLD)
         trim_heap = heap_trimmer()
         while not engine.closed:
             await engine.wait_idle()
