@@ -282,16 +282,13 @@ class KubeClient:
 
     # -- writes --------------------------------------------------------------------------
 
-    async def create(
-        self, kind: ResourceKind, namespace: str | None, body: JsonObject
-    ) -> JsonObject:
-        return await self._write(
-            "create",
-            "POST",
-            kind.collection_path(namespace),
-            query=self._write_query(),
-            body=body,
-        )
+    async def create(self, kind: ResourceKind, namespace: str | None, body: JsonObject, *,
+                     parse_answer: bool = True) -> JsonObject:
+        """POST; with ``parse_answer`` False the created object is not parsed and ``{}`` is
+        returned (an Event's writer needs only to know it was written)."""
+        return await self._write("create", "POST", kind.collection_path(namespace),
+                                 query=self._write_query(), body=body,
+                                 parse_answer=parse_answer)
 
     async def replace(
         self,
@@ -316,12 +313,14 @@ class KubeClient:
         *,
         patch_type: PatchType,
         subresource: str | None = None,
+        parse_answer: bool = True,
     ) -> JsonObject:
         """PATCH with the content type of ``patch_type``.
 
         ``"apply"`` is server-side apply as field manager ``shiftd`` with ``force=true``
         (a controller owns the fields it applies). Custom resources answer ``"strategic"``
-        with ``UnsupportedMediaType``.
+        with ``UnsupportedMediaType``. With ``parse_answer`` False the patched object is not
+        parsed (nor cached) and ``{}`` is returned.
         """
         query = self._write_query()
         if patch_type == "apply":
@@ -329,7 +328,8 @@ class KubeClient:
         return await self._write("patch", "PATCH", kind.object_path(namespace, name, subresource),
                                  query=query, body=patch,
                                  content_type=PATCH_CONTENT_TYPES[patch_type],
-                                 target=Target(kind, namespace, name))
+                                 target=Target(kind, namespace, name) if parse_answer else None,
+                                 parse_answer=parse_answer)
 
     async def delete(
         self,
@@ -382,11 +382,13 @@ class KubeClient:
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
         target: Target | None = None,
+        parse_answer: bool = True,
     ) -> JsonObject:
         """A write, retried only as writes may be (never on a 409: the caller replans)."""
         return await send_retried(
             lambda: self._request(verb, method, path, query=query, body=body,
-                                  content_type=content_type, target=target),
+                                  content_type=content_type, target=target,
+                                  parse_answer=parse_answer),
             self._retry_policy, write=True)
 
     async def _request(
@@ -399,9 +401,11 @@ class KubeClient:
         body: JsonObject | ObjectList | None = None,
         content_type: str = "application/json",
         target: Target | None = None,
+        parse_answer: bool = True,
     ) -> JsonObject:
         """One rate-limited request whose JSON response body is returned (for a ``target``
-        whose answered version is cached, the cached copy: see ``reuse_cached_answers``)."""
+        whose answered version is cached, the cached copy: see ``reuse_cached_answers``;
+        without ``parse_answer``, ``{}``: a success's body is not parsed)."""
         await self._limiter.acquire()
         if self._pool is None:  # through a proxy
             answer = await read_answer(await self._send(
@@ -414,7 +418,7 @@ class KubeClient:
         if answer.status >= 400:
             raise error_from_response(answer.status, data, http_reason=answer.reason,
                                       retry_after=answer.headers.get("retry-after"))
-        if not data:
+        if not data or not parse_answer:
             return {}
         once, version = self._once, None
         if target is not None and once is not None:

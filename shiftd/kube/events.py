@@ -42,7 +42,8 @@ class EventWriter(Protocol):
     """The two calls the recorder makes; ``KubeClient`` provides them."""
 
     async def create(
-        self, kind: ResourceKind, namespace: str | None, body: JsonObject
+        self, kind: ResourceKind, namespace: str | None, body: JsonObject, *,
+        parse_answer: bool = True,
     ) -> JsonObject: ...
 
     async def patch(
@@ -54,6 +55,7 @@ class EventWriter(Protocol):
         *,
         patch_type: PatchType,
         subresource: str | None = None,
+        parse_answer: bool = True,
     ) -> JsonObject: ...
 
 
@@ -133,6 +135,7 @@ class EventRecorder:
                     "lastTimestamp": _timestamp(now),
                     "count": repeats,
                 },
+                parse_answer=False,  # written is all the recorder needs to know
             )
         except KubeError as exc:
             logger.warning("could not record event %s on %s: %s", reason, involved["name"], exc)
@@ -153,6 +156,7 @@ class EventRecorder:
                 written.name,
                 {"count": count, "lastTimestamp": _timestamp(now)},
                 patch_type="merge",
+                parse_answer=False,
             )
         except NotFound:  # expired (Events live about an hour): start a new one
             del self._written[key]

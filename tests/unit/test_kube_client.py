@@ -24,7 +24,7 @@ from shiftd.kube.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
-from shiftd.kube.resources import POD, ROLLOUT, VIRTUAL_SERVICE
+from shiftd.kube.resources import EVENT, POD, ROLLOUT, VIRTUAL_SERVICE
 from shiftd.kube.retrying import RetryPolicy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -445,6 +445,30 @@ async def test_a_write_whose_answered_version_is_cached_returns_the_cached_copy(
     assert remembered == [second]  # the parsed answer is cached before the caller resumes
     assert asked == [("rollouts", "shop", "web", "7"), ("rollouts", "shop", "web", "8")]
     assert requests == [("patch", 200), ("update", 200)]
+
+
+async def test_a_write_whose_answer_is_not_read_returns_nothing_but_still_raises_errors(
+) -> None:
+    answers = iter([(b"not even JSON", 201), (b"{}", 200),
+                    (orjson.dumps(status_body(404, "NotFound", "gone")), 404)])
+
+    async def respond(request: web.Request) -> web.Response:
+        body, status = next(answers)
+        return web.Response(body=body, status=status, content_type="application/json")
+
+    remembered: list[object] = []
+    async with serving(respond) as (_, url), client_for(url) as (client, requests):
+        client.reuse_cached_answers(lambda *_: None,
+                                    remember=lambda kind, answer: remembered.append(answer))
+        # the body is never parsed: a success is all the caller asked to know
+        assert await client.create(EVENT, "shop", {"kind": "Event"}, parse_answer=False) == {}
+        assert await client.patch(EVENT, "shop", "e", {"count": 2}, patch_type="merge",
+                                  parse_answer=False) == {}
+        with pytest.raises(NotFound):
+            await client.patch(EVENT, "shop", "e", {"count": 3}, patch_type="merge",
+                               parse_answer=False)
+    assert remembered == []  # nothing unread is cached
+    assert requests == [("create", 201), ("patch", 200), ("patch", 404)]
 
 
 async def test_reads_and_creates_are_always_parsed_even_when_the_cache_holds_the_version(

@@ -29,8 +29,9 @@ class FakeWriter:
         self.fail_create: Exception | None = None
         self.fail_patch: Exception | None = None
 
-    async def create(self, kind: ResourceKind, namespace: str | None, body: Obj) -> Obj:
-        assert kind is EVENT
+    async def create(self, kind: ResourceKind, namespace: str | None, body: Obj, *,
+                     parse_answer: bool = True) -> Obj:
+        assert kind is EVENT and not parse_answer
         if self.fail_create:
             raise self.fail_create
         self.created.append((namespace, body))
@@ -45,8 +46,9 @@ class FakeWriter:
         *,
         patch_type: PatchType,
         subresource: str | None = None,
+        parse_answer: bool = True,
     ) -> Obj:
-        assert (kind, patch_type, subresource) == (EVENT, "merge", None)
+        assert (kind, patch_type, subresource, parse_answer) == (EVENT, "merge", None, False)
         assert isinstance(patch, dict)
         if self.fail_patch:
             raise self.fail_patch
