@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from shiftd.controllers.rollout_inputs import (
+    ReplicaSetViews,
     analysis_specs,
     observe,
     references,
@@ -121,6 +122,8 @@ class RolloutController:
         self._settled: dict[ObjectKey, tuple[int, datetime | None]] = {}
         # per Rollout: the spec parsed at (uid, generation)
         self._parsed: dict[ObjectKey, tuple[tuple[str, Any, Any], Rollout]] = {}
+        # per Rollout: the views of the ReplicaSets it last observed
+        self._replica_set_views = ReplicaSetViews()
 
     # -- registration ------------------------------------------------------------------------
     def register(self, caches: Caches) -> None:
@@ -262,7 +265,8 @@ class RolloutController:
             return plan_invalid_spec(obj, str(error), now=now), None
         self._caches.set_references(key, refs)
         observed = observe(rollout, self._caches, router=router, specs=specs,
-                           workload=self._workload(key, obj))
+                           workload=self._workload(key, obj),
+                           memo=(self._replica_set_views, key))
         if needs_restart(restart_at=rollout.restart_at, now=now,
                          restarted_at=parse_time(str(rollout.status.get("restartedAt", "")))):
             # listed now, not watched: only a restarting Rollout needs its pods
@@ -310,6 +314,7 @@ class RolloutController:
     def _forget(self, key: ObjectKey) -> None:
         self._settled.pop(key, None)
         self._parsed.pop(key, None)
+        self._replica_set_views.forget(key)
         self._caches.set_references(key, ())
         self._telemetry.forget_rollout(key.namespace, key.name)
 

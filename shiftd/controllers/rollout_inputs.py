@@ -110,17 +110,49 @@ def analysis_specs(rollout: Rollout, obj: JsonObject,
     return specs
 
 
+class ReplicaSetViews:
+    """The ReplicaSet views each Rollout's last observation built, reused for the very same
+    cached objects: the caches replace an object on every change and never change one in
+    place, so the same object (for the same Rollout uid) means the same view. A due step's
+    ReplicaSets are usually the ones its last reconcile saw. Held per Rollout: its
+    ReplicaSets as last seen and their views, until it is observed again or forgotten."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, tuple[str, tuple[JsonObject, ...], tuple[ReplicaSetView, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def views(self, rollout: Any, rollout_uid: str,
+              objects: list[JsonObject]) -> tuple[ReplicaSetView, ...]:
+        """The views of ``objects`` for the Rollout ``rollout`` (any hashable key) of uid
+        ``rollout_uid``."""
+        seen = self._seen.get(rollout)
+        # ids of objects the entry keeps alive: no other live object can have one of them
+        reusable = {} if seen is None or seen[0] != rollout_uid else {
+            id(obj): view for obj, view in zip(seen[1], seen[2], strict=True)}
+        views = tuple(reusable.get(id(obj)) or ReplicaSetView.from_object(
+            obj, rollout_uid=rollout_uid) for obj in objects)
+        self._seen[rollout] = (rollout_uid, tuple(objects), views)
+        return views
+
+    def forget(self, rollout: Any) -> None:
+        self._seen.pop(rollout, None)
+
+
 def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
-            specs: dict[str, dict[str, Any]], workload: JsonObject | None = None) -> Observed:
+            specs: dict[str, dict[str, Any]], workload: JsonObject | None = None,
+            memo: tuple[ReplicaSetViews, Any] | None = None) -> Observed:
     """What the planner looks at: the ReplicaSets it owns or may adopt, its Services, what
     its router routes now, its AnalysisRuns and their specs, and the Deployment its
-    workloadRef names."""
+    workloadRef names. ``memo``: the views to reuse, and the key of this Rollout in them."""
     namespace, uid = rollout.namespace, rollout.uid
     replica_sets = [*caches.owned(REPLICA_SET, namespace=namespace, uid=uid),
                     *caches.orphans(REPLICA_SET, namespace=namespace)]
     return Observed(
-        replica_sets=tuple(ReplicaSetView.from_object(rs, rollout_uid=uid)
-                           for rs in replica_sets),
+        replica_sets=(memo[0].views(memo[1], uid, replica_sets) if memo is not None
+                      else tuple(ReplicaSetView.from_object(rs, rollout_uid=uid)
+                                 for rs in replica_sets)),
         services={
             name: (ServiceView.from_object(found) if found is not None else None)
             for name in _services(rollout)
