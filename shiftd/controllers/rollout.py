@@ -79,8 +79,9 @@ Entry = tuple[str, str, str]
 
 def entry(kind: ResourceKind, obj: JsonObject) -> Entry:
     """One object's entry in a fingerprint: its kind's plural, name and resourceVersion."""
-    return (kind.plural, str((obj.get("metadata") or {}).get("name", "")),
-            resource_version(obj))
+    metadata = obj.get("metadata") or {}
+    return (kind.plural, str(metadata.get("name", "")),
+            str(metadata.get("resourceVersion", "")))
 
 
 def digest(fingerprint: tuple[Entry, ...]) -> int:
@@ -235,12 +236,13 @@ class RolloutController:
         fingerprints mean equal inputs (time aside)."""
         uid = str((rollout.get("metadata") or {}).get("uid", ""))
         caches, namespace = self._caches, key.namespace
-        replica_sets = [*caches.owned(REPLICA_SET, namespace=namespace, uid=uid),
-                        *caches.orphans(REPLICA_SET, namespace=namespace)]
         versions = [entry(ROLLOUT, rollout)]
-        versions.extend(sorted(entry(REPLICA_SET, rs) for rs in replica_sets))
-        versions.extend(sorted(entry(ANALYSIS_RUN, run) for run in
-                               caches.owned(ANALYSIS_RUN, namespace=namespace, uid=uid)))
+        replica_sets = caches.owned(REPLICA_SET, namespace=namespace, uid=uid)
+        replica_sets += caches.orphans(REPLICA_SET, namespace=namespace)
+        versions += sorted([entry(REPLICA_SET, rs) for rs in replica_sets])
+        runs = caches.owned(ANALYSIS_RUN, namespace=namespace, uid=uid)
+        if runs:
+            versions += sorted([entry(ANALYSIS_RUN, run) for run in runs])
         for kind, ref_namespace, name in caches.references(key):  # sorted
             found = caches.get(kind, ref_namespace or None, name)
             versions.append((kind.plural, name, resource_version(found)))
