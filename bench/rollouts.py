@@ -297,6 +297,13 @@ def start_spy(output: Path | None) -> subprocess.Popen[bytes] | None:
     return spy
 
 
+def callgrind_instrumentation(on: bool) -> None:
+    """Turn callgrind's counting in this process on or off (``--callgrind``: the benchmark
+    runs under ``valgrind --tool=callgrind --instr-atstart=no``; see bench/instructions.sh)."""
+    subprocess.run(["callgrind_control", "-i", "on" if on else "off", str(os.getpid())],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+
+
 def stop_spy(spy: subprocess.Popen[bytes] | None) -> None:
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -497,6 +504,8 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                 if profiler is not None:
                     profiler.enable()
                 spy = start_spy(args.spy)
+                if args.callgrind:
+                    callgrind_instrumentation(True)
                 clock.advance(PAUSE_SECONDS)
                 results.stage = "waiting for every Rollout to reach weight 20"
                 timeline = CpuTimeline()
@@ -505,6 +514,8 @@ async def run(args: argparse.Namespace, results: Results, workdir: Path,
                         sampling.start_soon(timeline.run)
                         written = await step_writes(control, position, n)
                         sampling.cancel_scope.cancel()
+                if args.callgrind:
+                    callgrind_instrumentation(False)
                 results.step_gc = collector.describe()
                 stop_spy(spy)
                 if profiler is not None:
@@ -752,6 +763,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--spy-after", type=Path, default=None,
                         help="the same, from the step's last write until quiet (its Events, "
                              "the idle-time housekeeping)")
+    parser.add_argument("--callgrind", action="store_true",
+                        help="count instructions only from the pause end to the step's last "
+                             "write (run under callgrind: bench/instructions.sh)")
     parser.add_argument("--event-loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                         help="the daemon's event loop, as its eventLoop setting (default auto: "
                              "uvloop when installed, as `shiftd run`)")
