@@ -37,12 +37,6 @@ logger = logging.getLogger(__name__)
 
 # generation-1 collections between two full ones (CPython's default is 10)
 FULL_COLLECTION_THRESHOLD = 1000
-# net container allocations between two young collections (CPython's default is 700). A step
-# keeps thousands of short-lived objects in flight (coroutines, closures, planned Events):
-# at 700 each young collection scanned about 4,000 of them, most of which a later one would
-# have found dead; at 5,000 the young and middle collections of a 1,000-Rollout step cost
-# about 12 ms instead of 40 (each under 10 ms; BENCHMARKS.md, issue 13, seventh pass).
-YOUNG_COLLECTION_THRESHOLD = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +163,12 @@ class Lifecycle:
         # cached objects, and a full collection in its middle would scan them all (hundreds of
         # ms at 10,000 Rollouts). The threshold only bounds how long a never-idle daemon
         # goes without one.
+        # The young threshold stays CPython's 700: a step's survivors (new cached copies,
+        # planned Events, ~60 containers per Rollout) all pass through generation 1, whose
+        # collection scans ten young periods' worth; at 5,000 that was 128,702 objects and a
+        # 133 ms pause at 10,000 Rollouts (BENCHMARKS.md, issue 13, seventh pass).
         young, middle, _ = gc.get_threshold()
-        gc.set_threshold(max(young, YOUNG_COLLECTION_THRESHOLD), middle,
-                         FULL_COLLECTION_THRESHOLD)
+        gc.set_threshold(young, middle, FULL_COLLECTION_THRESHOLD)
         trim_heap = heap_trimmer()
         while not engine.closed:
             await engine.wait_idle()
