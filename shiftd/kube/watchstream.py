@@ -38,12 +38,23 @@ class JsonLinesDecoder:
         self._pending = b""
 
     def lines(self, chunk: bytes) -> list[bytes]:
-        """The lines ``chunk`` completes (blank ones left out), not parsed."""
+        """The lines ``chunk`` completes (blank ones left out), not parsed.
+
+        Found with ``bytes.find`` (memchr), not ``split``, which compares byte by byte: a
+        chunk of a busy watch holds hundreds of kilobytes and a few dozen lines."""
         if b"\n" not in chunk:
             self._pending += chunk
             return []
-        *lines, self._pending = (self._pending + chunk).split(b"\n")
-        return [line for line in lines if line.strip()]
+        data = self._pending + chunk if self._pending else chunk
+        lines: list[bytes] = []
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            line = data[start:end]
+            if line.strip():
+                lines.append(line)
+            start = end + 1
+        self._pending = data[start:]
+        return lines
 
     def rest(self) -> list[bytes]:
         """The last line, if the stream ended without a trailing newline."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -402,6 +403,19 @@ def test_json_lines_decoder_reassembles_documents_cut_anywhere(
     decoder = JsonLinesDecoder()
     lines = [line for chunk in chunks for line in decoder.lines(chunk)]
     assert [orjson.loads(line) for line in [*lines, *decoder.rest()]] == documents
+
+
+def test_json_lines_decoder_gives_the_streams_lines_however_it_is_cut() -> None:
+    stream = b"".join(random.Random(7).choice([b'{"a":1}', b"\n", b"  ", b"\n\n", b"[2]"])
+                      for _ in range(400))
+    whole = [line for line in stream.split(b"\n") if line.strip()]
+    rng = random.Random(11)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(len(stream) + 1), k=rng.randint(0, 30)))
+        decoder = JsonLinesDecoder()
+        lines = [line for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True)
+                 for line in decoder.lines(stream[start:end])]
+        assert [*lines, *decoder.rest()] == whole
 
 
 async def test_a_strategic_patch_on_a_custom_resource_maps_415() -> None:
