@@ -16,6 +16,7 @@ was made from stale objects: the Rollout is re-read and the key retried.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterable
@@ -268,7 +269,7 @@ class RolloutController:
         self._caches.set_references(key, refs)
         observed = observe(rollout, self._caches, router=router, specs=specs,
                            workload=self._workload(key, obj),
-                           memo=(self._replica_set_views, key))
+                           replica_set_views=functools.partial(self._replica_set_views.views, key))
         if needs_restart(restart_at=rollout.restart_at, now=now,
                          restarted_at=parse_time(str(rollout.status.get("restartedAt", "")))):
             # listed now, not watched: only a restarting Rollout needs its pods

@@ -6,6 +6,7 @@ Everything here reads the caches only; nothing writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from shiftd.common.podtemplate import without_spec
@@ -110,6 +111,10 @@ def analysis_specs(rollout: Rollout, obj: JsonObject,
     return specs
 
 
+# (rollout uid, its ReplicaSets) -> their views
+ViewsOf = Callable[[str, list[JsonObject]], tuple[ReplicaSetView, ...]]
+
+
 class ReplicaSetViews:
     """The ReplicaSet views each Rollout's last observation built, reused for the very same
     cached objects: the caches replace an object on every change and never change one in
@@ -142,15 +147,15 @@ class ReplicaSetViews:
 
 def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
             specs: dict[str, dict[str, Any]], workload: JsonObject | None = None,
-            memo: tuple[ReplicaSetViews, Any] | None = None) -> Observed:
+            replica_set_views: ViewsOf | None = None) -> Observed:
     """What the planner looks at: the ReplicaSets it owns or may adopt, its Services, what
     its router routes now, its AnalysisRuns and their specs, and the Deployment its
-    workloadRef names. ``memo``: the views to reuse, and the key of this Rollout in them."""
+    workloadRef names. ``replica_set_views``: builds (or reuses) the ReplicaSets' views."""
     namespace, uid = rollout.namespace, rollout.uid
     replica_sets = [*caches.owned(REPLICA_SET, namespace=namespace, uid=uid),
                     *caches.orphans(REPLICA_SET, namespace=namespace)]
     return Observed(
-        replica_sets=(memo[0].views(memo[1], uid, replica_sets) if memo is not None
+        replica_sets=(replica_set_views(uid, replica_sets) if replica_set_views is not None
                       else tuple(ReplicaSetView.from_object(rs, rollout_uid=uid)
                                  for rs in replica_sets)),
         services={

@@ -3,7 +3,7 @@ handed to its writer and its result handed back.
 
 A ``Wakeup`` is a future of the running event loop. It is set at most once and awaited by one
 task. Making one costs about a tenth of an ``anyio.Event``, which asks which async library is
-running each time it is made (a step of 10,000 Rollouts makes about eight per Rollout).
+running each time it is made (a due step makes one per write: two per Rollout).
 
 The daemon runs on anyio's asyncio backend (uvloop when installed). A cancel scope cancels
 the waiting task and, with it, the future it awaits. As with an Event, a wake-up set after its
