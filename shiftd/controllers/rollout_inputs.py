@@ -6,7 +6,7 @@ Everything here reads the caches only; nothing writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, Protocol
 
 from shiftd.common.podtemplate import without_spec
@@ -123,12 +123,13 @@ class ReplicaSetViews:
     ReplicaSets as last seen and their views, until it is observed again or forgotten."""
 
     def __init__(self) -> None:
-        self._seen: dict[Any, tuple[str, tuple[JsonObject, ...], tuple[ReplicaSetView, ...]]] = {}
+        self._seen: dict[Hashable, tuple[str, tuple[JsonObject, ...],
+                                         tuple[ReplicaSetView, ...]]] = {}
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def views(self, rollout: Any, rollout_uid: str,
+    def views(self, rollout: Hashable, rollout_uid: str,
               objects: list[JsonObject]) -> tuple[ReplicaSetView, ...]:
         """The views of ``objects`` for the Rollout ``rollout`` (any hashable key) of uid
         ``rollout_uid``."""
@@ -141,13 +142,13 @@ class ReplicaSetViews:
         self._seen[rollout] = (rollout_uid, tuple(objects), views)
         return views
 
-    def forget(self, rollout: Any) -> None:
+    def forget(self, rollout: Hashable) -> None:
         self._seen.pop(rollout, None)
 
 
 def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
-            specs: dict[str, dict[str, Any]], workload: JsonObject | None = None,
-            replica_set_views: ViewsOf | None = None) -> Observed:
+            specs: dict[str, dict[str, Any]], replica_set_views: ViewsOf,
+            workload: JsonObject | None = None) -> Observed:
     """What the planner looks at: the ReplicaSets it owns or may adopt, its Services, what
     its router routes now, its AnalysisRuns and their specs, and the Deployment its
     workloadRef names. ``replica_set_views``: builds (or reuses) the ReplicaSets' views."""
@@ -155,9 +156,7 @@ def observe(rollout: Rollout, caches: CacheReader, *, router: TrafficRouter,
     replica_sets = [*caches.owned(REPLICA_SET, namespace=namespace, uid=uid),
                     *caches.orphans(REPLICA_SET, namespace=namespace)]
     return Observed(
-        replica_sets=(replica_set_views(uid, replica_sets) if replica_set_views is not None
-                      else tuple(ReplicaSetView.from_object(rs, rollout_uid=uid)
-                                 for rs in replica_sets)),
+        replica_sets=replica_set_views(uid, replica_sets),
         services={
             name: (ServiceView.from_object(found) if found is not None else None)
             for name in _services(rollout)
