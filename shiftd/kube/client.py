@@ -328,7 +328,7 @@ class KubeClient:
         return await self._write("patch", "PATCH", kind.object_path(namespace, name, subresource),
                                  query=query, body=patch,
                                  content_type=PATCH_CONTENT_TYPES[patch_type],
-                                 target=Target(kind, namespace, name) if parse_answer else None,
+                                 target=Target(kind, namespace, name),
                                  parse_answer=parse_answer)
 
     async def delete(
