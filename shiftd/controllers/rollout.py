@@ -193,7 +193,8 @@ class RolloutController:
         try:
             plan, rollout = await self._plan(key, obj)
             for kind, written in await self._writes.apply(obj, rollout, plan):
-                ours.add(entry(kind, written))
+                if kind is not DEPLOYMENT:  # a scaled workload's new generation is an input
+                    ours.add(entry(kind, written))
         except (Conflict, Invalid, NotFound, RouteError) as error:
             self._settled.pop(key, None)
             logger.info("replanning %s after a conflict: %s", key.path, error,

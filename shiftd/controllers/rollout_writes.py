@@ -173,10 +173,12 @@ class RolloutWrites:
 
     async def _write(self, writer: Writer, kind: ResourceKind,
                      request: Callable[[], Awaitable[JsonObject]]) -> list[Written]:
-        """One create or patch on ``writer``; the answer goes into the caches at once (an
-        AnalysisRun's also wakes the analysis controller, as its watch event would)."""
+        """One create or patch on ``writer``; the answer goes into the caches at once. An
+        AnalysisRun's also wakes the analysis controller, and a Deployment's the Rollouts
+        whose workloadRef names it (its new generation is theirs to record), as their watch
+        events would: those events, arriving after, change nothing in the cache."""
         answered: JsonObject = await writer.submit(request)
-        self._caches.remember(kind, answered, notify=kind is ANALYSIS_RUN)
+        self._caches.remember(kind, answered, notify=kind is ANALYSIS_RUN or kind is DEPLOYMENT)
         return [(kind, answered)]
 
     async def refresh(self, namespace: str, name: str) -> None:

@@ -308,8 +308,8 @@ class Caches:
     # -- writing through ----------------------------------------------------------------------
     def remember(self, kind: ResourceKind, obj: JsonObject, *, notify: bool = False) -> None:
         """Put an object a write returned into the cache. With ``notify`` its handlers run
-        as for a watch event (whose later arrival will be a no-op), so whoever reacts to
-        this kind learns of the write at once."""
+        and the keys that reference it are woken, as for a watch event (whose later arrival
+        will be a no-op), so whoever reacts to this object learns of the write at once."""
         registration = self._kinds[kind.plural]
         registration.informer.remember(obj)
         # Index what the informer kept: when the watch already brought a newer copy (the
@@ -322,6 +322,8 @@ class Caches:
             for handler in registration.handlers:
                 for key in handler("MODIFIED", kept if kept is not None else obj):
                     self._enqueue(key)
+            for key in self._dependents_of((kind, namespace if kind.namespaced else "", name)):
+                self._enqueue(key)
 
     def remember_answer(self, kind: ResourceKind, obj: JsonObject) -> None:
         """``remember`` a write's answer as the client parses it, if ``kind`` is cached."""

@@ -1,5 +1,7 @@
 """When a Rollout reconcile may drop the wake-ups that came while it ran (``Outcome.settled``):
-only when the Rollout is still there and nothing but its own writes changed its inputs."""
+only when the Rollout is still there and nothing but its own writes changed its inputs, and
+never after it scaled the Deployment its workloadRef names (whose new generation the next
+plan records in ``status.workloadObservedGeneration``)."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from typing import Any, cast
 from shiftd.controllers.rollout import RolloutController, entry
 from shiftd.decide.rollout.actions import Plan
 from shiftd.kube.client import KubeClient
-from shiftd.kube.resources import ROLLOUT
+from shiftd.kube.resources import DEPLOYMENT, ROLLOUT
 from shiftd.model.argo.rollout import RolloutDefaults
 from shiftd.runtime.caches import Caches
 from shiftd.runtime.clock import ManualClock
-from shiftd.runtime.keys import key_of
+from shiftd.runtime.keys import ObjectKey, key_of
 from shiftd.runtime.telemetry import Telemetry
 from shiftd.traffic.registry import TrafficRouters
 
@@ -25,12 +27,14 @@ def rollout(version: str) -> dict[str, Any]:
                          "resourceVersion": version, "generation": 1}, "spec": {}}
 
 
-def controller_and_caches() -> tuple[RolloutController, Caches]:
+def controller_and_caches(woken: list[ObjectKey] | None = None
+                          ) -> tuple[RolloutController, Caches]:
     client = cast(KubeClient, object())  # never called: nothing here is read or written
-    caches = Caches(client, namespaces=None, enqueue=lambda key: None)
+    caches = Caches(client, namespaces=None,
+                    enqueue=lambda key: None if woken is None else woken.append(key))
     controller = RolloutController(
         client=client, caches=caches, routers=TrafficRouters(()), writes=cast(Any, None),
-        clock=ManualClock(), telemetry=cast(Telemetry, None), instance_id=None,
+        clock=ManualClock(), telemetry=Telemetry(), instance_id=None,
         defaults=RolloutDefaults(), workers=1)
     controller.register(caches)
     return controller, caches
@@ -51,3 +55,51 @@ async def test_settled_only_while_the_rollout_is_cached_and_only_its_own_writes_
 
     caches.forget(ROLLOUT, "shop", "web")  # deleted while it was reconciled
     assert not controller._settle(key, PLAN, before=before, ours=set())
+
+
+def deployment(version: str, generation: int, replicas: int) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "uid-deploy",
+                         "resourceVersion": version, "generation": generation},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "web",
+                                                           "image": "nginx:1.25"}]}}}}
+
+
+def referencing_rollout() -> dict[str, Any]:
+    obj = rollout("10")
+    obj["spec"] = {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                   "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                   "name": "web", "scaleDown": "onsuccess"},
+                   "strategy": {"canary": {"steps": []}}}
+    return obj
+
+
+class ScalesTheDeployment:
+    """Rollout writes that scale the Deployment down, whatever the plan says, answering
+    (and caching) its next generation as the real writes do."""
+
+    def __init__(self, caches: Caches) -> None:
+        self._caches = caches
+
+    async def apply(self, obj: Any, rollout: Any, plan: Plan) -> list[Any]:
+        scaled = deployment("21", generation=2, replicas=0)
+        self._caches.remember(DEPLOYMENT, scaled, notify=True)
+        return [(DEPLOYMENT, scaled)]
+
+
+async def test_a_reconcile_that_scaled_its_workload_is_not_settled_and_wakes_the_rollout(
+) -> None:
+    woken: list[ObjectKey] = []
+    controller, caches = controller_and_caches(woken=woken)
+    controller._writes = cast(Any, ScalesTheDeployment(caches))
+    caches.remember(DEPLOYMENT, deployment("20", generation=1, replicas=1))
+    caches.remember(ROLLOUT, referencing_rollout())
+    key = key_of("Rollout", referencing_rollout())
+
+    outcome = await controller.reconcile(key)
+
+    assert caches.references(key) == ((DEPLOYMENT, "shop", "web"),)
+    assert not outcome.settled  # the Deployment's generation 2 is still to be recorded
+    assert key in woken  # the write woke the Rollout that references the Deployment
