@@ -37,7 +37,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 from shiftd.cli import ctl
 from shiftd.common.tasks import running
 from shiftd.kube.client import KubeClient
-from shiftd.kube.errors import NotFound
+from shiftd.kube.errors import Conflict, NotFound
 from shiftd.kube.resources import (
     CUSTOM_RESOURCE_DEFINITION,
     NAMESPACE,
@@ -85,6 +85,8 @@ _BUILTIN_KINDS: Mapping[str, tuple[str, str]] = {
     "ReplicaSet": ("apps", "replicasets"),
 }
 _SKIPPED_KINDS = frozenset({"Namespace"})  # the test namespace replaces the example's own
+_SERVICE_ACCOUNT = ResourceKind("", "v1", "ServiceAccount", "serviceaccounts",
+                                status_subresource=False)
 
 
 # --- shared inputs ---------------------------------------------------------------------------
@@ -409,6 +411,16 @@ async def _create_namespace(client: KubeClient) -> str:
     return name
 
 
+async def _ensure_default_service_account(client: KubeClient, namespace: str) -> None:
+    """Create the namespace's ``default`` ServiceAccount unless it exists: the ServiceAccount
+    admission plugin refuses Pods without it, and a bare kube-apiserver (no
+    controller-manager) never makes it; a full cluster's controller may make it first."""
+    with suppress(Conflict):
+        await client.create(_SERVICE_ACCOUNT, namespace, {
+            "apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": namespace}})
+
+
 def _monitored(client: KubeClient, namespace: str, crds: Sequence[Mapping[str, Any]], *,
                enabled: bool = True) -> AbstractAsyncContextManager[InvariantMonitor]:
     """The invariant monitor over the test's namespace (mesh kinds only when installed);
@@ -427,6 +439,7 @@ async def _real_cluster(kubeconfig: str, crds: Sequence[Mapping[str, Any]], *,
         await _install_crds(client, crds)
         namespace = await _create_namespace(client)
         try:
+            await _ensure_default_service_account(client, namespace)
             async with _monitored(client, namespace, crds, enabled=monitor) as watcher:
                 yield Cluster(client=client, namespace=namespace,
                               kubeconfig_path=Path(kubeconfig), api=None, crds=crds,

@@ -19,14 +19,15 @@ from anyio.abc import TaskStatus
 
 from shiftd.cli.ctl import restart_rollout
 from shiftd.common.tasks import running
-from shiftd.kube.resources import POD, ROLLOUT, ResourceKind
+from shiftd.kube.resources import POD, ROLLOUT
 from shiftd.runtime.clock import ManualClock
 from tests.integration.daemon_support import basic_rollout, running_daemon
 from tests.integration.harness import Cluster, test_cluster
+from tests.support.disruption import POD_DISRUPTION_BUDGET, keeping_budgets
 
 Obj = dict[str, Any]
 NAME = "web"
-PDB = ResourceKind("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets")
+PDB = POD_DISRUPTION_BUDGET
 
 
 def ready(pod: Obj) -> bool:
@@ -104,6 +105,7 @@ async def test_restart_at_evicts_every_pod_in_batches_within_max_unavailable_and
     clock = ManualClock(datetime.now(UTC))
     async with test_cluster() as cluster, watching_pods(cluster) as pods, \
             cluster.kubelet(ready_after=0.2, create_pods=True), \
+            keeping_budgets(cluster.client, cluster.namespace, bare_server=cluster.api is None), \
             running_daemon(cluster, clock=clock):
         rollout = await cluster.client.create(ROLLOUT, cluster.namespace, rollout_of(4))
         await cluster.wait_for(lambda: healthy_with_ready_pods(cluster, pods, 4),
