@@ -9,15 +9,19 @@ doing all three in one pass.
 Honoured: ``properties``, ``additionalProperties`` (schema or ``true``), ``items``,
 ``x-kubernetes-preserve-unknown-fields``, ``x-kubernetes-embedded-resource`` (keeps
 ``apiVersion``/``kind``/``metadata``), ``x-kubernetes-int-or-string``, ``default``, ``type``,
-``nullable``, ``required``, ``enum``, ``minimum`` and ``maximum``. Not evaluated: ``pattern``,
-``format``, ``oneOf``/``anyOf``/``allOf``, length and item counts, and CEL
-``x-kubernetes-validations``; a real server rejects more, never less, and the daemon writes only
-status and routing fields that those rules do not constrain.
+``nullable``, ``required``, ``enum``, ``minimum``, ``maximum``, ``pattern`` (a search, as Go's
+``MatchString``; a pattern Python's ``re`` cannot compile is not evaluated), ``minLength``,
+``maxLength`` (in characters), ``minItems`` and ``maxItems``, with a real server's messages
+(kube-apiserver v1.28: a string's first failed check only). Not evaluated: ``format``,
+``oneOf``/``anyOf``/``allOf``, ``uniqueItems`` and CEL ``x-kubernetes-validations``; a real
+server rejects more, never less, and the daemon writes only status and routing fields that
+those rules do not constrain.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,7 +88,12 @@ class _Node:
     enum: tuple[Any, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
-    checked: bool = False  # has an enum, a minimum or a maximum
+    pattern: re.Pattern[str] | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    min_items: int | None = None
+    max_items: int | None = None
+    checked: bool = False  # has any of the checks above (enum to maxItems)
 
 
 def _compile(schema: Mapping[str, Any]) -> _Node:
@@ -109,8 +118,28 @@ def _compile(schema: Mapping[str, Any]) -> _Node:
         enum=tuple(schema["enum"]) if "enum" in schema else None,
         minimum=schema.get("minimum"),
         maximum=schema.get("maximum"),
-        checked=any(key in schema for key in ("enum", "minimum", "maximum")),
+        pattern=_pattern(schema.get("pattern")),
+        min_length=schema.get("minLength"),
+        max_length=schema.get("maxLength"),
+        min_items=schema.get("minItems"),
+        max_items=schema.get("maxItems"),
+        checked=any(key in schema for key in _CHECKS),
     )
+
+
+_CHECKS = ("enum", "minimum", "maximum", "pattern", "minLength", "maxLength", "minItems",
+           "maxItems")
+
+
+def _pattern(text: Any) -> re.Pattern[str] | None:
+    """A schema's ``pattern`` compiled (Go's RE2 syntax is, for the CRDs' patterns, Python's);
+    ``None`` when there is none or Python cannot compile it (then it is not evaluated)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return re.compile(text)
+    except re.error:
+        return None
 
 
 class _Walk:
@@ -131,6 +160,8 @@ class _Walk:
                                   f"{_format_path(path)} in body must be of type "
                                   f"integer,string: {go_value(json_type(value))}",
                             "FieldValueTypeInvalid")
+            if node.checked and isinstance(value, str):
+                self._check_string(value, node, path)
             return value
         expected = node.type
         if expected is not None and not (
@@ -181,6 +212,10 @@ class _Walk:
         return out
 
     def _check_scalar(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> None:
+        if isinstance(value, str):
+            self._check_string(value, node, path)
+        elif isinstance(value, list):
+            self._check_items(value, node, path)
         if node.enum is not None and value not in node.enum:
             supported = ", ".join(go_value(option) for option in node.enum)
             self._error(path, f"Unsupported value: {go_value(value)}: supported values: "
@@ -194,6 +229,27 @@ class _Walk:
                 self._error(path, f"Invalid value: {go_value(value)}: {_format_path(path)} in "
                                   f"body should be less than or equal to "
                                   f"{go_value(node.maximum)}")
+
+    def _check_string(self, value: str, node: _Node, path: tuple[str | int, ...]) -> None:
+        """maxLength, minLength, pattern: the first that fails (as the real server)."""
+        where = _format_path(path)
+        if node.max_length is not None and len(value) > node.max_length:
+            self._error(path, f"Too long: may not be longer than {node.max_length}",
+                        "FieldValueTooLong")
+        elif node.min_length is not None and len(value) < node.min_length:
+            self._error(path, f"Invalid value: {go_value(value)}: {where} in body should be at "
+                              f"least {node.min_length} chars long")
+        elif node.pattern is not None and node.pattern.search(value) is None:
+            self._error(path, f"Invalid value: {go_value(value)}: {where} in body should match "
+                              f"'{node.pattern.pattern}'")
+
+    def _check_items(self, value: list[Any], node: _Node, path: tuple[str | int, ...]) -> None:
+        if node.min_items is not None and len(value) < node.min_items:
+            self._error(path, f"Invalid value: {len(value)}: {_format_path(path)} in body should "
+                              f"have at least {node.min_items} items")
+        if node.max_items is not None and len(value) > node.max_items:
+            self._error(path, f"Too many: {len(value)}: must have at most {node.max_items} items",
+                        "FieldValueTooMany")
 
     def _type_error(self, value: Any, node: _Node, path: tuple[str | int, ...]) -> None:
         actual = go_value(json_type(value))

@@ -14,7 +14,7 @@ from tests.integration.test_flagger_canary import canary_status, install_uncheck
 from tests.support.loadtester import loadtester
 
 INVALID = {  # name -> (spec changes the CRD's schema lets through, the field named)
-    "bad-interval": ({"analysis": {"interval": "soon"}}, "spec.analysis.interval"),
+    "bad-interval": ({"analysis": {"interval": "1sec"}}, "spec.analysis.interval"),
     "bad-provider": ({"provider": "linkerd"}, "spec.provider: linkerd is not supported"),
     "bad-target-kind": ({"targetRef": {"apiVersion": "apps/v1", "kind": "DaemonSet",
                                        "name": "podinfo"}}, "spec.targetRef.kind"),
