@@ -48,14 +48,12 @@ from shiftd.kube.resources import (
     NAMESPACE,
     ROLLOUT,
     SERVICE,
+    SERVICE_ACCOUNT,
     VIRTUAL_SERVICE,
-    ResourceKind,
 )
 from shiftd.sim import FakeKubelet
 
 Obj = dict[str, Any]
-SERVICE_ACCOUNT = ResourceKind("", "v1", "ServiceAccount", "serviceaccounts",
-                               status_subresource=False)
 STEPS = [{"setWeight": 10}, {"pause": {}}]
 CONCURRENCY = 64
 

@@ -65,6 +65,8 @@ SERVICE = ResourceKind("", "v1", "Service", "services")
 POD = ResourceKind("", "v1", "Pod", "pods")
 EVENT = ResourceKind("", "v1", "Event", "events", status_subresource=False)
 NAMESPACE = ResourceKind("", "v1", "Namespace", "namespaces", namespaced=False)
+SERVICE_ACCOUNT = ResourceKind("", "v1", "ServiceAccount", "serviceaccounts",
+                               status_subresource=False)  # read by the tests and benchmarks only
 CUSTOM_RESOURCE_DEFINITION = ResourceKind(
     "apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions",
     namespaced=False,

@@ -62,7 +62,8 @@ def selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
     return True
 
 
-def _healthy(pod: Obj) -> bool:
+def healthy_pod(pod: Obj) -> bool:
+    """Ready and not being deleted (what a budget counts as healthy)."""
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return False
     return any(c.get("type") == "Ready" and c.get("status") == "True"
@@ -101,9 +102,9 @@ def check_budgets(pod: Obj, *, budgets: list[Obj], pods: list[Obj]) -> None:
     spec = budget.get("spec") or {}
     selected = [p for p in pods
                 if selects(spec.get("selector"), (p.get("metadata") or {}).get("labels") or {})]
-    healthy = sum(1 for p in selected if _healthy(p))
+    healthy = sum(1 for p in selected if healthy_pod(p))
     wanted = desired_healthy(spec, len(selected))
-    if healthy - (1 if _healthy(pod) else 0) >= wanted:
+    if healthy - (1 if healthy_pod(pod) else 0) >= wanted:
         return
     budget_name = (budget.get("metadata") or {}).get("name", "")
     raise ApiStatusError(429, TOO_MANY_REQUESTS, reason="TooManyRequests", details={

@@ -44,6 +44,7 @@ from shiftd.kube.resources import (
     REPLICA_SET,
     ROLLOUT,
     SERVICE,
+    SERVICE_ACCOUNT,
     VIRTUAL_SERVICE,
     ResourceKind,
 )
@@ -85,8 +86,6 @@ _BUILTIN_KINDS: Mapping[str, tuple[str, str]] = {
     "ReplicaSet": ("apps", "replicasets"),
 }
 _SKIPPED_KINDS = frozenset({"Namespace"})  # the test namespace replaces the example's own
-_SERVICE_ACCOUNT = ResourceKind("", "v1", "ServiceAccount", "serviceaccounts",
-                                status_subresource=False)
 
 
 # --- shared inputs ---------------------------------------------------------------------------
@@ -416,7 +415,7 @@ async def _ensure_default_service_account(client: KubeClient, namespace: str) ->
     admission plugin refuses Pods without it, and a bare kube-apiserver (no
     controller-manager) never makes it; a full cluster's controller may make it first."""
     with suppress(Conflict):
-        await client.create(_SERVICE_ACCOUNT, namespace, {
+        await client.create(SERVICE_ACCOUNT, namespace, {
             "apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": "default", "namespace": namespace}})
 

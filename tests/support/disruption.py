@@ -27,18 +27,12 @@ from shiftd.common.tasks import running
 from shiftd.kube.client import KubeClient
 from shiftd.kube.errors import Conflict, NotFound
 from shiftd.kube.resources import POD, ResourceKind
-from shiftd.sim.eviction import desired_healthy, selects
+from shiftd.sim.eviction import desired_healthy, healthy_pod, selects
 
 Obj = dict[str, Any]
 POD_DISRUPTION_BUDGET = ResourceKind("policy", "v1", "PodDisruptionBudget",
                                      "poddisruptionbudgets")
 _ROUND_SECONDS = 0.1
-
-
-def _ready(pod: Mapping[str, Any]) -> bool:
-    return not (pod.get("metadata") or {}).get("deletionTimestamp") and any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in (pod.get("status") or {}).get("conditions") or ())
 
 
 def budget_status(budget: Mapping[str, Any], pods: list[Obj]) -> Obj:
@@ -53,7 +47,7 @@ def budget_status(budget: Mapping[str, Any], pods: list[Obj]) -> Obj:
             if not p["metadata"].get("deletionTimestamp")}
     disrupted = {name: when for name, when in recorded.items() if name in live}
     healthy = sum(1 for p in selected
-                  if _ready(p) and p["metadata"]["name"] not in disrupted)
+                  if healthy_pod(p) and p["metadata"]["name"] not in disrupted)
     desired = desired_healthy(spec, len(selected))
     return {"observedGeneration": budget["metadata"].get("generation", 1),
             "disruptedPods": disrupted,
